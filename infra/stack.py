@@ -1,0 +1,119 @@
+"""Bring the local stack up and down, and report on it.
+
+    lake up            # install what is missing, start every server, seed them
+    lake status        # one row per server: state, pid, ports, memory, log
+    lake down          # stop everything Lake started, leaving no process behind
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import psutil
+import structlog
+
+from infra import procs
+from infra.procs import StackError
+from infra.services import Service, stack
+from lake.config import Settings
+
+log = structlog.get_logger("lake.stack")
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str  # healthy | unhealthy | stopped
+    pid: int | None
+    ports: list[int]
+    rss_mb: float
+    uptime_s: float
+    log: Path
+
+
+def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
+    services = stack(s)
+    names = list(names)
+    unknown = set(names) - {x.name for x in services}
+    if unknown:
+        raise StackError(f"unknown service(s) {sorted(unknown)}; known: {[x.name for x in services]}")
+    return [x for x in services if not names or x.name in names]
+
+
+def install(s: Settings, names: Iterable[str] = ()) -> None:
+    for svc in select(s, names):
+        log.info("install", service=svc.name)
+        svc.install()
+
+
+def _healthy(svc: Service) -> bool:
+    try:
+        return bool(svc.healthy())
+    except Exception:
+        return False
+
+
+def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
+    """Start what is not running; returns the names started. Safe to run twice."""
+    for d in (s.run_dir, s.log_dir, s.data_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    started: list[str] = []
+    for _, wave in groupby(sorted(select(s, names), key=lambda x: x.wave), key=lambda x: x.wave):
+        wave = list(wave)
+        waiting: list[tuple[Service, procs.Proc, psutil.Process | None]] = []
+        for svc in wave:
+            svc.install()
+            proc = svc.proc()
+            running = procs.read_pid(proc)
+            if running is not None:
+                log.info("already running", service=svc.name, pid=running.pid)
+                waiting.append((svc, proc, running))
+                continue
+            svc.prepare()
+            proc = svc.proc()
+            t0 = time.monotonic()
+            p = procs.spawn(proc)
+            log.info("started", service=svc.name, pid=p.pid, ports=proc.ports, log=str(proc.log))
+            started.append(svc.name)
+            waiting.append((svc, proc, p))
+            svc._t0 = t0
+        for svc, proc, p in waiting:
+            procs.wait_healthy(proc, svc.healthy, svc.health_timeout, p)
+            svc.seed()
+            if svc.name in started:
+                log.info("healthy", service=svc.name, seconds=round(time.monotonic() - svc._t0, 1))
+    return started
+
+
+def down(s: Settings, names: Iterable[str] = ()) -> list[str]:
+    """Stop servers in reverse start order; returns the names that were running."""
+    stopped = []
+    for svc in reversed(select(s, names)):
+        if procs.stop(svc.proc()):
+            log.info("stopped", service=svc.name)
+            stopped.append(svc.name)
+    return stopped
+
+
+def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
+    rows = []
+    for svc in select(s, names):
+        proc = svc.proc()
+        p = procs.read_pid(proc)
+        if p is None:
+            rows.append(ServiceStatus(svc.name, "stopped", None, proc.ports, 0.0, 0.0, proc.log))
+            continue
+        rss = 0
+        for q in [p, *p.children(recursive=True)]:
+            try:
+                rss += q.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        state = "healthy" if _healthy(svc) else "unhealthy"
+        rows.append(ServiceStatus(svc.name, state, p.pid, proc.ports, rss / 2**20, time.time() - p.create_time(),
+                                  proc.log))
+    return rows

@@ -1,0 +1,18 @@
+"""The ``lake`` command line. ``lake --help`` lists the commands.
+
+    lake up && lake status
+"""
+
+from __future__ import annotations
+
+import typer
+
+from lake.cli import stack
+
+app = typer.Typer(help="Lake: an open medallion data lake for images.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+stack.register(app)
+
+
+def main() -> None:
+    app()

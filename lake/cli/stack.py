@@ -1,0 +1,100 @@
+"""Stack commands: install, up, down, status, logs."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.procs import StackError
+from lake.config import get_settings
+from lake.logging import setup_logging
+
+console = Console()
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def install(services: Services = None) -> None:
+        """Download and build what the local stack runs (cached under ~/.cache/lake)."""
+        from infra import stack
+
+        setup_logging()
+        try:
+            stack.install(get_settings(), services or [])
+        except StackError as e:
+            _fail(e)
+
+    @app.command()
+    def up(services: Services = None) -> None:
+        """Start the local stack (installing what is missing). Running twice is harmless."""
+        from infra import stack
+
+        setup_logging()
+        try:
+            started = stack.up(get_settings(), services or [])
+        except StackError as e:
+            _fail(e)
+        console.print(f"[green]up[/green]: started {', '.join(started) or 'nothing (all running)'}")
+
+    @app.command()
+    def down(services: Services = None) -> None:
+        """Stop every server Lake started (or the ones named)."""
+        from infra import stack
+
+        setup_logging()
+        stopped = stack.down(get_settings(), services or [])
+        console.print(f"[green]down[/green]: stopped {', '.join(stopped) or 'nothing (none running)'}")
+
+    @app.command()
+    def status(
+        services: Services = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    ) -> None:
+        """A table of the servers: state, pid, ports, memory, uptime, log. Exit 1 if any is not healthy."""
+        from infra import stack
+
+        rows = stack.status(get_settings(), services or [])
+        if as_json:
+            print(json.dumps([{**r.__dict__, "log": str(r.log)} for r in rows], indent=2))
+        else:
+            t = Table(title="Lake local stack")
+            for col in ("service", "state", "pid", "ports", "memory", "uptime", "log"):
+                t.add_column(col)
+            colour = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
+            for r in rows:
+                t.add_row(r.name, f"[{colour[r.state]}]{r.state}[/]", str(r.pid or "-"),
+                          ",".join(map(str, r.ports)), f"{r.rss_mb:.0f} MiB" if r.pid else "-",
+                          f"{r.uptime_s:.0f}s" if r.pid else "-", str(r.log))
+            t.caption = f"total memory: {sum(r.rss_mb for r in rows):.0f} MiB"
+            console.print(t)
+        if any(r.state != "healthy" for r in rows):
+            raise typer.Exit(1)
+
+    @app.command()
+    def logs(
+        service: Annotated[str, typer.Argument(help="postgres, minio, ferretdb, kafka, trino, ...")],
+        lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 50,
+        follow: Annotated[bool, typer.Option("-f", help="Keep printing new lines.")] = False,
+    ) -> None:
+        """Show a server's log."""
+        from infra import stack
+
+        try:
+            (svc,) = stack.select(get_settings(), [service])
+        except StackError as e:
+            _fail(e)
+        path = svc.proc().log
+        if not path.exists():
+            _fail(StackError(f"no log yet at {path}; has `lake up` run?"))
+        os.execvp("tail", ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)])

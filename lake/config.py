@@ -1,0 +1,139 @@
+"""One typed settings object for every part of Lake.
+
+Read from the environment (``LAKE_*``) or a ``.env`` file; the defaults are the local
+stack started by ``lake up``. Never build it at import time (DAG parsing and Spark
+executors import modules): call ``get_settings()``.
+
+    LAKE_MODE=compose LAKE_S3_SECRET_KEY=... lake status
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Local-only credentials: fine on loopback, refused in any other mode.
+LOCAL_SECRETS = frozenset({"lake-local-secret", "lake-local", "changeme", ""})
+
+
+class Settings(BaseSettings):
+    """Endpoints, credentials, names and paths. Environments differ only by these values.
+
+    Fields (env var = ``LAKE_`` + upper-case name):
+        mode (str, "local"): local | compose | cluster; secrets must be set outside local.
+        host (str, "127.0.0.1"): the address local servers bind to.
+        state_dir (Path, <repo>/.lake): data, logs, pid files and venvs of the local stack.
+        cache_dir (Path, ~/.cache/lake): downloads and builds shared by checkouts.
+        kafka_port (int, 9092), kafka_bootstrap (str): the broker list clients use.
+        topic_uploads, topic_uploads_dlq, topic_models_promoted (str): DESIGN.md topics.
+        s3_port (int, 9000), s3_console_port (int, 9001), s3_endpoint (str),
+        s3_access_key (str), s3_secret_key (secret), s3_region (str).
+        buckets (list[str]): bronze, silver, gold, models, warehouse.
+        postgres_port (int, 5432), postgres_user (str), postgres_password (secret),
+        postgres_db (str): the Iceberg JDBC catalog database.
+        mongo_port (int, 27017), mongo_uri (str), mongo_db (str, "lake").
+        trino_port (int, 8085), trino_user (str), trino_heap (str, "2G").
+        spark_master (str, "local[2]"), spark_driver_memory (str, "2g").
+        iceberg_catalog (str, "lake"), warehouse (str, "s3://warehouse/").
+        airflow_port (int, 8080), superset_port (int, 8088), api_port (int, 8000).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LAKE_", env_file=".env", extra="ignore")
+
+    mode: Literal["local", "compose", "cluster"] = "local"
+    host: str = "127.0.0.1"
+    state_dir: Path = REPO_ROOT / ".lake"
+    cache_dir: Path = Path.home() / ".cache" / "lake"
+
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_bootstrap: str = ""
+    topic_uploads: str = "images.uploaded"
+    topic_uploads_dlq: str = "images.uploaded.dlq"
+    topic_models_promoted: str = "models.promoted"
+    kafka_partitions: int = 3
+
+    s3_port: int = 9000
+    s3_console_port: int = 9001
+    s3_endpoint: str = ""
+    s3_access_key: str = "lake"
+    s3_secret_key: SecretStr = SecretStr("lake-local-secret")
+    s3_region: str = "us-east-1"
+    buckets: list[str] = Field(default_factory=lambda: ["bronze", "silver", "gold", "models", "warehouse"])
+
+    postgres_host: str = ""
+    postgres_port: int = 5432
+    postgres_user: str = "lake"
+    postgres_password: SecretStr = SecretStr("lake-local")
+    postgres_db: str = "lake"
+
+    mongo_port: int = 27017
+    mongo_uri: str = ""
+    mongo_db: str = "lake"
+
+    trino_host: str = ""
+    trino_port: int = 8085
+    trino_user: str = "lake"
+    trino_heap: str = "2G"
+
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
+    iceberg_catalog: str = "lake"
+    warehouse: str = "s3://warehouse/"
+
+    airflow_port: int = 8080
+    superset_port: int = 8088
+    api_port: int = 8000
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        # Endpoints default to the local servers; compose/cluster set them explicitly.
+        self.kafka_bootstrap = self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+        self.s3_endpoint = self.s3_endpoint or f"http://{self.host}:{self.s3_port}"
+        self.postgres_host = self.postgres_host or self.host
+        self.mongo_uri = self.mongo_uri or f"mongodb://{self.host}:{self.mongo_port}/"
+        self.trino_host = self.trino_host or self.host
+        if self.mode != "local":
+            weak = [
+                name
+                for name in ("s3_secret_key", "postgres_password")
+                if getattr(self, name).get_secret_value() in LOCAL_SECRETS
+            ]
+            if weak:
+                env = ", ".join(f"LAKE_{n.upper()}" for n in weak)
+                raise ValueError(f"mode={self.mode} refuses local default secrets: set {env}")
+        return self
+
+    # Paths of the local stack (all under state_dir).
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.state_dir / "data"
+
+    @property
+    def postgres_dsn(self) -> str:
+        pw = self.postgres_password.get_secret_value()
+        return f"postgresql://{self.postgres_user}:{pw}@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return Settings()
