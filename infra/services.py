@@ -199,7 +199,12 @@ class MinIO(Service):
 
 
 class FerretDB(Service):
-    """MongoDB wire protocol on PostgreSQL: our embedding of FerretDB v1 (infra/ferretdb)."""
+    """MongoDB wire protocol on PostgreSQL: our embedding of FerretDB v1 (infra/ferretdb).
+
+    FerretDB itself listens on a Unix socket; our proxy in front of it drops the
+    `collation: {locale: "simple"}` that Trino's mongodb connector sends on `find`
+    (FerretDB v1 rejects any collation; "simple" is its default binary order anyway).
+    """
 
     @property
     def ports(self) -> list[int]:
@@ -209,7 +214,8 @@ class FerretDB(Service):
         install.ferretdb_bin(self.s)
 
     def argv(self) -> list[str]:
-        return [str(install.ferretdb_bin(self.s)), "-listen", f"{self.s.host}:{self.s.mongo_port}"]
+        return [str(install.ferretdb_bin(self.s)), "-listen", f"{self.s.host}:{self.s.mongo_port}",
+                "-internal-socket", str(self.s.run_dir / "ferretdb.sock")]
 
     def env(self) -> dict[str, str]:
         s = self.s

@@ -94,8 +94,9 @@ func run(logger *slog.Logger, listen, pgURL, socket string) error {
 		logger: logger,
 	}
 	logger.Info("serving MongoDB wire protocol", "listen", ln.Addr().String(), "internal_socket", socket)
-	p.serve(ctx, ln) // returns after SIGTERM/SIGINT, with all proxied connections closed
+	err = p.serve(ctx, ln) // returns after SIGTERM/SIGINT, with all proxied connections closed
+	stop()                 // stops FerretDB too if serve failed on its own
 	<-ferretDone
 	logger.Info("stopped")
-	return nil
+	return err
 }

@@ -144,9 +144,13 @@ type proxy struct {
 	wg    sync.WaitGroup
 }
 
-// serve blocks until ctx is canceled, then closes ln and every open connection
-// (clients see a dropped connection and retry, as with a mongod shutdown).
-func (p *proxy) serve(ctx context.Context, ln net.Listener) {
+// serve blocks until ctx is canceled or accepting fails, then closes ln and every
+// open connection (clients see a dropped connection and retry, as with a mongod
+// shutdown).
+func (p *proxy) serve(ctx context.Context, ln net.Listener) error {
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p.conns = map[net.Conn]struct{}{}
 	go func() {
 		<-ctx.Done()
@@ -158,12 +162,10 @@ func (p *proxy) serve(ctx context.Context, ln net.Listener) {
 		p.mu.Unlock()
 	}()
 
+	var err error
 	for {
-		client, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() == nil {
-				p.logger.Error("accept failed", "error", err)
-			}
+		var client net.Conn
+		if client, err = ln.Accept(); err != nil {
 			break
 		}
 		p.wg.Add(1)
@@ -172,7 +174,12 @@ func (p *proxy) serve(ctx context.Context, ln net.Listener) {
 			p.handle(ctx, client)
 		}()
 	}
+	cancel()
 	p.wg.Wait()
+	if parent.Err() != nil {
+		return nil // asked to stop; the Accept error is just the closed listener
+	}
+	return err
 }
 
 // track registers c for shutdown; false if shutdown already began.

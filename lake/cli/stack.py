@@ -82,6 +82,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command()
+    def demo(rows: Annotated[int, typer.Option(help="Rows the Spark job writes.")] = 1000) -> None:
+        """Run the main job end to end on the running stack (see `make demo`)."""
+        from lake import demo as demo_mod
+
+        setup_logging()
+        demo_mod.run(rows)
+
+    @app.command()
     def logs(
         service: Annotated[str, typer.Argument(help="postgres, minio, ferretdb, kafka, trino, ...")],
         lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 50,

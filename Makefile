@@ -1,0 +1,51 @@
+# Lake: the two commands are `make demo` and `make test`; both install what they need.
+# Everything downloaded or built is cached under ~/.cache/lake; state lives in .lake/.
+SHELL := /bin/bash
+VENV := .lake/venvs/core
+LAKE := $(VENV)/bin/lake
+PY := $(VENV)/bin/python
+
+.PHONY: help venv venvs install up down status demo test test-unit bench lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+venv:  ## the core venv (Spark, clients, CLI, API, tests)
+	@infra/bootstrap.sh core
+
+venvs: venv  ## all three venvs: core, airflow, superset
+	@infra/bootstrap.sh airflow
+	@infra/bootstrap.sh superset
+
+install: venv  ## download and build every server (cached)
+	@$(LAKE) install
+
+up: venv  ## start the local stack
+	@$(LAKE) up
+
+down:  ## stop everything the stack started
+	@[ -x $(LAKE) ] && $(LAKE) down || true
+
+status:  ## a table of the servers
+	@$(LAKE) status
+
+demo: venv  ## start the stack and run the main job end to end
+	@$(LAKE) up
+	@$(LAKE) demo
+
+test: venv  ## start what the tests need, run them all, stop what was started
+	@infra/test.sh
+
+test-unit: venv  ## only the tests that need no server
+	@$(PY) -m pytest -m "not integration"
+
+bench: venv  ## benchmarks; figures go to bench/results/
+	@$(PY) -m bench
+
+lock:  ## re-resolve requirements/*.in into the lock files
+	@for n in core airflow superset; do \
+	  UV_CACHE_DIR=$$HOME/.cache/lake/uv $$HOME/.cache/lake/tools/bin/uv pip compile -q \
+	    --python-version 3.11 requirements/$$n.in -o requirements/$$n.lock; done
+
+clean: down  ## remove local state (data, logs, venvs); the download cache stays
+	rm -rf .lake

@@ -1,0 +1,40 @@
+"""lake/config.py: defaults, environment overrides, and the secret guard."""
+
+import pytest
+from pydantic import ValidationError
+
+from lake.config import Settings
+
+
+def test_local_defaults_derive_endpoints():
+    s = Settings(_env_file=None)
+    assert s.mode == "local"
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.s3_endpoint == "http://127.0.0.1:9000"
+    assert s.mongo_uri == "mongodb://127.0.0.1:27017/"
+    assert s.jdbc_url == "jdbc:postgresql://127.0.0.1:5432/lake"
+    assert s.buckets == ["bronze", "silver", "gold", "models", "warehouse"]
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("LAKE_KAFKA_PORT", "19092")
+    monkeypatch.setenv("LAKE_S3_ENDPOINT", "https://s3.example:443")
+    s = Settings(_env_file=None)
+    assert s.kafka_bootstrap == "127.0.0.1:19092"
+    assert s.s3_endpoint == "https://s3.example:443"
+
+
+@pytest.mark.parametrize("mode", ["compose", "cluster"])
+def test_refuses_local_secrets_outside_local_mode(monkeypatch, mode):
+    monkeypatch.setenv("LAKE_MODE", mode)
+    with pytest.raises(ValidationError, match="LAKE_S3_SECRET_KEY, LAKE_POSTGRES_PASSWORD"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("LAKE_S3_SECRET_KEY", "a-real-secret-1")
+    monkeypatch.setenv("LAKE_POSTGRES_PASSWORD", "a-real-secret-2")
+    assert Settings(_env_file=None).mode == mode
+
+
+def test_secrets_never_printed():
+    s = Settings(_env_file=None)
+    assert "lake-local-secret" not in repr(s)
+    assert "lake-local-secret" not in str(s.model_dump())
