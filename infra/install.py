@@ -131,7 +131,7 @@ def spark_jars(s: Settings) -> list[Path]:
 
 def _artifact(jar: str) -> str:
     """'hadoop-client-api-3.4.2.jar' -> 'hadoop-client-api'."""
-    return re.sub(r"-\d[\w.\-]*\.jar$", "", jar)
+    return re.sub(r"-\d[^-]*\.jar$", "", jar)
 
 
 def trino_home(s: Settings) -> Path:

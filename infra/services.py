@@ -380,5 +380,9 @@ def stack(s: Settings) -> list[Service]:
     """The servers, in start order."""
     if shutil.which("python3") is None:  # Trino's launcher is a Python script
         raise StackError("python3 is needed on PATH for Trino's launcher")
+    from infra.apps import AirflowDagProcessor, Airflow, AirflowScheduler, AirflowTriggerer, Superset
+
     return [Postgres("postgres", s), MinIO("minio", s), FerretDB("ferretdb", s), Kafka("kafka", s),
-            Trino("trino", s)]
+            Trino("trino", s), Airflow("airflow-api", s), AirflowScheduler("airflow-scheduler", s),
+            AirflowDagProcessor("airflow-dag-processor", s), AirflowTriggerer("airflow-triggerer", s),
+            Superset("superset", s)]

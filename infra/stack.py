@@ -30,7 +30,7 @@ class ServiceStatus:
     state: str  # healthy | unhealthy | stopped
     pid: int | None
     ports: list[int]
-    rss_mb: float
+    mem_mb: float  # PSS where readable, else RSS
     uptime_s: float
     log: Path
 
@@ -99,6 +99,17 @@ def down(s: Settings, names: Iterable[str] = ()) -> list[str]:
     return stopped
 
 
+def _pss(p: psutil.Process) -> int:
+    """Proportional set size (shared pages split fairly), else RSS: sums stay honest."""
+    try:
+        try:
+            return p.memory_full_info().pss
+        except (psutil.AccessDenied, AttributeError):
+            return p.memory_info().rss
+    except psutil.NoSuchProcess:
+        return 0
+
+
 def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
     rows = []
     for svc in select(s, names):
@@ -107,12 +118,7 @@ def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
         if p is None:
             rows.append(ServiceStatus(svc.name, "stopped", None, proc.ports, 0.0, 0.0, proc.log))
             continue
-        rss = 0
-        for q in [p, *p.children(recursive=True)]:
-            try:
-                rss += q.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
+        rss = sum(_pss(q) for q in [p, *p.children(recursive=True)])
         state = "healthy" if _healthy(svc) else "unhealthy"
         rows.append(ServiceStatus(svc.name, state, p.pid, proc.ports, rss / 2**20, time.time() - p.create_time(),
                                   proc.log))

@@ -41,7 +41,11 @@ class Settings(BaseSettings):
         trino_port (int, 8085), trino_user (str), trino_heap (str, "2G").
         spark_master (str, "local[2]"), spark_driver_memory (str, "2g").
         iceberg_catalog (str, "lake"), warehouse (str, "s3://warehouse/").
-        airflow_port (int, 8080), superset_port (int, 8088), api_port (int, 8000).
+        airflow_port (int, 8080), airflow_user (str, "admin"), airflow_password (secret),
+        airflow_parallelism (int, 4): LocalExecutor worker processes.
+        superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
+        superset_secret_key (secret).
+        api_port (int, 8000).
     """
 
     model_config = SettingsConfigDict(env_prefix="LAKE_", env_file=".env", extra="ignore")
@@ -88,7 +92,13 @@ class Settings(BaseSettings):
     warehouse: str = "s3://warehouse/"
 
     airflow_port: int = 8080
+    airflow_user: str = "admin"
+    airflow_password: SecretStr = SecretStr("lake-local")
+    airflow_parallelism: int = 4
     superset_port: int = 8088
+    superset_user: str = "admin"
+    superset_password: SecretStr = SecretStr("lake-local")
+    superset_secret_key: SecretStr = SecretStr("lake-local-secret")
     api_port: int = 8000
 
     @model_validator(mode="after")
@@ -102,7 +112,8 @@ class Settings(BaseSettings):
         if self.mode != "local":
             weak = [
                 name
-                for name in ("s3_secret_key", "postgres_password")
+                for name in ("s3_secret_key", "postgres_password", "airflow_password", "superset_password",
+                             "superset_secret_key")
                 if getattr(self, name).get_secret_value() in LOCAL_SECRETS
             ]
             if weak:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,13 @@ Services = Annotated[list[str] | None, typer.Argument(help="Services (default: a
 def _fail(e: Exception) -> None:
     console.print(f"[red]error:[/red] {e}")
     raise typer.Exit(1)
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def register(app: typer.Typer) -> None:
@@ -74,9 +82,9 @@ def register(app: typer.Typer) -> None:
             colour = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
             for r in rows:
                 t.add_row(r.name, f"[{colour[r.state]}]{r.state}[/]", str(r.pid or "-"),
-                          ",".join(map(str, r.ports)), f"{r.rss_mb:.0f} MiB" if r.pid else "-",
-                          f"{r.uptime_s:.0f}s" if r.pid else "-", str(r.log))
-            t.caption = f"total memory: {sum(r.rss_mb for r in rows):.0f} MiB"
+                          ",".join(map(str, r.ports)), f"{r.mem_mb:.0f} MiB" if r.pid else "-",
+                          f"{r.uptime_s:.0f}s" if r.pid else "-", _short(r.log))
+            t.caption = f"memory is PSS; total {sum(r.mem_mb for r in rows):.0f} MiB. `lake logs SERVICE` shows a log."
             console.print(t)
         if any(r.state != "healthy" for r in rows):
             raise typer.Exit(1)

@@ -1,0 +1,203 @@
+"""The two web apps of the stack, each in its own venv: Airflow 3 (api-server,
+scheduler, dag-processor, triggerer) and Superset (gunicorn). Their metadata lives in
+the stack's PostgreSQL; their admin logins come from Settings (refused outside local
+mode when left at the local default).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from infra.procs import StackError
+from infra.services import Service, _secret, _write_private
+from lake.config import REPO_ROOT, Settings
+
+
+def bootstrap_venv(name: str) -> Path:
+    """The app's venv under .lake/venvs, synced from requirements/<name>.lock."""
+    res = subprocess.run([str(REPO_ROOT / "infra" / "bootstrap.sh"), name], capture_output=True, text=True)
+    if res.returncode:
+        raise StackError(f"building the {name} venv failed:\n{(res.stdout + res.stderr)[-3000:]}")
+    return REPO_ROOT / ".lake" / "venvs" / name
+
+
+def _pg_url(s: Settings, db: str) -> str:
+    return (f"postgresql+psycopg2://{s.postgres_user}:{_secret(s, 'postgres_password')}@{s.postgres_host}:"
+            f"{s.postgres_port}/{db}")
+
+
+def _once(stamp: Path, key: str, argv: list[str], env: dict[str, str], what: str, cwd: Path | None = None) -> None:
+    """Run a set-up command once per ``key`` (e.g. an app version), recorded in ``stamp``."""
+    if stamp.exists() and stamp.read_text() == key:
+        return
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd)
+    if res.returncode:
+        raise StackError(f"{what} failed:\n{(res.stdout + res.stderr)[-3000:]}")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
+
+
+class Airflow(Service):
+    """One Airflow 3 component; all share the env built here."""
+
+    wave = 2
+    health_timeout = 180.0
+    component = "api-server"
+
+    @property
+    def ports(self) -> list[int]:
+        return {"api-server": [self.s.airflow_port]}.get(self.component, [])
+
+    @property
+    def venv(self) -> Path:
+        return self.s.state_dir / "venvs" / "airflow"
+
+    @property
+    def home(self) -> Path:
+        return self.s.state_dir / "airflow"
+
+    def install(self) -> None:
+        bootstrap_venv("airflow")
+
+    def _keys(self) -> dict[str, str]:
+        # Generated once per state dir: shared by every component, never a fixed default.
+        path = self.s.run_dir / "airflow-keys.json"
+        if not path.exists():
+            _write_private(path, json.dumps({
+                "jwt": secrets.token_urlsafe(64),
+                "secret": secrets.token_urlsafe(32),
+                "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            }))
+        return json.loads(path.read_text())
+
+    def env(self) -> dict[str, str]:
+        s, k = self.s, self._keys()
+        base = f"http://{s.host}:{s.airflow_port}"
+        return {
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
+            "AIRFLOW__CORE__FERNET_KEY": k["fernet"],
+            "AIRFLOW__CORE__AUTH_MANAGER":
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(s, "airflow"),
+            "AIRFLOW__API__HOST": s.host,
+            "AIRFLOW__API__PORT": str(s.airflow_port),
+            "AIRFLOW__API__BASE_URL": base,
+            "AIRFLOW__API__SECRET_KEY": k["secret"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": k["jwt"],
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.s.log_dir / "airflow"),
+            # Airflow tasks run Lake code with the core venv's interpreter (DESIGN.md).
+            "LAKE_CORE_PYTHON": str(self.s.state_dir / "venvs" / "core" / "bin" / "python"),
+            "LAKE_REPO": str(REPO_ROOT),
+            "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        }
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        _write_private(self.home / "passwords.json",
+                       json.dumps({self.s.airflow_user: _secret(self.s, "airflow_password")}))
+        import os
+
+        env = {**os.environ, **self.env()}
+        version = (self.venv / "lib").glob("python*/site-packages/apache_airflow-*.dist-info")
+        _once(self.home / ".migrated", str(sorted(version)), [str(self.venv / "bin" / "airflow"), "db", "migrate"],
+              env, "airflow db migrate")
+
+    def argv(self) -> list[str]:
+        return [str(self.venv / "bin" / "airflow"), self.component]
+
+    def _health(self) -> dict:
+        return httpx.get(f"http://{self.s.host}:{self.s.airflow_port}/api/v2/monitor/health", timeout=3).json()
+
+    def healthy(self) -> bool:
+        h = self._health()
+        if self.component == "api-server":
+            return h["metadatabase"]["status"] == "healthy"
+        key = self.component.replace("-", "_")
+        return h[key]["status"] == "healthy"
+
+
+class AirflowScheduler(Airflow):
+    wave = 3
+    component = "scheduler"
+
+
+class AirflowDagProcessor(Airflow):
+    wave = 3
+    component = "dag-processor"
+
+
+class AirflowTriggerer(Airflow):
+    wave = 3
+    component = "triggerer"
+
+
+class Superset(Service):
+    """Superset under gunicorn, with Trino's `lake` catalog registered as a database."""
+
+    wave = 2
+    health_timeout = 180.0
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.s.superset_port]
+
+    @property
+    def venv(self) -> Path:
+        return self.s.state_dir / "venvs" / "superset"
+
+    def install(self) -> None:
+        bootstrap_venv("superset")
+
+    def env(self) -> dict[str, str]:
+        s = self.s
+        return {
+            "SUPERSET_CONFIG_PATH": str(REPO_ROOT / "superset" / "superset_config.py"),
+            "SUPERSET_HOME": str(s.state_dir / "superset"),
+            "SUPERSET_SECRET_KEY": _secret(s, "superset_secret_key"),
+            "LAKE_SUPERSET_DATABASE_URI": _pg_url(s, "superset"),
+            "FLASK_APP": "superset.app:create_app()",
+            "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        }
+
+    def _cli(self, *args: str) -> list[str]:
+        return [str(self.venv / "bin" / "superset"), *args]
+
+    def prepare(self) -> None:
+        import os
+
+        s, env = self.s, {**os.environ, **self.env()}
+        home = s.state_dir / "superset"
+        version = str(sorted((self.venv / "lib").glob("python*/site-packages/apache_superset-*.dist-info")))
+        _once(home / ".upgraded", version, self._cli("db", "upgrade"), env, "superset db upgrade")
+        _once(home / ".admin", s.superset_user, self._cli(
+            "fab", "create-admin", "--username", s.superset_user, "--firstname", "Lake", "--lastname", "Admin",
+            "--email", f"{s.superset_user}@lake.local", "--password", _secret(s, "superset_password")),
+            env, "superset fab create-admin")
+        _once(home / ".init", version, self._cli("init"), env, "superset init")
+        # The Trino database; re-registering the same URI is a no-op.
+        _once(home / ".trino", f"{s.trino_host}:{s.trino_port}", self._cli(
+            "set-database-uri", "--database_name", "Lake (Trino)",
+            "--uri", f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.iceberg_catalog}"),
+            env, "superset set-database-uri")
+
+    def argv(self) -> list[str]:
+        return [str(self.venv / "bin" / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
+                "--timeout", "120", "-b", f"{self.s.host}:{self.s.superset_port}", "--access-logfile", "-",
+                "superset.app:create_app()"]
+
+    def healthy(self) -> bool:
+        return httpx.get(f"http://{self.s.host}:{self.s.superset_port}/health", timeout=3).text.strip() == "OK"
