@@ -9,11 +9,13 @@ there, so a second ``lake up`` starts in seconds. Run them all with:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -191,6 +193,27 @@ def ferretdb_bin(s: Settings) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         _run(["go", "build", "-o", str(dest), "."], "building lake-ferretdb", env=_go_env(s), cwd=src)
     return dest
+
+
+def compose_cmd(s: Settings) -> list[str]:
+    """`docker compose`, or a compose CLI built from the Go module proxy when the docker
+    client has no compose plugin (this machine has no engine; `config` needs none)."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    dest = s.cache_dir / "bin" / f"docker-compose-{V.COMPOSE}"
+    if not dest.exists():
+        env = _go_env(s)
+        res = subprocess.run(["go", "mod", "download", "-json", f"github.com/docker/compose/v2@{V.COMPOSE}"],
+                             capture_output=True, text=True, env={**os.environ, **env})
+        if res.returncode:
+            raise StackError(f"fetching docker compose {V.COMPOSE} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        src = Path(json.loads(res.stdout)["Dir"])
+        # Built as its own main module: its go.mod has exclude directives that `go install` refuses.
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(src, Path(tmp) / "compose")
+            _run(["go", "build", "-o", str(dest), "./cmd"], "building docker compose", env=env,
+                 cwd=Path(tmp) / "compose")
+    return [str(dest)]
 
 
 def postgres_bindir() -> Path:

@@ -62,7 +62,11 @@ def port_owner(port: int) -> psutil.Process | None:
 
 
 def read_pid(proc: Proc) -> psutil.Process | None:
-    """The live process recorded in the pid file, or None (stale files are removed)."""
+    """The live process recorded in the pid file, or None.
+
+    A pid file whose process is gone stays (the server died: `lake status` says so)
+    until `lake up` restarts it or `lake down` clears it.
+    """
     try:
         rec = json.loads(proc.pidfile.read_text())
         p = psutil.Process(rec["pid"])
@@ -70,7 +74,6 @@ def read_pid(proc: Proc) -> psutil.Process | None:
             return p
     except (FileNotFoundError, ValueError, KeyError, psutil.NoSuchProcess, psutil.AccessDenied):
         pass
-    proc.pidfile.unlink(missing_ok=True)
     return None
 
 
@@ -132,6 +135,7 @@ def stop(proc: Proc) -> bool:
     """Stop the process group of ``proc``; True if something was running."""
     p = read_pid(proc)
     if p is None:
+        proc.pidfile.unlink(missing_ok=True)
         return False
     try:
         pgid = os.getpgid(p.pid)

@@ -376,6 +376,30 @@ s3.aws-secret-key={_secret(s, 's3_secret_key')}
         return info.get("starting") is False
 
 
+class Api(Service):
+    """The Lake API (services/api) under uvicorn, from the core venv."""
+
+    wave = 2
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.s.api_port]
+
+    def argv(self) -> list[str]:
+        import sys
+
+        return [sys.executable, "-m", "uvicorn", "services.api.main:app", "--host", self.s.host,
+                "--port", str(self.s.api_port), "--no-access-log"]
+
+    def proc_options(self) -> dict:
+        from lake.config import REPO_ROOT
+
+        return {"cwd": REPO_ROOT}
+
+    def healthy(self) -> bool:
+        return httpx.get(f"http://{self.s.host}:{self.s.api_port}/readyz", timeout=5).status_code == 200
+
+
 def stack(s: Settings) -> list[Service]:
     """The servers, in start order."""
     if shutil.which("python3") is None:  # Trino's launcher is a Python script
@@ -385,4 +409,4 @@ def stack(s: Settings) -> list[Service]:
     return [Postgres("postgres", s), MinIO("minio", s), FerretDB("ferretdb", s), Kafka("kafka", s),
             Trino("trino", s), Airflow("airflow-api", s), AirflowScheduler("airflow-scheduler", s),
             AirflowDagProcessor("airflow-dag-processor", s), AirflowTriggerer("airflow-triggerer", s),
-            Superset("superset", s)]
+            Superset("superset", s), Api("api", s)]

@@ -33,6 +33,7 @@ class ServiceStatus:
     mem_mb: float  # PSS where readable, else RSS
     uptime_s: float
     log: Path
+    detail: str = ""
 
 
 def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
@@ -69,6 +70,8 @@ def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
             svc.install()
             proc = svc.proc()
             running = procs.read_pid(proc)
+            if running is None and proc.pidfile.exists():
+                log.warning("restarting a server that died", service=svc.name, log=str(proc.log))
             if running is not None:
                 log.info("already running", service=svc.name, pid=running.pid)
                 waiting.append((svc, proc, running))
@@ -116,10 +119,13 @@ def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
         proc = svc.proc()
         p = procs.read_pid(proc)
         if p is None:
-            rows.append(ServiceStatus(svc.name, "stopped", None, proc.ports, 0.0, 0.0, proc.log))
+            # A pid file without its process: the server died (crashed or was killed).
+            state = "unhealthy" if proc.pidfile.exists() else "stopped"
+            rows.append(ServiceStatus(svc.name, state, None, proc.ports, 0.0, 0.0, proc.log,
+                                      "exited; `lake up` restarts it" if state == "unhealthy" else ""))
             continue
         rss = sum(_pss(q) for q in [p, *p.children(recursive=True)])
         state = "healthy" if _healthy(svc) else "unhealthy"
         rows.append(ServiceStatus(svc.name, state, p.pid, proc.ports, rss / 2**20, time.time() - p.create_time(),
-                                  proc.log))
+                                  proc.log, "" if state == "healthy" else "running but failing its health check"))
     return rows

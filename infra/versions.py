@@ -14,6 +14,8 @@ FERRETDB = "v1.24.2"
 # MinIO publishes no semver tags; this is the Go module proxy's newest pseudo-version.
 MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
 UV = "0.13.9"
+# docker compose v2 (v5 needs Go 1.26.10+); only for validating docker-compose.yml here.
+COMPOSE = "v2.40.3"
 POSTGRES_MAJOR = "15"
 
 TRINO_PLUGINS = ("iceberg", "mongodb")

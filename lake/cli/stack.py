@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
                           f"{r.uptime_s:.0f}s" if r.pid else "-", _short(r.log))
             t.caption = f"memory is PSS; total {sum(r.mem_mb for r in rows):.0f} MiB. `lake logs SERVICE` shows a log."
             console.print(t)
+            for r in rows:
+                if r.detail:
+                    console.print(f"[red]{r.name}[/red]: {r.detail} (log: {_short(r.log)})")
         if any(r.state != "healthy" for r in rows):
             raise typer.Exit(1)
 

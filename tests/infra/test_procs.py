@@ -33,6 +33,7 @@ def test_stale_pidfile_is_ignored(tmp_path):
     proc = _proc(tmp_path, ["true"])
     proc.pidfile.write_text('{"pid": 1, "started": 0.0, "argv": []}')  # pid 1 started long before
     assert procs.read_pid(proc) is None
+    assert procs.stop(proc) is False  # nothing to stop; the stale file is cleared
     assert not proc.pidfile.exists()
 
 

@@ -1,0 +1,3 @@
+-- Databases besides `lake` (the Iceberg JDBC catalog): Airflow's and Superset's metadata.
+CREATE DATABASE airflow;
+CREATE DATABASE superset;
