@@ -9,6 +9,7 @@ buckets, topics), all idempotent.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import pwd
 import shutil
@@ -99,6 +100,26 @@ class Postgres(Service):
         # PostgreSQL refuses to run as root; Debian's package provides the postgres user.
         return "postgres" if os.geteuid() == 0 else None
 
+    def dir(self, kind: str) -> Path:
+        return self.base / kind
+
+    @property
+    def base(self) -> Path:
+        """Where the cluster lives: .lake/ if the postgres user can reach it, else /var/lib/lake.
+
+        As root, PostgreSQL runs as `postgres`, which cannot enter a checkout under a
+        0700 home directory; then its files go to a root-made folder keyed by checkout.
+        """
+        local = self.s.state_dir / "postgres"
+        if self.user is None:
+            return local
+        self.s.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = subprocess.run(["test", "-x", str(self.s.state_dir)], user=self.user)
+        if probe.returncode == 0:
+            return local
+        key = hashlib.sha256(str(self.s.state_dir.resolve()).encode()).hexdigest()[:12]
+        return Path("/var/lib/lake") / key / "postgres"
+
     def _as_user(self, *paths: Path) -> None:
         if self.user:
             pw = pwd.getpwnam(self.user)
@@ -113,8 +134,8 @@ class Postgres(Service):
         self.bindir = install.postgres_bindir()
         data, sock = self.dir("data"), self.dir("run")
         self.s.state_dir.mkdir(parents=True, exist_ok=True)
-        self.s.state_dir.chmod(0o755)
-        self._as_user(data.parent, data, sock)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self._as_user(self.base, data, sock)
         if (data / "PG_VERSION").exists():
             return
         pwfile = sock / "initdb.pw"

@@ -1,0 +1,18 @@
+"""`make bench`: run every benchmark and write its figures to bench/results/.
+
+    python -m bench            # all
+    python -m bench stack      # one
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench import stack
+
+BENCHES = {"stack": stack.main}
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(BENCHES)
+    for name in names:
+        BENCHES[name]()
