@@ -149,15 +149,31 @@ def stop(proc: Proc) -> bool:
             p.send_signal(proc.stop_signal)
     except (ProcessLookupError, psutil.NoSuchProcess):
         pass
-    _, alive = psutil.wait_procs(group, timeout=proc.stop_timeout)
-    for q in alive:  # did not stop in time: no process is left behind
+    deadline = time.monotonic() + proc.stop_timeout
+    while any(_alive(q) for q in group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = [q for q in group if _alive(q)]
+    if leftover and pgid == p.pid:  # did not stop in time: no process is left behind
         try:
-            q.kill()
-        except psutil.NoSuchProcess:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    for q in leftover:
+        if _alive(q):
+            try:
+                q.kill()
+            except psutil.NoSuchProcess:
+                pass
     proc.pidfile.unlink(missing_ok=True)
     return True
+
+
+def _alive(p: psutil.Process) -> bool:
+    """Running and not a zombie (a dead child waiting for its parent to reap it)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def tail(path: Path, lines: int = 20) -> str:

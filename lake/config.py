@@ -45,7 +45,9 @@ class Settings(BaseSettings):
         airflow_parallelism (int, 4): LocalExecutor worker processes.
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
-        api_port (int, 8000).
+        api_port (int, 8000), api_keys (list[secret], ["lake-local-key"]): keys for writes.
+        max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
+        max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
     """
 
     model_config = SettingsConfigDict(env_prefix="LAKE_", env_file=".env", extra="ignore")
@@ -100,6 +102,12 @@ class Settings(BaseSettings):
     superset_password: SecretStr = SecretStr("lake-local")
     superset_secret_key: SecretStr = SecretStr("lake-local-secret")
     api_port: int = 8000
+    api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-key")])
+
+    # Limits on what the front door accepts (API, `lake ingest`, inline Kafka events).
+    max_upload_bytes: int = 16 * 2**20
+    max_inline_bytes: int = 2**20
+    max_image_pixels: int = 40_000_000
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
@@ -116,6 +124,8 @@ class Settings(BaseSettings):
                              "superset_secret_key")
                 if getattr(self, name).get_secret_value() in LOCAL_SECRETS
             ]
+            if any(k.get_secret_value() in LOCAL_SECRETS | {"lake-local-key"} for k in self.api_keys):
+                weak.append("api_keys")
             if weak:
                 env = ", ".join(f"LAKE_{n.upper()}" for n in weak)
                 raise ValueError(f"mode={self.mode} refuses local default secrets: set {env}")
@@ -133,6 +143,10 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.state_dir / "data"
+
+    def checkpoint_uri(self, name: str) -> str:
+        """Where a streaming job keeps its checkpoint (on the object store, via S3A)."""
+        return f"s3a://{self.warehouse.removeprefix('s3://').split('/')[0]}/_checkpoints/{name}"
 
     @property
     def postgres_dsn(self) -> str:

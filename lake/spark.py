@@ -9,6 +9,7 @@ MinIO through Iceberg's S3FileIO), S3A for checkpoints, Kafka source jars.
 from __future__ import annotations
 
 import os
+import sys
 
 from lake.config import Settings, get_settings
 
@@ -58,6 +59,7 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
     s = s or get_settings()
     os.environ["JAVA_HOME"] = str(java_home(17, 21))  # Spark 4.1 runs on 17 or 21
     os.environ.setdefault("SPARK_LOCAL_IP", s.host)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this venv's Python
     builder = SparkSession.builder.appName(app_name).master(s.spark_master)
     for k, v in {**spark_conf(s), **extra}.items():
         builder = builder.config(k, v)

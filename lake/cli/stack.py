@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
         """A table of the servers: state, pid, ports, memory, uptime, log. Exit 1 if any is not healthy."""
         from infra import stack
 
+        setup_logging("WARNING")
         rows = stack.status(get_settings(), services or [])
         if as_json:
             print(json.dumps([{**r.__dict__, "log": str(r.log)} for r in rows], indent=2))

@@ -1,5 +1,5 @@
 """Lake API (FastAPI): uploads, captions, search and query data (see DESIGN.md).
-This first cut serves the health endpoints that the stack and nginx rely on.
+Routes: /healthz, /readyz, POST /v1/images, GET /v1/images/{id}.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from lake import __version__
-from services.api.routes import health
+from services.api.routes import health, images
 
 
 def create_app() -> FastAPI:
@@ -19,6 +19,7 @@ def create_app() -> FastAPI:
         description="Uploads, captions and search over the Lake image data lake.",
     )
     app.include_router(health.router)
+    app.include_router(images.router)
     return app
 
 

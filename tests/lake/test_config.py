@@ -32,6 +32,9 @@ def test_refuses_local_secrets_outside_local_mode(monkeypatch, mode):
     for i, name in enumerate(["S3_SECRET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_PASSWORD", "SUPERSET_PASSWORD",
                               "SUPERSET_SECRET_KEY"]):
         monkeypatch.setenv(f"LAKE_{name}", f"a-real-secret-{i}")
+    with pytest.raises(ValidationError, match="LAKE_API_KEYS"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("LAKE_API_KEYS", '["a-real-api-key"]')
     assert Settings(_env_file=None).mode == mode
 
 

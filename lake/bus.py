@@ -1,0 +1,40 @@
+"""Kafka edges: one idempotent producer per process, and the publishing helpers.
+
+    from lake.bus import get_producer, publish_upload
+    publish_upload(get_producer(), event)    # blocks until the broker acknowledged it
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from kafka import KafkaProducer
+
+from lake.config import Settings, get_settings
+from lake.events import DeadLetter, ImageUploaded
+
+
+@lru_cache
+def get_producer(s: Settings | None = None) -> KafkaProducer:
+    s = s or get_settings()
+    return KafkaProducer(
+        bootstrap_servers=s.kafka_bootstrap,
+        client_id="lake",
+        acks="all",
+        enable_idempotence=True,  # broker-side dedup of retried sends
+        linger_ms=5,
+        max_request_size=4 * 2**20,
+        retries=10,
+        request_timeout_ms=15000,
+    )
+
+
+def publish_upload(producer: KafkaProducer, event: ImageUploaded, topic: str | None = None,
+                   timeout: float = 15.0) -> None:
+    key, value = event.to_kafka()
+    producer.send(topic or get_settings().topic_uploads, key=key, value=value).get(timeout=timeout)
+
+
+def publish_dead_letter(producer: KafkaProducer, letter: DeadLetter, topic: str | None = None) -> None:
+    producer.send(topic or get_settings().topic_uploads_dlq, key=(letter.key or "").encode() or None,
+                  value=letter.model_dump_json().encode())

@@ -1,0 +1,73 @@
+"""Checking image bytes at the front door: sniff the real format (never trust the
+client's content type), guard against decompression bombs, and make sure it decodes.
+
+    from lake.images import inspect_image
+    info = inspect_image(data)      # ImageInfo(content_type, width, height), or raises Rejected
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image
+
+from lake.events import Reason, Rejected
+
+# Magic numbers of the formats Lake accepts, longest prefixes first.
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    content_type: str
+    width: int
+    height: int
+
+
+def sniff(data: bytes) -> str | None:
+    """The content type the bytes really are, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for magic, ctype in _MAGIC:
+        if data.startswith(magic):
+            return ctype
+    return None
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Validate ``data`` as an image Lake will keep; raise Rejected with the reason."""
+    if not data:
+        raise Rejected(Reason.EMPTY, "no bytes")
+    if len(data) > max_bytes:
+        raise Rejected(Reason.TOO_LARGE, f"{len(data)} bytes; the limit is {max_bytes}")
+    ctype = sniff(data)
+    if ctype is None:
+        raise Rejected(Reason.NOT_AN_IMAGE, "not a JPEG, PNG, WebP, GIF, BMP or TIFF file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = img.size
+            if width * height > max_pixels:
+                raise Rejected(Reason.TOO_MANY_PIXELS,
+                               f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+            if ctype == "image/jpeg":
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # decode at 1/8 scale: cheap
+            img.load()  # a truncated or corrupt file fails here
+    except Rejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise Rejected(Reason.TOO_MANY_PIXELS, str(e)) from e
+    except Exception as e:  # Pillow raises many types for bad data
+        raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} does not decode: {e}"[:300]) from e
+    return ImageInfo(ctype, width, height)

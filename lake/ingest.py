@@ -1,0 +1,139 @@
+"""Bulk upload of image files into bronze: content-addressed PUT, then a claim-check
+event on `images.uploaded`. Concurrent, with a progress bar, and resumable: a journal
+in the state dir remembers which files' events the broker acknowledged, so a re-run
+skips them, and a file whose object landed but whose event did not is completed.
+
+    lake ingest ./photos --captions captions.json --source bulk
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from lake.bus import get_producer, publish_upload
+from lake.clients import minio_client
+from lake.config import Settings, get_settings
+from lake.events import ImageUploaded, Rejected, bronze_key
+from lake.images import inspect_image
+from lake.storage import put_bronze
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass
+class IngestReport:
+    uploaded: int = 0  # events sent
+    new_images: int = 0  # bronze objects created
+    skipped: int = 0  # already sent by an earlier run
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Image files under the given files and folders, sorted, by suffix."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    return sorted(set(found))
+
+
+class Journal:
+    """Files whose event the broker acknowledged (sqlite in the state dir)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("CREATE TABLE IF NOT EXISTS sent (file TEXT PRIMARY KEY, image_id TEXT, event_id TEXT)")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(path: Path) -> str:
+        st = path.stat()
+        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def done(self, path: Path) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM sent WHERE file = ?", (self.key(path),)).fetchone() is not None
+
+    def record(self, path: Path, event: ImageUploaded) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?)",
+                             (self.key(path), event.image_id, str(event.event_id)))
+            self._db.commit()
+
+
+def upload_bytes(data: bytes, *, captions: list[str], source: str, s: Settings, mc=None, producer=None,
+                 user_id: str | None = None, tags: dict[str, str] | None = None) -> tuple[ImageUploaded, bool]:
+    """Validate, store in bronze, publish the claim-check event. Returns (event, new)."""
+    info = inspect_image(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+    image_id = hashlib.sha256(data).hexdigest()
+    event = ImageUploaded(image_id=image_id, source=source, content_type=info.content_type, size_bytes=len(data),
+                          user_id=user_id, captions=captions, tags=tags or {}, bronze_key=bronze_key(image_id))
+    new = put_bronze(mc or minio_client(s), s, image_id, data, info.content_type)
+    publish_upload(producer or get_producer(s), event, s.topic_uploads)  # after the bytes are safe
+    return event, new
+
+
+def _caption_key(path: Path, roots: list[Path], captions: dict[str, list[str]]) -> list[str]:
+    for root in roots:
+        try:
+            rel = str(path.relative_to(root))
+        except ValueError:
+            continue
+        if rel in captions:
+            return captions[rel]
+    return captions.get(path.name, [])
+
+
+def ingest_paths(paths: list[Path], captions: dict[str, list[str]] | None = None, source: str = "bulk",
+                 workers: int = 8, s: Settings | None = None, show_progress: bool = True) -> IngestReport:
+    """Upload every image under ``paths``; ``captions`` maps file names (or paths relative
+    to a given folder) to human captions."""
+    s = s or get_settings()
+    captions = captions or {}
+    files = discover(paths)
+    roots = [p for p in paths if p.is_dir()]
+    journal = Journal(s.state_dir / "ingest" / "journal.sqlite")
+    mc, producer = minio_client(s), get_producer(s)
+    report = IngestReport()
+
+    def one(path: Path) -> tuple[Path, bool | None, str | None]:
+        if journal.done(path):
+            return path, None, None
+        try:
+            data = path.read_bytes()
+            event, new = upload_bytes(data, captions=_caption_key(path, roots, captions), source=source, s=s,
+                                      mc=mc, producer=producer)
+        except Rejected as e:
+            return path, False, f"{e.reason.value}: {e.message}"
+        except ValueError as e:  # e.g. a caption over the schema's limits
+            return path, False, f"invalid_event: {str(e)[:300]}"
+        journal.record(path, event)
+        return path, new, None
+
+    cols = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*cols, disable=not show_progress) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
+        task = bar.add_task(f"ingest ({source})", total=len(files))
+        for fut in as_completed([pool.submit(one, f) for f in files]):
+            path, new, error = fut.result()
+            if error:
+                report.failed.append((str(path), error))
+            elif new is None:
+                report.skipped += 1
+            else:
+                report.uploaded += 1
+                report.new_images += int(new)
+            bar.advance(task)
+    producer.flush()
+    return report

@@ -1,0 +1,114 @@
+"""Uploads and image look-ups. The server sniffs what the bytes are (the client's
+content type and file name are ignored: keys are the sha256 of the bytes)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from lake.events import IMAGE_ID, ImagePublic, Reason, Rejected, bronze_key
+from lake.ingest import upload_bytes
+from lake.storage import BRONZE
+from services.api.deps import ApiKey, KafkaDep, MinioDep, SettingsDep
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+
+STATUS = {Reason.EMPTY: 400, Reason.TOO_LARGE: 413, Reason.TOO_MANY_PIXELS: 413, Reason.NOT_AN_IMAGE: 415,
+          Reason.CORRUPT_IMAGE: 422}
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _problem(status: int, reason: str, detail: str) -> HTTPException:
+    return HTTPException(status, {"reason": reason, "message": detail})
+
+
+async def _read_raw(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _problem(413, Reason.TOO_LARGE, f"body over {limit} bytes")
+    return bytes(body)
+
+
+def _text(value: str, what: str) -> str:
+    if "\ufffd" in value or "\x00" in value:
+        raise _problem(400, "bad_text", f"{what} must be valid UTF-8 text without NUL characters")
+    return value.strip()
+
+
+async def _read_upload(request: Request, limit: int) -> tuple[bytes, list[str], dict[str, str], str | None]:
+    ctype = request.headers.get("content-type", "")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit + MULTIPART_OVERHEAD:
+        raise _problem(413, Reason.TOO_LARGE, f"body of {length} bytes; the limit is {limit}")
+    if not ctype.startswith("multipart/form-data"):
+        captions = [_text(c, "caption") for c in request.query_params.getlist("caption")]
+        return await _read_raw(request, limit), captions, {}, request.query_params.get("user_id")
+    form = await request.form(max_files=1, max_fields=64)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise _problem(400, "missing_file", "multipart body needs a `file` part with the image")
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise _problem(413, Reason.TOO_LARGE, f"file over {limit} bytes")
+    captions = [_text(str(c), "caption") for c in form.getlist("captions") if str(c).strip()]
+    tags: dict[str, str] = {}
+    if raw_tags := form.get("tags"):
+        try:
+            tags = json.loads(str(raw_tags))
+            assert isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
+        except (ValueError, AssertionError):
+            raise _problem(400, "bad_tags", 'tags must be a JSON object of strings, e.g. {"camera": "x"}') from None
+    user = form.get("user_id")
+    return data, captions, tags, _text(str(user), "user_id") if user else None
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload an image (multipart `file`, or the raw bytes as the body)",
+    responses={200: {"description": "Same bytes were already in the lake: a sighting was recorded"},
+               400: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+    response_model=ImagePublic,
+)
+async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: MinioDep, producer: KafkaDep,
+                       source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api"):
+    data, captions, tags, user_id = await _read_upload(request, settings.max_upload_bytes)
+    try:
+        event, new = await run_in_threadpool(upload_bytes, data, captions=captions, source=source, s=settings,
+                                             mc=mc, producer=producer, user_id=user_id, tags=tags)
+    except Rejected as e:
+        raise _problem(STATUS.get(e.reason, 400), e.reason.value, e.message) from e
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])
+        raise _problem(422, Reason.INVALID_EVENT.value, msg) from e
+    except KafkaError as e:
+        # The bytes are safe in bronze; retrying the same upload completes it.
+        raise HTTPException(503, {"reason": "bus_unavailable", "message": str(e)[:200]},
+                            headers={"Retry-After": "5"}) from e
+    body = ImagePublic(image_id=event.image_id, new=new, event_id=event.event_id, content_type=event.content_type,
+                       size_bytes=event.size_bytes, bronze_uri=f"s3://{BRONZE}/{event.bronze_key}")
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if new else 200)
+
+
+@router.get("/{image_id}", summary="What the lake holds about an image", response_model=ImagePublic,
+            responses={404: {}})
+def get_image(image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], mc: MinioDep) -> ImagePublic:
+    from minio.error import S3Error
+
+    try:
+        st = mc.stat_object(BRONZE, bronze_key(image_id))
+    except S3Error as e:
+        if e.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            raise HTTPException(404, {"reason": "not_found", "message": f"no image {image_id}"}) from e
+        raise
+    return ImagePublic(image_id=image_id, content_type=st.content_type or "application/octet-stream",
+                       size_bytes=st.size, bronze_uri=f"s3://{BRONZE}/{bronze_key(image_id)}")
