@@ -122,7 +122,7 @@ def kafka_home(s: Settings) -> Path:
 
 def spark_jars(s: Settings) -> list[Path]:
     """Connector jars for Spark that the pyspark wheel lacks (dropping ones it has)."""
-    out = s.cache_dir / f"spark-jars-{V.SPARK}-iceberg-{V.ICEBERG}"
+    out = s.cache_dir / f"spark-jars-{V.SPARK}-iceberg-{V.ICEBERG}-r{V.SPARK_JARS_REV}"
     if not out.exists():
         _maven_copy(JARS / "spark" / "pom.xml", out, s)
     import pyspark

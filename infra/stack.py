@@ -47,9 +47,13 @@ def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
 
 
 def install(s: Settings, names: Iterable[str] = ()) -> None:
+    from infra.install import spark_jars
+
     for svc in select(s, names):
         log.info("install", service=svc.name)
         svc.install()
+    if not names:
+        log.info("install", component="spark connector jars", jars=len(spark_jars(s)))
 
 
 def _healthy(svc: Service) -> bool:

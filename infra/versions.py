@@ -8,6 +8,7 @@ last v1 line, which runs on plain PostgreSQL).
 
 KAFKA = "4.1.1"
 SPARK = "4.1.1"
+SPARK_JARS_REV = 3  # bump when infra/jars/spark/pom.xml changes
 ICEBERG = "1.12.0"
 TRINO = "476"
 FERRETDB = "v1.24.2"

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 from kafka import KafkaProducer
 
@@ -14,9 +14,20 @@ from lake.config import Settings, get_settings
 from lake.events import DeadLetter, ImageUploaded
 
 
-@lru_cache
+_producers: dict[str, KafkaProducer] = {}
+_lock = threading.Lock()
+
+
 def get_producer(s: Settings | None = None) -> KafkaProducer:
+    """The process's producer for the settings' brokers (thread-safe, created once)."""
     s = s or get_settings()
+    with _lock:
+        if s.kafka_bootstrap not in _producers:
+            _producers[s.kafka_bootstrap] = _new_producer(s)
+        return _producers[s.kafka_bootstrap]
+
+
+def _new_producer(s: Settings) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=s.kafka_bootstrap,
         client_id="lake",

@@ -78,7 +78,6 @@ def import_(
 ) -> None:
     """Upload every image the annotations name, with its captions, into bronze."""
     from lake.datasets.coco import load_sidecar
-    from lake.ingest import ingest_paths  # heavy (Kafka, S3): only when importing
 
     try:
         captions = load_sidecar(annotations)
@@ -91,6 +90,9 @@ def import_(
         _fail(f"none of the {len(paths)} images that {annotations} names is in {images_dir}")
     if missing:
         console.print(f"[yellow]warning:[/yellow] {missing} of {len(paths)} images are missing from {images_dir}")
+    from lake.ingest import ingest_paths  # heavy (Kafka, S3 clients): only once the files check out
+
+    # Files are passed one by one, so ingest looks captions up by path.name: COCO file names have no folders.
     report = ingest_paths(present, captions, source)
     t = Table(title=f"import {images_dir} (source {source})")
     for col in ("uploaded", "skipped", "failed", "new images"):

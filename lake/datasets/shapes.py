@@ -139,8 +139,8 @@ def layout(objects: Sequence[ShapeObject], rng: np.random.Generator) -> tuple[Pl
     """Draw sizes, rotations, colour jitter and centres; two objects are re-jittered until they do not overlap."""
     sides = [rng.uniform(*SIZES[o.size]) for o in objects]
     angles = [rng.uniform(-MAX_ROTATION, MAX_ROTATION) if o.shape in ("square", "star") else 0.0 for o in objects]
-    rgbs = [tuple(int(v) for v in np.clip(np.array(COLOURS[o.colour]) + rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, 3),
-                                          0, 255)) for o in objects]
+    jitter = [rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, 3) for _ in objects]
+    rgbs = [tuple(int(v) for v in np.clip(np.array(COLOURS[o.colour]) + j, 0, 255)) for o, j in zip(objects, jitter)]
     for _ in range(1000):  # always feasible: two 60 px objects fit with room to spare at the extremes
         centres = []
         for o, side in zip(objects, sides):

@@ -23,12 +23,14 @@ from pyspark.sql import functions as F
 EVENTS = "lake.bronze.upload_events"
 REJECTED = "lake.bronze.rejected_events"
 
-RESULT_SCHEMA = (
-    "ok boolean, reason string, error string, event_id string, image_id string, source string, "
-    "content_type string, size_bytes long, uploaded_at timestamp, user_id string, captions array<string>, "
-    "tags map<string,string>, bronze_key string, delivery string, kafka_topic string, kafka_partition int, "
-    "kafka_offset long, kafka_timestamp timestamp, kafka_key string, raw_prefix string"
-)
+RESULT_COLUMNS = [
+    ("ok", "boolean"), ("reason", "string"), ("error", "string"), ("event_id", "string"), ("image_id", "string"),
+    ("source", "string"), ("content_type", "string"), ("size_bytes", "long"), ("uploaded_at", "timestamp"),
+    ("user_id", "string"), ("captions", "array<string>"), ("tags", "map<string,string>"), ("bronze_key", "string"),
+    ("delivery", "string"), ("kafka_topic", "string"), ("kafka_partition", "int"), ("kafka_offset", "long"),
+    ("kafka_timestamp", "timestamp"), ("kafka_key", "string"), ("raw_prefix", "string"),
+]
+RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 
 EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
   event_id string NOT NULL, image_id string NOT NULL, source string, content_type string, size_bytes long,
@@ -81,12 +83,13 @@ def _check_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
     s = get_settings()
     mc = minio_client(s)  # one client per partition, not per row
-    cols = RESULT_SCHEMA.replace(", ", ",").split(",")
-    names = [c.split(" ")[0] for c in cols]
+    names = [name for name, _ in RESULT_COLUMNS]
     for pdf in batches:
         rows = []
         for r in pdf.itertuples(index=False):
-            row = check_event(r.value, s=s, mc=mc)
+            # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
+            row = dict.fromkeys(names)
+            row.update(check_event(r.value, s=s, mc=mc))
             row.update(kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                        kafka_timestamp=r.timestamp, kafka_key=(r.key or b"").decode("utf-8", "replace"))
             rows.append(row)
