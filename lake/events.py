@@ -33,7 +33,8 @@ def utcnow() -> datetime:
 
 def bronze_key(image_id: str) -> str:
     """The object key of an image in the bronze bucket: content-addressed, never user text."""
-    if not IMAGE_ID.match(image_id):
+    # fullmatch: `$` alone also matches before a trailing newline
+    if not isinstance(image_id, str) or not IMAGE_ID.fullmatch(image_id):
         raise ValueError("image_id must be 64 lower-case hex digits")
     return f"images/{image_id}"
 
@@ -115,6 +116,8 @@ class ImageUploaded(ImageUploadedBase):
             data = base64.b64decode(self.image_b64, validate=True)
         except (binascii.Error, ValueError) as e:
             raise Rejected(Reason.BAD_BASE64, str(e)) from e
+        if len(data) > max_bytes:  # the length pre-check above lets a few bytes more through
+            raise Rejected(Reason.TOO_LARGE, f"inline image of {len(data)} bytes; the limit is {max_bytes}")
         if len(data) != self.size_bytes:
             raise Rejected(Reason.CHECKSUM_MISMATCH, f"size_bytes {self.size_bytes} but {len(data)} bytes decoded")
         if hashlib.sha256(data).hexdigest() != self.image_id:
@@ -165,16 +168,18 @@ class DeadLetter(BaseModel):
     failed_at: datetime = Field(default_factory=utcnow)
 
 
-def parse_upload(value: bytes | str) -> ImageUploaded:
+def parse_upload(value: bytes | str | None) -> ImageUploaded:
     """Decode one `images.uploaded` value, or raise Rejected with the reason."""
+    if value is None:  # a Kafka tombstone
+        raise Rejected(Reason.BAD_JSON, "no value")
     try:
         obj = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: deep nesting
         raise Rejected(Reason.BAD_JSON, str(e)[:300]) from e
     if not isinstance(obj, dict):
         raise Rejected(Reason.BAD_JSON, "event must be a JSON object")
     version = obj.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:  # `true` and `1.0` equal 1 in Python
         raise Rejected(Reason.UNKNOWN_SCHEMA_VERSION, f"schema_version {version!r}; this reader knows 1")
     try:
         return ImageUploaded.model_validate(obj)

@@ -11,7 +11,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from lake.events import Reason, Rejected
 
@@ -44,6 +44,16 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+def image_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from the start of an image file (the header is enough), or None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(head)).size
+    except Exception:  # Pillow raises many types for bad data
+        return None
+
+
 def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     """Validate ``data`` as an image Lake will keep; raise Rejected with the reason."""
     if not data:
@@ -68,6 +78,8 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise Rejected(Reason.TOO_MANY_PIXELS, str(e)) from e
+    except UnidentifiedImageError as e:  # its text names a Python object, not the problem
+        raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} header does not parse") from e
     except Exception as e:  # Pillow raises many types for bad data
         raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} does not decode: {e}"[:300]) from e
     return ImageInfo(ctype, width, height)

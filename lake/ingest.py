@@ -21,7 +21,7 @@ from lake.bus import get_producer, publish_upload
 from lake.clients import minio_client
 from lake.config import Settings, get_settings
 from lake.events import ImageUploaded, Rejected, bronze_key
-from lake.images import inspect_image
+from lake.images import ImageInfo, inspect_image
 from lake.storage import put_bronze
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -73,16 +73,23 @@ class Journal:
             self._db.commit()
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    event: ImageUploaded
+    new: bool  # False: the same bytes were already in bronze (this upload is a sighting)
+    info: ImageInfo
+
+
 def upload_bytes(data: bytes, *, captions: list[str], source: str, s: Settings, mc=None, producer=None,
-                 user_id: str | None = None, tags: dict[str, str] | None = None) -> tuple[ImageUploaded, bool]:
-    """Validate, store in bronze, publish the claim-check event. Returns (event, new)."""
+                 user_id: str | None = None, tags: dict[str, str] | None = None) -> Uploaded:
+    """Validate, store in bronze, then publish the claim-check event (the bytes are safe first)."""
     info = inspect_image(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
     image_id = hashlib.sha256(data).hexdigest()
     event = ImageUploaded(image_id=image_id, source=source, content_type=info.content_type, size_bytes=len(data),
                           user_id=user_id, captions=captions, tags=tags or {}, bronze_key=bronze_key(image_id))
     new = put_bronze(mc or minio_client(s), s, image_id, data, info.content_type)
-    publish_upload(producer or get_producer(s), event, s.topic_uploads)  # after the bytes are safe
-    return event, new
+    publish_upload(producer or get_producer(s), event, s.topic_uploads)
+    return Uploaded(event, new, info)
 
 
 def _caption_key(path: Path, roots: list[Path], captions: dict[str, list[str]]) -> list[str]:
@@ -113,14 +120,14 @@ def ingest_paths(paths: list[Path], captions: dict[str, list[str]] | None = None
             return path, None, None
         try:
             data = path.read_bytes()
-            event, new = upload_bytes(data, captions=_caption_key(path, roots, captions), source=source, s=s,
-                                      mc=mc, producer=producer)
+            up = upload_bytes(data, captions=_caption_key(path, roots, captions), source=source, s=s,
+                              mc=mc, producer=producer)
         except Rejected as e:
             return path, False, f"{e.reason.value}: {e.message}"
         except ValueError as e:  # e.g. a caption over the schema's limits
             return path, False, f"invalid_event: {str(e)[:300]}"
-        journal.record(path, event)
-        return path, new, None
+        journal.record(path, up.event)
+        return path, up.new, None
 
     cols = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*cols, disable=not show_progress) as bar, ThreadPoolExecutor(max_workers=workers) as pool:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import typer
 
-from lake.cli import datasets, stack
+from lake.cli import datasets, ingest, stack
 
 app = typer.Typer(help="Lake: an open medallion data lake for images.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
 stack.register(app)
+ingest.register(app)
 app.add_typer(datasets.app, name="datasets")
 
 

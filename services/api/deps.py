@@ -20,9 +20,11 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Require
 def require_api_key(settings: SettingsDep, key: Annotated[str | None, Security(_api_key)] = None) -> str:
     """Constant-time check of the X-API-Key header against the configured keys."""
     if key is None:
-        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
+        raise HTTPException(401, {"reason": "unauthorized", "message": "missing X-API-Key header"},
+                            headers={"WWW-Authenticate": "APIKey"})
     if not any(secrets.compare_digest(key.encode(), k.get_secret_value().encode()) for k in settings.api_keys):
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "APIKey"})
+        raise HTTPException(401, {"reason": "unauthorized", "message": "invalid API key"},
+                            headers={"WWW-Authenticate": "APIKey"})
     return key
 
 

@@ -10,10 +10,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
+from minio import Minio
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from lake.events import IMAGE_ID, ImagePublic, Reason, Rejected, bronze_key
+from lake.images import image_size
 from lake.ingest import upload_bytes
 from lake.storage import BRONZE
 from services.api.deps import ApiKey, KafkaDep, MinioDep, SettingsDep
@@ -23,19 +26,39 @@ router = APIRouter(prefix="/v1/images", tags=["images"])
 STATUS = {Reason.EMPTY: 400, Reason.TOO_LARGE: 413, Reason.TOO_MANY_PIXELS: 413, Reason.NOT_AN_IMAGE: 415,
           Reason.CORRUPT_IMAGE: 422}
 MULTIPART_OVERHEAD = 64 * 1024
+HEADER_BYTES = 2**20  # enough for any image header short of pathological metadata
 
 
 def _problem(status: int, reason: str, detail: str) -> HTTPException:
     return HTTPException(status, {"reason": reason, "message": detail})
 
 
-async def _read_raw(request: Request, limit: int) -> bytes:
-    body = bytearray()
+async def _limited(request: Request, limit: int):
+    """The body's chunks, refused once over ``limit``: a chunked body has no Content-Length."""
+    seen = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        seen += len(chunk)
+        if seen > limit:
             raise _problem(413, Reason.TOO_LARGE, f"body over {limit} bytes")
-    return bytes(body)
+        yield chunk
+
+
+class _BadText(MultiPartException):
+    pass
+
+
+class _StrictMultiPart(MultiPartParser):
+    """Starlette's parser, except that a text field which does not decode is refused:
+    Starlette falls back to latin-1, which turns bad bytes into silent mojibake."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                part.data.decode(self._charset)
+            except UnicodeDecodeError:
+                raise _BadText(f"form field {part.field_name!r} is not valid {self._charset} text") from None
+        super().on_part_end()
 
 
 def _text(value: str, what: str) -> str:
@@ -51,8 +74,21 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, list[str], 
         raise _problem(413, Reason.TOO_LARGE, f"body of {length} bytes; the limit is {limit}")
     if not ctype.startswith("multipart/form-data"):
         captions = [_text(c, "caption") for c in request.query_params.getlist("caption")]
-        return await _read_raw(request, limit), captions, {}, request.query_params.get("user_id")
-    form = await request.form(max_files=1, max_fields=64)
+        data = b"".join([chunk async for chunk in _limited(request, limit)])
+        return data, captions, {}, request.query_params.get("user_id")
+    parser = _StrictMultiPart(request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1,
+                              max_fields=64)
+    try:
+        form = await parser.parse()
+    except MultiPartException as e:
+        raise _problem(400, "bad_text" if isinstance(e, _BadText) else "bad_multipart", e.message) from None
+    try:
+        return await _read_form(form, limit)
+    finally:
+        await form.close()
+
+
+async def _read_form(form: FormData, limit: int) -> tuple[bytes, list[str], dict[str, str], str | None]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise _problem(400, "missing_file", "multipart body needs a `file` part with the image")
@@ -65,8 +101,10 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, list[str], 
         try:
             tags = json.loads(str(raw_tags))
             assert isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
-        except (ValueError, AssertionError):
+        except (ValueError, AssertionError, RecursionError):
             raise _problem(400, "bad_tags", 'tags must be a JSON object of strings, e.g. {"camera": "x"}') from None
+        for text in [*tags, *tags.values()]:  # same rule as captions; tags are kept as sent
+            _text(text, "tag")
     user = form.get("user_id")
     return data, captions, tags, _text(str(user), "user_id") if user else None
 
@@ -83,7 +121,7 @@ async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: M
                        source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api"):
     data, captions, tags, user_id = await _read_upload(request, settings.max_upload_bytes)
     try:
-        event, new = await run_in_threadpool(upload_bytes, data, captions=captions, source=source, s=settings,
+        up = await run_in_threadpool(upload_bytes, data, captions=captions, source=source, s=settings,
                                              mc=mc, producer=producer, user_id=user_id, tags=tags)
     except Rejected as e:
         raise _problem(STATUS.get(e.reason, 400), e.reason.value, e.message) from e
@@ -94,9 +132,11 @@ async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: M
         # The bytes are safe in bronze; retrying the same upload completes it.
         raise HTTPException(503, {"reason": "bus_unavailable", "message": str(e)[:200]},
                             headers={"Retry-After": "5"}) from e
-    body = ImagePublic(image_id=event.image_id, new=new, event_id=event.event_id, content_type=event.content_type,
-                       size_bytes=event.size_bytes, bronze_uri=f"s3://{BRONZE}/{event.bronze_key}")
-    return JSONResponse(body.model_dump(mode="json"), status_code=201 if new else 200)
+    ev = up.event
+    body = ImagePublic(image_id=ev.image_id, new=up.new, event_id=ev.event_id, content_type=ev.content_type,
+                       size_bytes=ev.size_bytes, width=up.info.width, height=up.info.height,
+                       bronze_uri=f"s3://{BRONZE}/{ev.bronze_key}")
+    return JSONResponse(body.model_dump(mode="json"), status_code=201 if up.new else 200)
 
 
 @router.get("/{image_id}", summary="What the lake holds about an image", response_model=ImagePublic,
@@ -110,5 +150,25 @@ def get_image(image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], mc: Mini
         if e.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
             raise HTTPException(404, {"reason": "not_found", "message": f"no image {image_id}"}) from e
         raise
+    width, height = _header_size(mc, bronze_key(image_id), st.size) or (None, None)
     return ImagePublic(image_id=image_id, content_type=st.content_type or "application/octet-stream",
-                       size_bytes=st.size, bronze_uri=f"s3://{BRONZE}/{bronze_key(image_id)}")
+                       size_bytes=st.size, width=width, height=height,
+                       bronze_uri=f"s3://{BRONZE}/{bronze_key(image_id)}")
+
+
+def _header_size(mc: Minio, key: str, total: int) -> tuple[int, int] | None:
+    """(width, height) read from the stored bytes; the first MiB holds any ordinary header.
+    (Until the catalog records dimensions, the object is the only place that knows them.)"""
+
+    def head(length: int) -> bytes:
+        resp = mc.get_object(BRONZE, key, offset=0, length=length)
+        try:
+            return resp.read()
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    size = image_size(head(min(total, HEADER_BYTES)))
+    if size is None and total > HEADER_BYTES:
+        size = image_size(head(total))
+    return size
