@@ -94,12 +94,15 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @app.command()
-    def demo(rows: Annotated[int, typer.Option(help="Rows the Spark job writes.")] = 1000) -> None:
+    def demo(
+        rows: Annotated[int, typer.Option(help="Rows the smoke Spark job writes.")] = 1000,
+        images: Annotated[int, typer.Option(help="Shapes images to generate and ingest.")] = 200,
+    ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake import demo as demo_mod
 
         setup_logging()
-        demo_mod.run(rows)
+        demo_mod.run(rows, images)
 
     @app.command()
     def logs(
