@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import stack
+from bench import ingest, stack
 
-BENCHES = {"stack": stack.main}
+BENCHES = {"stack": stack.main, "ingest": ingest.main}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHES)

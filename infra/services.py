@@ -410,7 +410,7 @@ class Api(Service):
         import sys
 
         return [sys.executable, "-m", "uvicorn", "services.api.main:app", "--host", self.s.host,
-                "--port", str(self.s.api_port), "--no-access-log"]
+                "--port", str(self.s.api_port), "--no-access-log", "--workers", str(self.s.api_workers)]
 
     def proc_options(self) -> dict:
         from lake.config import REPO_ROOT

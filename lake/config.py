@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         airflow_parallelism (int, 4): LocalExecutor worker processes.
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
-        api_port (int, 8000), api_keys (list[secret], ["lake-local-key"]): keys for writes.
+        api_port (int, 8000), api_workers (int, 1): uvicorn worker processes, api_keys (list[secret], ["lake-local-key"]): keys for writes.
         max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
     """
@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     superset_password: SecretStr = SecretStr("lake-local")
     superset_secret_key: SecretStr = SecretStr("lake-local-secret")
     api_port: int = 8000
+    api_workers: int = 1
     api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-key")])
 
     # Limits on what the front door accepts (API, `lake ingest`, inline Kafka events).

@@ -50,7 +50,7 @@ def image_size(head: bytes) -> tuple[int, int] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(head)).size
-    except Exception:  # Pillow raises many types for bad data
+    except Exception:  # noqa: BLE001 -- Pillow raises many types for bad data; None says so
         return None
 
 

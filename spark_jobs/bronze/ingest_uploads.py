@@ -82,22 +82,27 @@ def check_event(value: bytes | None, *, s, mc) -> dict:
 
 
 def _check_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    from concurrent.futures import ThreadPoolExecutor
+
     from lake.clients import minio_client
     from lake.config import get_settings
 
     s = get_settings()
     mc = minio_client(s)  # one client per partition, not per row
     names = [name for name, _ in RESULT_COLUMNS]
-    for pdf in batches:
-        rows = []
-        for r in pdf.itertuples(index=False):
-            # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
-            row = dict.fromkeys(names)
-            row.update(check_event(r.value, s=s, mc=mc))
-            row.update(kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
-                       kafka_timestamp=r.timestamp, kafka_key=(r.key or b"").decode("utf-8", "replace"))
-            rows.append(row)
-        yield pd.DataFrame(rows, columns=names)
+
+    def one(r) -> dict:
+        # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
+        row = dict.fromkeys(names)
+        row.update(check_event(r.value, s=s, mc=mc))
+        row.update(kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
+                   kafka_timestamp=r.timestamp, kafka_key=(r.key or b"").decode("utf-8", "replace"))
+        return row
+
+    # Rows wait on MinIO round trips, not on the CPU: overlap them.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for pdf in batches:
+            yield pd.DataFrame(list(pool.map(one, pdf.itertuples(index=False))), columns=names)
 
 
 def transform(kafka_rows: DataFrame) -> DataFrame:

@@ -22,8 +22,8 @@ import random
 import struct
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 from PIL import Image, PngImagePlugin
 
@@ -59,6 +59,14 @@ def jpeg(w: int = 8, h: int = 8, colour="blue", quality: int = 90, *, note: str 
     if note:
         kw["comment"] = note.encode()
     return _save(Image.new(mode, (w, h), colour), "JPEG", quality=quality, **kw)
+
+
+def jpeg_fat_header(segments: int = 25, *, note: str | None = None) -> bytes:
+    """A small JPEG behind ``segments`` x 64 KiB of comment segments: its frame header
+    (the size) starts past the first MiB."""
+    seg = b"\xff\xfe" + struct.pack(">H", 65_535) + random_bytes(65_533, seed=3)
+    data = jpeg(33, 22, note=note)
+    return data[:2] + seg * segments + data[2:]
 
 
 def noise_jpeg(w: int = 256, h: int = 256, seed: int | str = 0, quality: int = 90) -> bytes:
@@ -197,7 +205,7 @@ def oversize(n: int = 20 * 2**20) -> bytes:
 
 # ---- requests -------------------------------------------------------------------------
 
-Part = tuple[str, Union[bytes, str], Union[str, None], Union[str, None]]  # name, value, filename, type
+Part = tuple[str, bytes | str, str | None, str | None]  # name, value, filename, type
 
 
 def multipart(parts: list[Part], boundary: str = "lake-test-boundary") -> tuple[bytes, str]:
@@ -267,8 +275,8 @@ class Refused:
 
 
 ACCEPTED = "accepted"
-Expect = Union[Refused, str]
-Payload = Union[bytes, Callable]
+Expect = Refused | str
+Payload = bytes | Callable
 
 
 def _good(kind: str, **kw) -> bytes:
@@ -312,6 +320,7 @@ def corpus() -> list[tuple[str, Payload, Expect]]:
         ("gif_animated", gif(10, 4, frames=3, note=RUN), ACCEPTED),
         ("bmp", bmp(10, 5), ACCEPTED),  # no metadata to carry a nonce: may answer 200 "seen before"
         ("tiff", tiff(10, 6, note=RUN), ACCEPTED),
+        ("jpeg_header_past_1mib", jpeg_fat_header(note=RUN), ACCEPTED),
         ("png_1x1", _good("png", w=1, h=1, tag="1x1"), ACCEPTED),
         ("png_named_jpg_wrong_type", Post(_good("png", w=5, h=5, tag="jpg"), filename="photo.jpg",
                                           content_type="image/jpeg"), ACCEPTED),
@@ -337,6 +346,7 @@ def corpus() -> list[tuple[str, Payload, Expect]]:
         ("tags_nul", Post(png(), fields=[("tags", '{"a": "b\\u0000"}')]), Refused(400, "bad_text")),
         ("tags_51", Post(png(), fields=[("tags", json.dumps({f"k{i}": "v" for i in range(51)}))]),
          Refused(422, "invalid_event")),
+        ("user_id_query_nul", Post(png(), raw=True, query="user_id=a%00b"), Refused(400, "bad_text")),
         ("user_id_too_long", Post(png(), fields=[("user_id", "u" * 129)]), Refused(422, "invalid_event")),
         ("source_bad", Post(png(), query="source=../etc"), Refused(422, None)),
         # --- bad requests

@@ -75,7 +75,8 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, list[str], 
     if not ctype.startswith("multipart/form-data"):
         captions = [_text(c, "caption") for c in request.query_params.getlist("caption")]
         data = b"".join([chunk async for chunk in _limited(request, limit)])
-        return data, captions, {}, request.query_params.get("user_id")
+        user = request.query_params.get("user_id")
+        return data, captions, {}, _text(user, "user_id") if user else None
     parser = _StrictMultiPart(request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1,
                               max_fields=64)
     try:
