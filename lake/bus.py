@@ -33,7 +33,7 @@ def _new_producer(s: Settings) -> KafkaProducer:
         client_id="lake",
         acks="all",
         enable_idempotence=True,  # broker-side dedup of retried sends
-        linger_ms=5,
+        linger_ms=1,  # an upload waits for its ack: keep the batching delay small
         max_request_size=4 * 2**20,
         retries=10,
         request_timeout_ms=15000,

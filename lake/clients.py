@@ -6,19 +6,35 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
 from urllib.parse import urlparse
 
 from lake.config import Settings, get_settings
 
 
+_minio: dict[tuple, object] = {}
+_minio_lock = threading.Lock()
+
+
 def minio_client(s: Settings | None = None):
+    """A MinIO client for the settings' endpoint, one per process: its connection pool
+    is reused (a new client per request would open a TCP connection per call)."""
+    import urllib3
     from minio import Minio
 
     s = s or get_settings()
-    url = urlparse(s.s3_endpoint)
-    return Minio(url.netloc, access_key=s.s3_access_key, secret_key=s.s3_secret_key.get_secret_value(),
-                 secure=url.scheme == "https", region=s.s3_region)
+    key = (s.s3_endpoint, s.s3_access_key, s.s3_secret_key.get_secret_value(), s.s3_region, os.getpid())
+    with _minio_lock:
+        if key not in _minio:
+            url = urlparse(s.s3_endpoint)
+            pool = urllib3.PoolManager(maxsize=32, retries=urllib3.Retry(total=3, backoff_factor=0.2,
+                                                                         status_forcelist=[500, 502, 503, 504]),
+                                       timeout=urllib3.Timeout(connect=5, read=60))
+            _minio[key] = Minio(url.netloc, access_key=s.s3_access_key, secret_key=s.s3_secret_key.get_secret_value(),
+                                secure=url.scheme == "https", region=s.s3_region, http_client=pool)
+        return _minio[key]
 
 
 def mongo_client(s: Settings | None = None, timeout_ms: int = 5000):
