@@ -47,5 +47,5 @@ lock:  ## re-resolve requirements/*.in into the lock files
 	  UV_CACHE_DIR=$$HOME/.cache/lake/uv $$HOME/.cache/lake/tools/bin/uv pip compile -q \
 	    --python-version 3.11 requirements/$$n.in -o requirements/$$n.lock; done
 
-clean: down  ## remove local state (data, logs, venvs); the download cache stays
-	rm -rf .lake
+clean:  ## stop the stack and remove its state (data, logs); the venvs and download cache stay
+	@[ -x $(LAKE) ] && $(LAKE) clean --yes || rm -rf .lake

@@ -10,6 +10,7 @@ import base64
 import json
 import secrets
 import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -19,12 +20,16 @@ from infra.services import Service, _secret, _write_private
 from lake.config import REPO_ROOT, Settings
 
 
+# The venvs belong to the checkout (infra/bootstrap.sh), whatever LAKE_STATE_DIR says.
+VENVS = REPO_ROOT / ".lake" / "venvs"
+
+
 def bootstrap_venv(name: str) -> Path:
     """The app's venv under .lake/venvs, synced from requirements/<name>.lock."""
     res = subprocess.run([str(REPO_ROOT / "infra" / "bootstrap.sh"), name], capture_output=True, text=True)
     if res.returncode:
         raise StackError(f"building the {name} venv failed:\n{(res.stdout + res.stderr)[-3000:]}")
-    return REPO_ROOT / ".lake" / "venvs" / name
+    return VENVS / name
 
 
 def _pg_url(s: Settings, db: str) -> str:
@@ -32,15 +37,18 @@ def _pg_url(s: Settings, db: str) -> str:
             f"{s.postgres_port}/{db}")
 
 
-def _once(stamp: Path, key: str, argv: list[str], env: dict[str, str], what: str, cwd: Path | None = None) -> None:
+def _once(stamp: Path, key: str, argv: list[str], env: dict[str, str], what: str, stdin: str | None = None) -> None:
     """Run a set-up command once per ``key`` (e.g. an app version), recorded in ``stamp``."""
     if stamp.exists() and stamp.read_text() == key:
         return
-    res = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd)
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, input=stdin)
     if res.returncode:
         raise StackError(f"{what} failed:\n{(res.stdout + res.stderr)[-3000:]}")
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key)
+
+
+_KEYS_LOCK = threading.Lock()
 
 
 class Airflow(Service):
@@ -56,7 +64,7 @@ class Airflow(Service):
 
     @property
     def venv(self) -> Path:
-        return self.s.state_dir / "venvs" / "airflow"
+        return VENVS / "airflow"
 
     @property
     def home(self) -> Path:
@@ -68,6 +76,10 @@ class Airflow(Service):
     def _keys(self) -> dict[str, str]:
         # Generated once per state dir: shared by every component, never a fixed default.
         path = self.s.run_dir / "airflow-keys.json"
+        with _KEYS_LOCK:  # components of one wave start from parallel threads
+            return self._keys_locked(path)
+
+    def _keys_locked(self, path: Path) -> dict[str, str]:
         if not path.exists():
             _write_private(path, json.dumps({
                 "jwt": secrets.token_urlsafe(64),
@@ -100,7 +112,7 @@ class Airflow(Service):
             "AIRFLOW__API_AUTH__JWT_SECRET": k["jwt"],
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.s.log_dir / "airflow"),
             # Airflow tasks run Lake code with the core venv's interpreter (DESIGN.md).
-            "LAKE_CORE_PYTHON": str(self.s.state_dir / "venvs" / "core" / "bin" / "python"),
+            "LAKE_CORE_PYTHON": str(VENVS / "core" / "bin" / "python"),
             "LAKE_REPO": str(REPO_ROOT),
             "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         }
@@ -157,7 +169,7 @@ class Superset(Service):
 
     @property
     def venv(self) -> Path:
-        return self.s.state_dir / "venvs" / "superset"
+        return VENVS / "superset"
 
     def install(self) -> None:
         bootstrap_venv("superset")
@@ -183,10 +195,12 @@ class Superset(Service):
         home = s.state_dir / "superset"
         version = str(sorted((self.venv / "lib").glob("python*/site-packages/apache_superset-*.dist-info")))
         _once(home / ".upgraded", version, self._cli("db", "upgrade"), env, "superset db upgrade")
+        password = _secret(s, "superset_password")
+        # The password goes to the prompt on stdin, never into argv (which `ps` shows).
         _once(home / ".admin", s.superset_user, self._cli(
             "fab", "create-admin", "--username", s.superset_user, "--firstname", "Lake", "--lastname", "Admin",
-            "--email", f"{s.superset_user}@lake.local", "--password", _secret(s, "superset_password")),
-            env, "superset fab create-admin")
+            "--email", f"{s.superset_user}@lake.local"), env, "superset fab create-admin",
+            stdin=f"{password}\n{password}\n")
         _once(home / ".init", version, self._cli("init"), env, "superset init")
         # The Trino database; re-registering the same URI is a no-op.
         _once(home / ".trino", f"{s.trino_host}:{s.trino_port}", self._cli(

@@ -198,7 +198,7 @@ def ferretdb_bin(s: Settings) -> Path:
 def compose_cmd(s: Settings) -> list[str]:
     """`docker compose`, or a compose CLI built from the Go module proxy when the docker
     client has no compose plugin (this machine has no engine; `config` needs none)."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         return ["docker", "compose"]
     dest = s.cache_dir / "bin" / f"docker-compose-{V.COMPOSE}"
     if not dest.exists():

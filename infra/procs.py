@@ -135,8 +135,17 @@ def stop(proc: Proc) -> bool:
     """Stop the process group of ``proc``; True if something was running."""
     p = read_pid(proc)
     if p is None:
+        # The leader is gone, but workers it forked (uvicorn, gunicorn, Airflow) may live on
+        # in its process group, holding the ports: end them too.
+        orphans = _group_survivors(proc)
+        for q in orphans:
+            try:
+                q.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(orphans, timeout=5)
         proc.pidfile.unlink(missing_ok=True)
-        return False
+        return bool(orphans)
     try:
         pgid = os.getpgid(p.pid)
     except ProcessLookupError:
@@ -166,6 +175,22 @@ def stop(proc: Proc) -> bool:
                 pass
     proc.pidfile.unlink(missing_ok=True)
     return True
+
+
+def _group_survivors(proc: Proc) -> list[psutil.Process]:
+    """Live processes of the recorded (dead) leader's group, started after it."""
+    try:
+        rec = json.loads(proc.pidfile.read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    found = []
+    for q in psutil.process_iter(["pid", "create_time"]):
+        try:
+            if q.pid != os.getpid() and os.getpgid(q.pid) == rec["pid"] and q.info["create_time"] >= rec["started"] - 1:
+                found.append(q)
+        except (ProcessLookupError, psutil.NoSuchProcess, KeyError):
+            pass
+    return [q for q in found if _alive(q)]
 
 
 def _alive(p: psutil.Process) -> bool:

@@ -43,14 +43,16 @@ class Service:
     def dir(self, kind: str) -> Path:
         return self.s.state_dir / kind / self.name
 
-    def proc(self) -> Proc:
+    def proc(self, runnable: bool = True) -> Proc:
+        """How to run the server; ``runnable=False`` gives just its pid file, log and ports,
+        without resolving binaries (status and down must work even when an install fails)."""
         return Proc(
             name=self.name,
-            argv=self.argv(),
+            argv=self.argv() if runnable else [],
             ports=self.ports,
             log=self.s.log_dir / f"{self.name}.log",
             pidfile=self.s.run_dir / f"{self.name}.pid",
-            env=self.env(),
+            env=self.env() if runnable else {},
             **self.proc_options(),
         )
 
@@ -81,9 +83,12 @@ def _secret(s: Settings, field: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, from the first byte (no umask window)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 class Postgres(Service):
@@ -332,8 +337,11 @@ log.retention.hours=168
 
         s = self.s
         want = {s.topic_uploads: s.kafka_partitions, s.topic_uploads_dlq: 1, s.topic_models_promoted: 1}
+        # Inline images live only in Kafka until the stream lands them: never expire them.
+        keep = {"retention.ms": "-1", "retention.bytes": "-1"}
         with kafka_admin(s) as admin:
-            missing = [NewTopic(t, n, 1) for t, n in want.items() if t not in set(admin.list_topics())]
+            missing = [NewTopic(t, n, 1, topic_configs=keep) for t, n in want.items()
+                       if t not in set(admin.list_topics())]
             if missing:
                 admin.create_topics(missing)
 

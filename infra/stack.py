@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import time
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,7 +68,7 @@ def _healthy(svc: Service) -> bool:
 def _start_one(svc: Service) -> tuple[procs.Proc, psutil.Process, bool]:
     """Install, prepare and spawn one server unless it runs; returns (proc, process, started)."""
     svc.install()
-    proc = svc.proc()
+    proc = svc.proc(runnable=False)
     running = procs.read_pid(proc)
     if running is not None:
         log.info("already running", service=svc.name, pid=running.pid)
@@ -88,6 +90,19 @@ def _ready_one(svc: Service, proc: procs.Proc, p: psutil.Process, started: bool)
         log.info("healthy", service=svc.name, seconds=round(time.monotonic() - t0, 1))
 
 
+@contextmanager
+def _exclusive(s: Settings):
+    """One `lake up`/`down`/`clean` at a time per state dir (pid files are not atomic)."""
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(s.run_dir / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another lake up/down on this state dir")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
     """Start what is not running; returns the names started. Safe to run twice.
 
@@ -96,6 +111,11 @@ def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
     """
     for d in (s.run_dir, s.log_dir, s.data_dir):
         d.mkdir(parents=True, exist_ok=True)
+    with _exclusive(s):
+        return _up(s, names)
+
+
+def _up(s: Settings, names: Iterable[str]) -> list[str]:
     started: list[str] = []
     for _, group in groupby(sorted(select(s, names), key=lambda x: x.wave), key=lambda x: x.wave):
         wave = list(group)
@@ -109,11 +129,29 @@ def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
 def down(s: Settings, names: Iterable[str] = ()) -> list[str]:
     """Stop servers in reverse start order; returns the names that were running."""
     stopped = []
-    for svc in reversed(select(s, names)):
-        if procs.stop(svc.proc()):
-            log.info("stopped", service=svc.name)
-            stopped.append(svc.name)
+    with _exclusive(s):
+        for svc in reversed(select(s, names)):
+            if procs.stop(svc.proc(runnable=False)):
+                log.info("stopped", service=svc.name)
+                stopped.append(svc.name)
     return stopped
+
+
+def clean(s: Settings) -> list[Path]:
+    """Stop everything and delete the stack's state (data, logs, app metadata), including a
+    PostgreSQL cluster kept outside the checkout; the venvs and the download cache stay."""
+    import shutil
+
+    from infra.services import Postgres
+
+    down(s)
+    targets = [p for p in s.state_dir.glob("*") if p.name != "venvs"]
+    pg = Postgres("postgres", s).base
+    if not pg.is_relative_to(s.state_dir):  # the /var/lib/lake/<key> fallback
+        targets.append(pg.parent)
+    for path in targets:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return targets
 
 
 def _pss(p: psutil.Process) -> int:
@@ -130,7 +168,7 @@ def _pss(p: psutil.Process) -> int:
 def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
     rows = []
     for svc in select(s, names):
-        proc = svc.proc()
+        proc = svc.proc(runnable=False)
         p = procs.read_pid(proc)
         if p is None:
             # A pid file without its process: the server died (crashed or was killed).

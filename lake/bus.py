@@ -46,6 +46,7 @@ def publish_upload(producer: KafkaProducer, event: ImageUploaded, topic: str | N
     producer.send(topic or get_settings().topic_uploads, key=key, value=value).get(timeout=timeout)
 
 
-def publish_dead_letter(producer: KafkaProducer, letter: DeadLetter, topic: str | None = None) -> None:
-    producer.send(topic or get_settings().topic_uploads_dlq, key=(letter.key or "").encode() or None,
-                  value=letter.model_dump_json().encode())
+def publish_dead_letter(producer: KafkaProducer, letter: DeadLetter, topic: str | None = None):
+    """Send one dead letter; returns the future (the caller waits on all of them)."""
+    return producer.send(topic or get_settings().topic_uploads_dlq, key=(letter.key or "").encode() or None,
+                         value=letter.model_dump_json().encode())

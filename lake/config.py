@@ -1,7 +1,7 @@
 """One typed settings object for every part of Lake.
 
-Read from the environment (``LAKE_*``) or a ``.env`` file; the defaults are the local
-stack started by ``lake up``. Never build it at import time (DAG parsing and Spark
+Read from the environment (``LAKE_*``); the defaults are the local stack started by
+``lake up``. (Not from `.env`: that file is docker-compose's, with LAKE_MODE=compose.) Never build it at import time (DAG parsing and Spark
 executors import modules): call ``get_settings()``.
 
     LAKE_MODE=compose LAKE_S3_SECRET_KEY=... lake status
@@ -50,7 +50,7 @@ class Settings(BaseSettings):
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
     """
 
-    model_config = SettingsConfigDict(env_prefix="LAKE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LAKE_", extra="ignore")
 
     mode: Literal["local", "compose", "cluster"] = "local"
     host: str = "127.0.0.1"

@@ -174,7 +174,9 @@ def parse_upload(value: bytes | str | None) -> ImageUploaded:
         raise Rejected(Reason.BAD_JSON, "no value")
     try:
         obj = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # RecursionError: deep nesting
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and integers over Python's 4300-digit
+    # limit; RecursionError is deep nesting. Any of them must reach the DLQ, not stop the stream.
+    except (ValueError, RecursionError) as e:
         raise Rejected(Reason.BAD_JSON, str(e)[:300]) from e
     if not isinstance(obj, dict):
         raise Rejected(Reason.BAD_JSON, "event must be a JSON object")

@@ -14,6 +14,9 @@ import sys
 from lake.config import Settings, get_settings
 
 
+SECRET_SUFFIXES = ("password", "secret-access-key", "secret.key")
+
+
 def spark_conf(s: Settings) -> dict[str, str]:
     """Every Spark setting Lake relies on, as plain data (also used by spark-submit)."""
     from infra.install import spark_jars
@@ -60,9 +63,20 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
     os.environ["JAVA_HOME"] = str(java_home(17, 21))  # Spark 4.1 runs on 17 or 21
     os.environ.setdefault("SPARK_LOCAL_IP", s.host)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this venv's Python
+    conf = {**spark_conf(s), **extra}
+    # pyspark hands builder settings to spark-submit as `--conf k=v` (visible in `ps`), so
+    # secrets are set only once the JVM runs: catalogs and S3A read them on first use.
+    secret = {k: v for k, v in conf.items() if k.endswith(SECRET_SUFFIXES)}
     builder = SparkSession.builder.appName(app_name).master(s.spark_master)
-    for k, v in {**spark_conf(s), **extra}.items():
-        builder = builder.config(k, v)
+    for k, v in conf.items():
+        if k not in secret:
+            builder = builder.config(k, v)
     spark = builder.getOrCreate()
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for k, v in secret.items():
+        if k.startswith("spark.hadoop."):
+            hadoop.set(k.removeprefix("spark.hadoop."), v)
+        else:
+            spark.conf.set(k, v)
     spark.sparkContext.setLogLevel("WARN")
     return spark

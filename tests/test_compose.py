@@ -13,7 +13,8 @@ import yaml
 from lake.config import REPO_ROOT
 
 SECRETS = ["LAKE_S3_SECRET_KEY", "LAKE_POSTGRES_PASSWORD", "LAKE_MONGO_PASSWORD", "LAKE_AIRFLOW_PASSWORD",
-           "AIRFLOW_JWT_SECRET", "LAKE_SUPERSET_PASSWORD", "LAKE_SUPERSET_SECRET_KEY", "AIRFLOW_FERNET_KEY"]
+           "AIRFLOW_JWT_SECRET", "LAKE_SUPERSET_PASSWORD", "LAKE_SUPERSET_SECRET_KEY", "AIRFLOW_FERNET_KEY",
+           "LAKE_API_KEYS"]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,12 @@ def _filled_env(tmp_path):
     for line in (REPO_ROOT / ".env.example").read_text().splitlines():
         key = line.split("=", 1)[0]
         if key in SECRETS and line.endswith("="):
-            line += base64.urlsafe_b64encode(os.urandom(32)).decode() if key == "AIRFLOW_FERNET_KEY" \
-                else secrets.token_urlsafe(24)
+            if key == "AIRFLOW_FERNET_KEY":
+                line += base64.urlsafe_b64encode(os.urandom(32)).decode()
+            elif key == "LAKE_API_KEYS":
+                line += f'["{secrets.token_urlsafe(24)}"]'
+            else:
+                line += secrets.token_urlsafe(24)
         lines.append(line)
     path = tmp_path / "lake.env"
     path.write_text("\n".join(lines) + "\n")
@@ -55,6 +60,19 @@ def test_compose_config_is_valid_with_secrets_set(compose, tmp_path):
         assert name in services
     api_env = services["api"]["environment"]
     assert api_env["LAKE_MODE"] == "compose" and api_env["LAKE_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    # the API would refuse to start in compose mode without every secret: build its settings
+    from lake.config import Settings
+
+    keep = {k: v for k, v in api_env.items() if k.startswith("LAKE_") and v is not None}
+    import pytest as _pytest
+
+    mp = _pytest.MonkeyPatch()
+    try:
+        for k, v in keep.items():
+            mp.setenv(k, v)
+        assert Settings().mode == "compose"
+    finally:
+        mp.undo()
 
 
 def test_compose_refuses_to_start_without_secrets(compose, tmp_path):

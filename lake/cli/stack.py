@@ -61,8 +61,25 @@ def register(app: typer.Typer) -> None:
         from infra import stack
 
         setup_logging()
-        stopped = stack.down(get_settings(), services or [])
+        try:
+            stopped = stack.down(get_settings(), services or [])
+        except StackError as e:
+            _fail(e)
         console.print(f"[green]down[/green]: stopped {', '.join(stopped) or 'nothing (none running)'}")
+
+    @app.command()
+    def clean(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+        """Stop the stack and delete its state (data, logs, metadata); venvs and downloads stay."""
+        from infra import stack
+
+        setup_logging()
+        if not yes and not typer.confirm("Delete every table, object and log of this local stack?"):
+            raise typer.Exit(1)
+        try:
+            removed = stack.clean(get_settings())
+        except StackError as e:
+            _fail(e)
+        console.print(f"[green]clean[/green]: removed {len(removed)} paths")
 
     @app.command()
     def status(
@@ -117,7 +134,7 @@ def register(app: typer.Typer) -> None:
             (svc,) = stack.select(get_settings(), [service])
         except StackError as e:
             _fail(e)
-        path = svc.proc().log
+        path = svc.proc(runnable=False).log
         if not path.exists():
             _fail(StackError(f"no log yet at {path}; has `lake up` run?"))
         os.execvp("tail", ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)])

@@ -148,11 +148,12 @@ def _publish_dead_letters(rows) -> None:
     from lake.events import DeadLetter
 
     producer = get_producer()
-    for r in rows:
-        publish_dead_letter(producer, DeadLetter(reason=r.reason, error=r.error, topic=r.kafka_topic,
-                                                 partition=r.kafka_partition, offset=r.kafka_offset,
-                                                 key=r.kafka_key or None, raw_prefix=r.raw_prefix or ""))
-    producer.flush()
+    sent = [publish_dead_letter(producer, DeadLetter(reason=r.reason, error=r.error, topic=r.kafka_topic,
+                                                     partition=r.kafka_partition, offset=r.kafka_offset,
+                                                     key=r.kafka_key or None, raw_prefix=r.raw_prefix or ""))
+            for r in rows]
+    for future in sent:  # a failed send fails the batch, which is then retried: no letter is lost
+        future.get(timeout=30)
 
 
 def ensure_tables(spark: SparkSession) -> None:
@@ -161,24 +162,43 @@ def ensure_tables(spark: SparkSession) -> None:
     spark.sql(REJECTED_DDL)
 
 
+def _single_writer(s, checkpoint: str):
+    """Hold a PostgreSQL advisory lock named after the checkpoint for the job's life.
+
+    MERGE ... WHEN NOT MATCHED is an anti-join plus an append with no conflict check, so
+    two streams on one checkpoint could both append an event: refuse to be the second.
+    """
+    import psycopg
+
+    conn = psycopg.connect(s.postgres_dsn, autocommit=True)
+    (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [checkpoint]).fetchone()
+    if not got:
+        conn.close()
+        raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time")
+    return conn  # the lock lives as long as this connection
+
+
 def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
-         max_offsets: int = 5000) -> None:
+         max_offsets: int = 1000) -> None:
     from lake.config import get_settings
     from lake.spark import spark_session
 
     s = get_settings()
-    spark = spark_session("bronze-ingest-uploads")
+    checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
+    lock = _single_writer(s, checkpoint)
+    # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
+    spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
     ensure_tables(spark)
     stream = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", s.kafka_bootstrap)
               .option("subscribe", s.topic_uploads)
               .option("startingOffsets", "earliest")
               .option("maxOffsetsPerTrigger", max_offsets)
-              .option("failOnDataLoss", "false")
+              .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
               .load())
     for attempt in range(1, 4):
         writer = (stream.writeStream.foreachBatch(write_batch)
-                  .option("checkpointLocation", checkpoint or s.checkpoint_uri("bronze_ingest_uploads"))
+                  .option("checkpointLocation", checkpoint)
                   .queryName("bronze_ingest_uploads"))
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds") if continuous \
             else writer.trigger(availableNow=True)
@@ -193,6 +213,7 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
                 raise
             log.warning("restarting the stream after Spark's Kafka metrics NPE (SPARK-55271)", attempt=attempt)
     spark.stop()
+    lock.close()
 
 
 if __name__ == "__main__":
@@ -200,6 +221,6 @@ if __name__ == "__main__":
     ap.add_argument("--continuous", action="store_true", help="keep running (default: drain and stop)")
     ap.add_argument("--trigger-seconds", type=int, default=5)
     ap.add_argument("--checkpoint", help="override the checkpoint URI (tests, replays)")
-    ap.add_argument("--max-offsets", type=int, default=5000, help="events per micro-batch at most")
+    ap.add_argument("--max-offsets", type=int, default=1000, help="events per micro-batch at most")
     a = ap.parse_args()
     main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,8 +36,8 @@ def private_stack(unique):
         return res
 
     yield lake
-    lake("down", check=False)
-    shutil.rmtree(state, ignore_errors=True)
+    res = lake("clean", "--yes", check=False)  # stops the servers, removes the state (also outside .lake)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def _status(lake) -> dict[str, dict]:

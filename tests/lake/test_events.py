@@ -184,3 +184,9 @@ def test_bronze_key_is_images_slash_sha256():
 def test_bronze_key_refuses_anything_but_64_hex(image_id):
     with pytest.raises(ValueError):
         bronze_key(image_id)
+
+
+def test_huge_integer_is_bad_json_not_a_crash():
+    with pytest.raises(Rejected) as e:
+        parse_upload(b'{"schema_version": 1, "x": ' + b"1" * 5000 + b"}")
+    assert e.value.reason == Reason.BAD_JSON
