@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
@@ -54,8 +55,15 @@ def image_size(head: bytes) -> tuple[int, int] | None:
         return None
 
 
-def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
-    """Validate ``data`` as an image Lake will keep; raise Rejected with the reason."""
+def decode(data: bytes, *, max_bytes: int, max_pixels: int,
+           draft: Callable[[int, int], tuple[int, int]] | None = None) -> tuple[Image.Image, ImageInfo]:
+    """Check and decode ``data``: (the loaded image, its sniffed type and stored size).
+
+    ``draft(width, height)`` gives the smallest size a JPEG may be decoded at (libjpeg
+    scales by 1/2, 1/4 or 1/8 while decoding: far cheaper than decoding in full).
+    Raises Rejected with the reason (empty, too_large, not_an_image, too_many_pixels,
+    corrupt_image).
+    """
     if not data:
         raise Rejected(Reason.EMPTY, "no bytes")
     if len(data) > max_bytes:
@@ -66,13 +74,14 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": metadata, not pixels
             img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
             if width * height > max_pixels:
                 raise Rejected(Reason.TOO_MANY_PIXELS,
                                f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}")
-            if ctype == "image/jpeg":
-                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))  # decode at 1/8 scale: cheap
+            if ctype == "image/jpeg" and draft is not None:
+                img.draft(img.mode, draft(width, height))
             img.load()  # a truncated or corrupt file fails here
     except Rejected:
         raise
@@ -82,4 +91,11 @@ def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
         raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} header does not parse") from e
     except Exception as e:  # Pillow raises many types for bad data
         raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} does not decode: {e}"[:300]) from e
-    return ImageInfo(ctype, width, height)
+    return img, ImageInfo(ctype, width, height)
+
+
+def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
+    """Validate ``data`` as an image Lake will keep; raise Rejected with the reason."""
+    # Decoding at 1/8 scale is enough to prove a JPEG is whole.
+    return decode(data, max_bytes=max_bytes, max_pixels=max_pixels,
+                  draft=lambda w, h: (max(1, w // 8), max(1, h // 8)))[1]

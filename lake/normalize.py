@@ -19,11 +19,11 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps
 
 from lake.datasets.shapes import split_of
 from lake.events import Reason, Rejected
-from lake.images import sniff
+from lake.images import decode
 
 __all__ = ["Normalized", "normalize_image", "to_rgb", "phash", "hamming", "clean_caption", "split_of"]
 
@@ -53,33 +53,6 @@ def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
         return width, height
     scale = max_side / longest
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def _open(data: bytes, ctype: str, max_pixels: int, max_side: int) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode ``data`` (a JPEG at the smallest DCT scale still >= the output size) -> (image, stored size)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": metadata, see _orient()
-            img = Image.open(io.BytesIO(data))  # header only
-            width, height = img.size
-            if width * height > max_pixels:
-                raise Rejected(Reason.TOO_MANY_PIXELS,
-                               f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}")
-            if ctype == "image/jpeg":
-                # Orientation only swaps axes, so the target in stored axes is _fit() of the stored size.
-                # draft() picks the largest 1/2, 1/4 or 1/8 scale that stays >= this size: LANCZOS finishes.
-                img.draft(img.mode, _fit(width, height, max_side))
-            img.load()  # a truncated or corrupt file fails here
-            return img, (width, height)
-    except Rejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise Rejected(Reason.TOO_MANY_PIXELS, str(e)) from e
-    except UnidentifiedImageError as e:  # its text names a Python object, not the problem
-        raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} header does not parse") from e
-    except Exception as e:  # Pillow raises many types for bad data
-        raise Rejected(Reason.CORRUPT_IMAGE, f"{ctype} does not decode: {e}"[:300]) from e
 
 
 def _orient(img: Image.Image) -> tuple[Image.Image, bool]:
@@ -132,12 +105,10 @@ def normalize_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = 
     Raises Rejected (empty, not_an_image, corrupt_image, too_many_pixels), the codes of
     the front door (lake.images.inspect_image).
     """
-    if not data:
-        raise Rejected(Reason.EMPTY, "no bytes")
-    ctype = sniff(data)
-    if ctype is None:
-        raise Rejected(Reason.NOT_AN_IMAGE, "not a JPEG, PNG, WebP, GIF, BMP or TIFF file")
-    img, (src_width, src_height) = _open(data, ctype, max_pixels, max_side)
+    # Orientation only swaps axes, so the target in stored axes is _fit() of the stored size;
+    # JPEGs decode at the smallest DCT scale still >= it, and LANCZOS finishes the job.
+    img, info = decode(data, max_bytes=len(data), max_pixels=max_pixels, draft=lambda w, h: _fit(w, h, max_side))
+    ctype, src_width, src_height = info.content_type, info.width, info.height
     try:
         img, swapped = _orient(img)
         if swapped:
