@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import subprocess
 import threading
@@ -35,6 +36,11 @@ def bootstrap_venv(name: str) -> Path:
 def _pg_url(s: Settings, db: str) -> str:
     return (f"postgresql+psycopg2://{s.postgres_user}:{_secret(s, 'postgres_password')}@{s.postgres_host}:"
             f"{s.postgres_port}/{db}")
+
+
+def _installed(venv: Path, dist: str) -> str:
+    """Which version of ``dist`` the venv holds (its dist-info names): the key of one-time set-ups."""
+    return str(sorted((venv / "lib").glob(f"python*/site-packages/{dist}-*.dist-info")))
 
 
 def _once(stamp: Path, key: str, argv: list[str], env: dict[str, str], what: str, stdin: str | None = None) -> None:
@@ -121,12 +127,9 @@ class Airflow(Service):
         self.home.mkdir(parents=True, exist_ok=True)
         _write_private(self.home / "passwords.json",
                        json.dumps({self.s.airflow_user: _secret(self.s, "airflow_password")}))
-        import os
-
         env = {**os.environ, **self.env()}
-        version = (self.venv / "lib").glob("python*/site-packages/apache_airflow-*.dist-info")
-        _once(self.home / ".migrated", str(sorted(version)), [str(self.venv / "bin" / "airflow"), "db", "migrate"],
-              env, "airflow db migrate")
+        _once(self.home / ".migrated", _installed(self.venv, "apache_airflow"),
+              [str(self.venv / "bin" / "airflow"), "db", "migrate"], env, "airflow db migrate")
 
     def argv(self) -> list[str]:
         return [str(self.venv / "bin" / "airflow"), self.component]
@@ -189,11 +192,9 @@ class Superset(Service):
         return [str(self.venv / "bin" / "superset"), *args]
 
     def prepare(self) -> None:
-        import os
-
         s, env = self.s, {**os.environ, **self.env()}
         home = s.state_dir / "superset"
-        version = str(sorted((self.venv / "lib").glob("python*/site-packages/apache_superset-*.dist-info")))
+        version = _installed(self.venv, "apache_superset")
         _once(home / ".upgraded", version, self._cli("db", "upgrade"), env, "superset db upgrade")
         password = _secret(s, "superset_password")
         # The password goes to the prompt on stdin, never into argv (which `ps` shows).

@@ -138,11 +138,7 @@ def stop(proc: Proc) -> bool:
         # The leader is gone, but workers it forked (uvicorn, gunicorn, Airflow) may live on
         # in its process group, holding the ports: end them too.
         orphans = _group_survivors(proc)
-        for q in orphans:
-            try:
-                q.kill()
-            except psutil.NoSuchProcess:
-                pass
+        _kill(orphans)
         psutil.wait_procs(orphans, timeout=5)
         proc.pidfile.unlink(missing_ok=True)
         return bool(orphans)
@@ -167,12 +163,7 @@ def stop(proc: Proc) -> bool:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for q in leftover:
-        if _alive(q):
-            try:
-                q.kill()
-            except psutil.NoSuchProcess:
-                pass
+    _kill([q for q in leftover if _alive(q)])
     proc.pidfile.unlink(missing_ok=True)
     return True
 
@@ -191,6 +182,14 @@ def _group_survivors(proc: Proc) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.NoSuchProcess, KeyError):
             pass
     return [q for q in found if _alive(q)]
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for q in processes:
+        try:
+            q.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def _alive(p: psutil.Process) -> bool:

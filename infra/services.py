@@ -16,13 +16,14 @@ import shutil
 import signal
 import subprocess
 import uuid
+from functools import cached_property
 from pathlib import Path
 
 import httpx
 
 from infra import install
 from infra.procs import Proc, StackError
-from lake.config import Settings
+from lake.config import REPO_ROOT, Settings
 
 DATABASES = ("ferretdb", "airflow", "superset")  # besides settings.postgres_db
 
@@ -108,7 +109,7 @@ class Postgres(Service):
     def dir(self, kind: str) -> Path:
         return self.base / kind
 
-    @property
+    @cached_property
     def base(self) -> Path:
         """Where the cluster lives: .lake/ if the postgres user can reach it, else /var/lib/lake.
 
@@ -421,8 +422,6 @@ class Api(Service):
                 "--port", str(self.s.api_port), "--no-access-log", "--workers", str(self.s.api_workers)]
 
     def proc_options(self) -> dict:
-        from lake.config import REPO_ROOT
-
         return {"cwd": REPO_ROOT}
 
     def healthy(self) -> bool:

@@ -6,25 +6,17 @@
 
 from __future__ import annotations
 
-import threading
-
 from kafka import KafkaProducer
 
+from lake.clients import per_process
 from lake.config import Settings, get_settings
 from lake.events import DeadLetter, ImageUploaded
-
-
-_producers: dict[str, KafkaProducer] = {}
-_lock = threading.Lock()
 
 
 def get_producer(s: Settings | None = None) -> KafkaProducer:
     """The process's producer for the settings' brokers (thread-safe, created once)."""
     s = s or get_settings()
-    with _lock:
-        if s.kafka_bootstrap not in _producers:
-            _producers[s.kafka_bootstrap] = _new_producer(s)
-        return _producers[s.kafka_bootstrap]
+    return per_process(("kafka", s.kafka_bootstrap), lambda: _new_producer(s))
 
 
 def _new_producer(s: Settings) -> KafkaProducer:

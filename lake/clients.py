@@ -8,33 +8,48 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from lake.config import Settings, get_settings
 
+T = TypeVar("T")
 
-_minio: dict[tuple, object] = {}
-_minio_lock = threading.Lock()
+
+_shared: dict[tuple, object] = {}
+_shared_lock = threading.Lock()
+
+
+def per_process(key: tuple, make: Callable[[], T]) -> T:
+    """One client per ``key`` and process, built by ``make`` on first use and reused (its
+    connections with it). A forked child builds its own: sockets do not survive a fork."""
+    key = (*key, os.getpid())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = make()
+        return _shared[key]
 
 
 def minio_client(s: Settings | None = None):
-    """A MinIO client for the settings' endpoint, one per process: its connection pool
-    is reused (a new client per request would open a TCP connection per call)."""
-    import urllib3
-    from minio import Minio
-
+    """The process's MinIO client for the settings' endpoint (a new client per request
+    would open a TCP connection per call)."""
     s = s or get_settings()
-    key = (s.s3_endpoint, s.s3_access_key, s.s3_secret_key.get_secret_value(), s.s3_region, os.getpid())
-    with _minio_lock:
-        if key not in _minio:
-            url = urlparse(s.s3_endpoint)
-            pool = urllib3.PoolManager(maxsize=32, retries=urllib3.Retry(total=3, backoff_factor=0.2,
-                                                                         status_forcelist=[500, 502, 503, 504]),
-                                       timeout=urllib3.Timeout(connect=5, read=60))
-            _minio[key] = Minio(url.netloc, access_key=s.s3_access_key, secret_key=s.s3_secret_key.get_secret_value(),
-                                secure=url.scheme == "https", region=s.s3_region, http_client=pool)
-        return _minio[key]
+    secret = s.s3_secret_key.get_secret_value()
+
+    def make():
+        import urllib3
+        from minio import Minio
+
+        url = urlparse(s.s3_endpoint)
+        pool = urllib3.PoolManager(maxsize=32, retries=urllib3.Retry(total=3, backoff_factor=0.2,
+                                                                     status_forcelist=[500, 502, 503, 504]),
+                                   timeout=urllib3.Timeout(connect=5, read=60))
+        return Minio(url.netloc, access_key=s.s3_access_key, secret_key=secret, secure=url.scheme == "https",
+                     region=s.s3_region, http_client=pool)
+
+    return per_process(("minio", s.s3_endpoint, s.s3_access_key, secret, s.s3_region), make)
 
 
 def mongo_client(s: Settings | None = None, timeout_ms: int = 5000):

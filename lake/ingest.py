@@ -64,14 +64,14 @@ class Journal:
         st = path.stat()
         return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
-    def done(self, path: Path) -> bool:
+    def done(self, key: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM sent WHERE file = ?", (self.key(path),)).fetchone() is not None
+            return self._db.execute("SELECT 1 FROM sent WHERE file = ?", (key,)).fetchone() is not None
 
-    def record(self, path: Path, event: ImageUploaded) -> None:
+    def record(self, key: str, event: ImageUploaded) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?)",
-                             (self.key(path), event.image_id, str(event.event_id)))
+                             (key, event.image_id, str(event.event_id)))
             self._db.commit()
 
 
@@ -91,7 +91,7 @@ def upload_bytes(data: bytes, *, captions: list[str], source: str, s: Settings, 
     event = ImageUploaded(image_id=image_id, source=source, content_type=info.content_type, size_bytes=len(data),
                           user_id=user_id, captions=captions, tags=tags or {}, bronze_key=bronze_key(image_id),
                           **({"event_id": event_id} if event_id else {}))
-    new = put_bronze(mc or minio_client(s), s, image_id, data, info.content_type)
+    new = put_bronze(mc or minio_client(s), image_id, data, info.content_type)
     publish_upload(producer or get_producer(s), event, s.topic_uploads)
     return Uploaded(event, new, info)
 
@@ -120,19 +120,20 @@ def ingest_paths(paths: list[Path], captions: dict[str, list[str]] | None = None
     report = IngestReport()
 
     def one(path: Path) -> tuple[Path, bool | None, str | None]:
-        if journal.done(path):
+        key = journal.key(path)
+        if journal.done(key):
             return path, None, None
         try:
             data = path.read_bytes()
             # The same file (path, size, mtime) always gets the same event id: if a run dies
             # between the broker's ack and the journal, the re-sent event is MERGEd away.
             up = upload_bytes(data, captions=_caption_key(path, roots, captions), source=source, s=s,
-                              mc=mc, producer=producer, event_id=uuid.uuid5(EVENT_NS, journal.key(path)))
+                              mc=mc, producer=producer, event_id=uuid.uuid5(EVENT_NS, key))
         except Rejected as e:
             return path, False, f"{e.reason.value}: {e.message}"
         except ValueError as e:  # e.g. a caption over the schema's limits
             return path, False, f"invalid_event: {str(e)[:300]}"
-        journal.record(path, up.event)
+        journal.record(key, up.event)
         return path, up.new, None
 
     cols = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]

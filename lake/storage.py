@@ -2,7 +2,7 @@
 image id only, so no user string can ever pick an object's name or bucket.
 
     from lake.storage import put_bronze
-    new = put_bronze(mc, settings, image_id, data, content_type)
+    new = put_bronze(mc, image_id, data, content_type)
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from minio import Minio
 from minio.error import S3Error
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from lake.config import Settings
 from lake.events import BRONZE_BUCKET as BRONZE
 from lake.events import bronze_key
+
+NOT_FOUND = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})  # S3 error codes of a missing object
 
 _retry = retry(
     retry=retry_if_exception_type((ConnectionError, OSError)),
@@ -31,13 +32,28 @@ def object_size(mc: Minio, bucket: str, key: str) -> int | None:
     try:
         return mc.stat_object(bucket, key).size
     except S3Error as e:
-        if e.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+        if e.code in NOT_FOUND:
             return None
         raise
 
 
+def read_object(mc: Minio, bucket: str, key: str, length: int = 0) -> bytes | None:
+    """The object's bytes (its first ``length`` bytes if given), or None when it does not exist."""
+    try:
+        resp = mc.get_object(bucket, key, offset=0, length=length)
+    except S3Error as e:
+        if e.code in NOT_FOUND:
+            return None
+        raise
+    try:
+        return resp.read()
+    finally:
+        resp.close()
+        resp.release_conn()
+
+
 @_retry
-def put_bronze(mc: Minio, s: Settings, image_id: str, data: bytes, content_type: str) -> bool:
+def put_bronze(mc: Minio, image_id: str, data: bytes, content_type: str) -> bool:
     """Store the bytes at s3://bronze/images/<image_id> unless already there; True if new.
 
     Same bytes, same key: a concurrent or repeated upload writes identical content,

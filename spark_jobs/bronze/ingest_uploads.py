@@ -64,7 +64,7 @@ def check_event(value: bytes | None, *, s, mc) -> dict:
             data = ev.image_bytes(s.max_inline_bytes)
             content_type = inspect_image(data, max_bytes=s.max_inline_bytes,
                                          max_pixels=s.max_image_pixels).content_type
-            put_bronze(mc, s, ev.image_id, data, content_type)
+            put_bronze(mc, ev.image_id, data, content_type)
         else:
             size = object_size(mc, BRONZE_BUCKET, ev.bronze_key)
             if size is None:

@@ -176,25 +176,14 @@ def store(rows: DataFrame, put_factory: PutFactory) -> DataFrame:
 
 def minio_fetch() -> Fetch:
     """A FetchFactory over s3://bronze/images/<image_id> (one pooled client per executor process)."""
-    from minio.error import S3Error
-
     from lake.clients import minio_client
     from lake.events import BRONZE_BUCKET, bronze_key
+    from lake.storage import read_object
 
     mc = minio_client()
 
     def fetch(image_id: str) -> bytes | None:
-        try:
-            resp = mc.get_object(BRONZE_BUCKET, bronze_key(image_id))
-        except S3Error as e:
-            if e.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return None
-            raise
-        try:
-            return resp.read()
-        finally:
-            resp.close()
-            resp.release_conn()
+        return read_object(mc, BRONZE_BUCKET, bronze_key(image_id))
 
     return fetch
 

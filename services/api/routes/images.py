@@ -18,7 +18,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from lake.events import IMAGE_ID, ImagePublic, Reason, Rejected, bronze_key
 from lake.images import image_size
 from lake.ingest import upload_bytes
-from lake.storage import BRONZE
+from lake.storage import BRONZE, NOT_FOUND, read_object
 from services.api.deps import ApiKey, KafkaDep, MinioDep, SettingsDep
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -145,31 +145,22 @@ async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: M
 def get_image(image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], mc: MinioDep) -> ImagePublic:
     from minio.error import S3Error
 
+    key = bronze_key(image_id)
     try:
-        st = mc.stat_object(BRONZE, bronze_key(image_id))
+        st = mc.stat_object(BRONZE, key)
     except S3Error as e:
-        if e.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+        if e.code in NOT_FOUND:
             raise HTTPException(404, {"reason": "not_found", "message": f"no image {image_id}"}) from e
         raise
-    width, height = _header_size(mc, bronze_key(image_id), st.size) or (None, None)
+    width, height = _header_size(mc, key, st.size) or (None, None)
     return ImagePublic(image_id=image_id, content_type=st.content_type or "application/octet-stream",
-                       size_bytes=st.size, width=width, height=height,
-                       bronze_uri=f"s3://{BRONZE}/{bronze_key(image_id)}")
+                       size_bytes=st.size, width=width, height=height, bronze_uri=f"s3://{BRONZE}/{key}")
 
 
 def _header_size(mc: Minio, key: str, total: int) -> tuple[int, int] | None:
     """(width, height) read from the stored bytes; the first MiB holds any ordinary header.
     (Until the catalog records dimensions, the object is the only place that knows them.)"""
-
-    def head(length: int) -> bytes:
-        resp = mc.get_object(BRONZE, key, offset=0, length=length)
-        try:
-            return resp.read()
-        finally:
-            resp.close()
-            resp.release_conn()
-
-    size = image_size(head(min(total, HEADER_BYTES)))
+    size = image_size(read_object(mc, BRONZE, key, length=min(total, HEADER_BYTES)) or b"")
     if size is None and total > HEADER_BYTES:
-        size = image_size(head(total))
+        size = image_size(read_object(mc, BRONZE, key) or b"")
     return size
