@@ -110,7 +110,7 @@ def stream_bench(n: int = 10000) -> dict:
     empty_wall, empty_cpu = _run_job(topic, f"s3a://warehouse/_checkpoints/bench/{topic}/empty")
     producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=20)
     for data in images_16k(n, seed=7):
-        ev = {"schema_version": 1, "image_id": hashlib.sha256(data).hexdigest(), "source": "bench",
+        ev = {"schema_version": 1, "event_id": str(uuid.uuid4()), "image_id": hashlib.sha256(data).hexdigest(), "source": "bench",
               "content_type": "image/png", "size_bytes": len(data), "image_b64": base64.b64encode(data).decode()}
         producer.send(topic, value=json.dumps(ev).encode())
     producer.flush()

@@ -183,6 +183,9 @@ def parse_upload(value: bytes | str | None) -> ImageUploaded:
     version = obj.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:  # `true` and `1.0` equal 1 in Python
         raise Rejected(Reason.UNKNOWN_SCHEMA_VERSION, f"schema_version {version!r}; this reader knows 1")
+    if "event_id" not in obj:  # a default here would be a new id on every replay: duplicates
+        raise Rejected(Reason.INVALID_EVENT, "event_id: required on the wire; the producer picks it once "
+                                             "per upload and keeps it on retries")
     try:
         return ImageUploaded.model_validate(obj)
     except ValidationError as e:

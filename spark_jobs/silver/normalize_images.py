@@ -1,13 +1,19 @@
 """Bronze -> silver: one normalized JPEG and one `lake.silver.images` row per new image.
 
-Incremental by image id: the bronze events of images that are neither in
-`lake.silver.images` nor quarantined by this job (a left anti-join on image_id) are
-grouped per image (sightings, sources, first/last seen, every event's captions), their
-bytes are fetched from s3://bronze/images/<image_id> on the executors and normalized
-(lake.normalize: decode, EXIF-orient, RGB, longest side <= 384, JPEG, phash, split).
-The JPEGs go to s3://silver/images/<image_id>.jpg (deterministic bytes: a retried task
-rewrites identical objects), then rows are MERGEd on image_id, so a re-run adds nothing;
-images that fail go to `lake.bronze.quarantine` with their reason.
+Incremental by Iceberg snapshot: a run reads only the bronze events appended since the
+bronze snapshot the last successful run reached (its watermark, kept in the catalog's
+`runs`), groups them per image (sightings, sources, first/last seen, event ids, every
+event's cleaned captions), and then
+- images silver already has get their sightings, sources and captions merged in (no
+  re-decoding; set unions on event ids, so a repeated run changes nothing);
+- new images have their bytes fetched from s3://bronze/images/<image_id> on the executors
+  and normalized (lake.normalize: decode, EXIF-orient, RGB, longest side <= 384, JPEG,
+  phash, split), pass the `silver_images` quality gate (lake.quality, Great
+  Expectations), and land as s3://silver/images/<image_id>.jpg (deterministic bytes) plus
+  a row MERGEd on image_id. Images that fail decoding or the gate go to
+  `lake.bronze.quarantine` with the reason; the catalog (MongoDB `images`, `runs`,
+  `quality`) records every image and the run.
+A run with nothing new writes nothing: no Iceberg snapshot, no object.
 
     python -m spark_jobs.silver.normalize_images                 # process what is new, stop
     python -m spark_jobs.silver.normalize_images --max-side 512
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 import structlog
@@ -41,21 +48,22 @@ RESULT_COLUMNS = [
     ("width", "int"), ("height", "int"), ("src_format", "string"), ("src_width", "int"), ("src_height", "int"),
     ("bytes_out", "long"), ("phash", "string"), ("sha256_out", "string"), ("split", "string"),
     ("captions", "array<string>"), ("first_seen_at", "timestamp"), ("last_seen_at", "timestamp"),
-    ("sightings", "long"), ("sources", "array<string>"), ("silver_key", "string"), ("jpeg", "binary"),
+    ("sightings", "long"), ("sources", "array<string>"), ("event_ids", "array<string>"), ("silver_key", "string"),
+    ("jpeg", "binary"),
 ]
 RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 ROW_COLUMNS = [c for c in RESULT_COLUMNS if c[0] != "jpeg"]  # what the tables keep
 ROW_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
 
-SILVER_DDL = f"""CREATE TABLE IF NOT EXISTS {SILVER} (
+SILVER_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   image_id string NOT NULL, width int, height int, src_format string, src_width int, src_height int,
   bytes_out long, phash string, sha256_out string, split string, captions array<string>,
-  first_seen_at timestamp, last_seen_at timestamp, sightings long, sources array<string>, silver_key string,
-  normalized_at timestamp)
+  first_seen_at timestamp, last_seen_at timestamp, sightings long, sources array<string>, event_ids array<string>,
+  silver_key string, normalized_at timestamp)
 USING iceberg PARTITIONED BY (split)
 TBLPROPERTIES ('format-version'='2', 'write.merge.mode'='merge-on-read')"""
 
-QUARANTINE_DDL = f"""CREATE TABLE IF NOT EXISTS {QUARANTINE} (
+QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS {table} (
   image_id string NOT NULL, stage string NOT NULL, reason string, error string, first_seen_at timestamp,
   last_seen_at timestamp, sightings long, quarantined_at timestamp)
 USING iceberg TBLPROPERTIES ('format-version'='2')"""
@@ -77,6 +85,7 @@ def group_events(events: DataFrame) -> DataFrame:
         F.min("uploaded_at").alias("first_seen_at"),
         F.max("uploaded_at").alias("last_seen_at"),
         F.array_sort(F.collect_set("source")).alias("sources"),
+        F.array_sort(F.collect_set("event_id")).alias("event_ids"),
         F.flatten(F.transform(ordered, lambda e: e["c"])).alias("raw_captions"),
     )
 
@@ -103,7 +112,7 @@ def normalize_row(r, fetch: Fetch, *, max_side: int, max_pixels: int, quality: i
     row = dict.fromkeys(name for name, _ in RESULT_COLUMNS)  # every key: Arrow refuses NaN in array columns
     row.update(image_id=r.image_id, split=split_of(r.image_id), captions=merge_captions(r.raw_captions),
                first_seen_at=r.first_seen_at, last_seen_at=r.last_seen_at, sightings=r.sightings,
-               sources=list(r.sources), silver_key=silver_key(r.image_id))
+               sources=list(r.sources), event_ids=list(r.event_ids), silver_key=silver_key(r.image_id))
     try:
         data = fetch(r.image_id)
         if data is None:
@@ -137,15 +146,14 @@ def normalize_partition(batches: Iterator[pd.DataFrame], fetch: Fetch, *, max_si
             yield pd.DataFrame(list(pool.map(one, pdf.itertuples(index=False))), columns=names)
 
 
-def transform(events: DataFrame, fetch_factory: FetchFactory, *, max_side: int = 384,
+def transform(grouped: DataFrame, fetch_factory: FetchFactory, *, max_side: int = 384,
               max_pixels: int = 40_000_000, quality: int = 90, partitions: int | None = None) -> DataFrame:
-    """Bronze upload events -> one RESULT_COLUMNS row per image_id (with the JPEG in `jpeg`).
+    """Grouped rows (group_events) -> one RESULT_COLUMNS row per image_id (with the JPEG in `jpeg`).
 
     ``fetch_factory()`` runs once per partition on the executor and returns fetch(image_id).
     ``partitions`` spreads the images over that many tasks (a small grouped frame would
     otherwise be coalesced into one task by adaptive execution).
     """
-    grouped = group_events(events)
     if partitions:
         grouped = grouped.repartition(partitions, "image_id")
 
@@ -203,52 +211,142 @@ def minio_put() -> Put:
     return put
 
 
-def ensure_tables(spark: SparkSession) -> None:
+@dataclass(frozen=True)
+class Tables:
+    """The tables one run reads and writes (tests point these at a namespace of their own)."""
+
+    events: str = EVENTS
+    silver: str = SILVER
+    quarantine: str = QUARANTINE
+
+
+def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
     from spark_jobs.bronze.ingest_uploads import EVENTS_DDL
 
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.bronze")
-    spark.sql(EVENTS_DDL)  # an empty lake: nothing to do, rather than an error
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.silver")
-    spark.sql(SILVER_DDL)
-    spark.sql(QUARANTINE_DDL)
+    for table in (t.events, t.silver, t.quarantine):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
+    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))  # an empty lake: nothing to do, rather than an error
+    spark.sql(SILVER_DDL.format(table=t.silver))
+    spark.sql(QUARANTINE_DDL.format(table=t.quarantine))
+
+
+def resighted(grouped: DataFrame, silver: DataFrame) -> DataFrame:
+    """Silver rows of already-normalized images updated with newly seen events (set unions on
+    event ids, so merging the same events twice gives the same row); unchanged rows are dropped."""
+    clean = F.udf(merge_captions, "array<string>")
+    g, s = grouped.alias("g"), silver.alias("s")
+    joined = g.join(s, F.col("g.image_id") == F.col("s.image_id"))
+    fresh = F.array_except(F.col("g.event_ids"), F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")))
+    event_ids = F.array_sort(F.array_union(F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")),
+                                           F.col("g.event_ids")))
+    updates = {
+        "event_ids": event_ids,
+        "sightings": F.greatest(F.col("s.sightings"), F.size(event_ids).cast("long")),
+        "first_seen_at": F.least(F.col("s.first_seen_at"), F.col("g.first_seen_at")),
+        "last_seen_at": F.greatest(F.col("s.last_seen_at"), F.col("g.last_seen_at")),
+        "sources": F.array_sort(F.array_union(F.col("s.sources"), F.col("g.sources"))),
+        "captions": F.array_distinct(F.concat(F.coalesce(F.col("s.captions"), F.array().cast("array<string>")),
+                                              clean(F.col("g.raw_captions")))),
+    }
+    cols = [updates[c].alias(c) if c in updates else F.col(f"s.{c}") for c in silver.columns]
+    return joined.where(F.size(fresh) > 0).select(*cols)
+
+
+def catalog_doc(r: dict) -> dict:
+    """A silver row -> the fields of its `images` document (dotted keys leave other layers' fields alone)."""
+    from lake.catalog import as_datetime
+    from lake.events import BRONZE_BUCKET, bronze_key
+
+    return {"_id": r["image_id"], "split": r["split"], "width": r["width"], "height": r["height"],
+            "src_format": r["src_format"], "src_width": r["src_width"], "src_height": r["src_height"],
+            "bytes_out": r["bytes_out"], "phash": r["phash"], "sources": list(r["sources"] or []),
+            "sightings": r["sightings"], "first_seen_at": as_datetime(r["first_seen_at"]),
+            "last_seen_at": as_datetime(r["last_seen_at"]), "captions.human": list(r["captions"] or []),
+            "layers.bronze": f"s3://{BRONZE_BUCKET}/{bronze_key(r['image_id'])}",
+            "layers.silver": f"s3://{SILVER_BUCKET}/{r['silver_key']}", "event_ids": list(r["event_ids"] or [])}
+
+
+def _to_catalog(df: DataFrame, run_id: str, db_name: str) -> None:
+    """Upsert one `images` document per row, from the executors (bulk writes per partition)."""
+    def write(rows) -> None:
+        from lake.catalog import Catalog
+        from lake.clients import mongo_client
+
+        Catalog(mongo_client()[db_name]).upsert_images((catalog_doc(r.asDict()) for r in rows), run_id)
+
+    df.foreachPartition(write)
 
 
 def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_factory: PutFactory = minio_put, *,
-        max_side: int = 384, max_pixels: int = 40_000_000, quality: int = 90) -> dict[str, int]:
-    """Normalize the images bronze has and silver lacks; {"normalized": n, "quarantined": m}."""
-    ensure_tables(spark)
-    done = spark.table(SILVER).select("image_id").unionByName(
-        spark.table(QUARANTINE).where(F.col("stage") == STAGE).select("image_id"))
-    new = spark.table(EVENTS).join(done, "image_id", "left_anti")
-    out = transform(new, fetch_factory, max_side=max_side, max_pixels=max_pixels, quality=quality,
-                    partitions=2 * spark.sparkContext.defaultParallelism)
-    # Materialize once: fetch, normalize and put run in this one pass; both MERGEs read the cache.
-    rows = store(out, put_factory).persist()
-    try:
-        counts = dict(rows.groupBy("ok").count().collect())
-        good, bad = counts.get(True, 0), counts.get(False, 0)
-        if good:
-            cols = [n for n, _ in ROW_COLUMNS if n not in ("ok", "reason", "error")] + ["normalized_at"]
-            rows.filter("ok").withColumn("normalized_at", F.current_timestamp()).select(*cols) \
-                .createOrReplaceTempView("silver_new")
-            spark.sql(f"""MERGE INTO {SILVER} t USING silver_new s ON t.image_id = s.image_id
-                          WHEN NOT MATCHED THEN INSERT ({", ".join(cols)})
-                          VALUES ({", ".join("s." + c for c in cols)})""")
-        if bad:
-            rows.filter("NOT ok").select("image_id", F.lit(STAGE).alias("stage"), "reason", "error",
-                                         "first_seen_at", "last_seen_at", "sightings",
-                                         F.current_timestamp().alias("quarantined_at")) \
-                .createOrReplaceTempView("silver_bad")
-            spark.sql(f"""MERGE INTO {QUARANTINE} t USING silver_bad s
-                          ON t.image_id = s.image_id AND t.stage = s.stage
-                          WHEN NOT MATCHED THEN INSERT *""")
-    finally:
-        rows.unpersist()
-    log.info("silver normalize done", normalized=good, quarantined=bad)
-    return {"normalized": good, "quarantined": bad}
+        tables: Tables = Tables(), catalog=None, max_side: int = 384, max_pixels: int = 40_000_000,
+        quality: int = 90) -> dict[str, int]:
+    """Carry what bronze gained since the last run into silver; returns the counts."""
+    from lake import quality as gate
+    from lake.catalog import Catalog
+    from lake.iceberg import current_snapshot, merge_changed, read_appended
+
+    t, cat = tables, catalog or Catalog.connect()
+    ensure_tables(spark, t)
+    last = cat.db.runs.find_one({"job": STAGE, "status": "succeeded", "inputs.events_table": t.events},
+                                sort=[("started_at", -1)])
+    since = last["inputs"]["bronze_snapshot"] if last else None
+    until = current_snapshot(spark, t.events)
+    counts = {"events": 0, "normalized": 0, "updated": 0, "quarantined": 0}
+    with cat.run(STAGE, {"events_table": t.events, "bronze_snapshot_from": since,
+                         "bronze_snapshot": until}) as rec:
+        rec.counts = counts
+        if until is None or until == since:
+            log.info("silver: nothing new in bronze", snapshot=until)
+            return counts
+        events = read_appended(spark, t.events, since, until).persist()
+        counts["events"] = events.count()
+        grouped = group_events(events)
+        silver = spark.table(t.silver)
+        done = silver.select("image_id").unionByName(
+            spark.table(t.quarantine).where(F.col("stage") == STAGE).select("image_id"))
+
+        # Checkpoints (not persist): a MERGE into silver invalidates every cached plan that
+        # reads silver, and a recomputed anti-join would then find nothing new.
+        updated = resighted(grouped, silver).localCheckpoint(eager=True)
+        counts["updated"] = merge_changed(spark, updated, t.silver, ["image_id"],
+                                          compare=["image_id", "event_ids"])
+        new = grouped.join(done, "image_id", "left_anti")
+        out = transform(new, fetch_factory, max_side=max_side, max_pixels=max_pixels, quality=quality,
+                        partitions=2 * spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
+        try:
+            ok_rows = out.filter("ok").drop("jpeg")
+            failures: dict[str, list[str]] = {}
+            if ok_rows.count():  # the gate needs rows; re-sightings alone have none
+                verdict = gate.validate(ok_rows, "silver_images")
+                gate.record(verdict, rec.run_id, catalog=cat)
+                failures = verdict.failed
+            failed = list(failures)
+            why = F.udf(lambda i: "; ".join(failures.get(i, []))[:2000], "string")
+            flagged = out.withColumn("gate", F.col("ok") & F.col("image_id").isin(failed)) \
+                .withColumn("reason", F.when(F.col("gate"), F.lit("quality_gate")).otherwise(F.col("reason"))) \
+                .withColumn("error", F.when(F.col("gate"), why("image_id")).otherwise(F.col("error"))) \
+                .withColumn("ok", F.col("ok") & ~F.col("gate")).drop("gate")
+            rows = store(flagged, put_factory).localCheckpoint(eager=True)  # the puts happen here, once
+            cols = [n for n, _ in ROW_COLUMNS if n not in ("ok", "reason", "error")]
+            good = rows.filter("ok").withColumn("normalized_at", F.current_timestamp()).select(*cols, "normalized_at")
+            counts["normalized"] = merge_changed(spark, good, t.silver, ["image_id"], compare=["image_id"],
+                                                 update=False)
+            bad = rows.filter("NOT ok").select("image_id", F.lit(STAGE).alias("stage"), "reason", "error",
+                                               "first_seen_at", "last_seen_at", "sightings",
+                                               F.current_timestamp().alias("quarantined_at"))
+            counts["quarantined"] = merge_changed(spark, bad, t.quarantine, ["image_id", "stage"],
+                                                  compare=["image_id", "stage"], update=False)
+            changed = good.drop("normalized_at").unionByName(updated.select(*cols))
+            _to_catalog(changed, rec.run_id, cat.db.name)
+        finally:
+            events.unpersist()
+        rec.outputs = {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
+                       "quarantine_table": t.quarantine}
+    log.info("silver normalize done", **counts)
+    return counts
 
 
-def main(max_side: int = 384, quality: int = 90) -> None:
+def main(max_side: int = 384, quality: int = 90) -> dict[str, int]:
     from lake.config import get_settings
     from lake.spark import spark_session
 
@@ -256,7 +354,7 @@ def main(max_side: int = 384, quality: int = 90) -> None:
     # Bronze objects are up to 16 MiB each: keep Arrow batches small.
     spark = spark_session("silver-normalize-images", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "32"})
     try:
-        run(spark, max_side=max_side, max_pixels=s.max_image_pixels, quality=quality)
+        return run(spark, max_side=max_side, max_pixels=s.max_image_pixels, quality=quality)
     finally:
         spark.stop()
 
@@ -266,4 +364,4 @@ if __name__ == "__main__":
     ap.add_argument("--max-side", type=int, default=384, help="longest side of the silver JPEG, in pixels")
     ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the silver image")
     a = ap.parse_args()
-    main(a.max_side, a.quality)
+    print(main(a.max_side, a.quality))

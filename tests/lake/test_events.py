@@ -14,11 +14,12 @@ from tests.utils.images import png
 
 DATA = png(4, 4, "red")
 ID = hashlib.sha256(DATA).hexdigest()
+EVENT_ID = "6f1c2a56-3d4b-4f63-9a51-0c3f1e2d4b5a"
 
 
 def event(**over) -> dict:
     """A valid claim-check event as a dict; ``over`` replaces fields (None deletes one)."""
-    ev = {"schema_version": 1, "image_id": ID, "content_type": "image/png", "size_bytes": len(DATA),
+    ev = {"schema_version": 1, "event_id": EVENT_ID, "image_id": ID, "content_type": "image/png", "size_bytes": len(DATA),
           "bronze_key": f"images/{ID}", "captions": ["a red square"], "tags": {"k": "v"}}
     ev.update(over)
     return {k: v for k, v in ev.items() if v is not None}
@@ -116,6 +117,15 @@ def test_missing_required_field(field):
 ], ids=lambda o: "-".join(f"{k}={str(v)[:20]}" for k, v in o.items()))
 def test_invalid_event(over):
     assert reason_of(json.dumps(event(**over))) is Reason.INVALID_EVENT
+
+
+def test_event_id_is_required_on_the_wire():
+    """Without it a replayed event would get a fresh id and land twice."""
+    ev = event()
+    del ev["event_id"]
+    with pytest.raises(Rejected) as e:
+        parse_upload(json.dumps(ev))
+    assert e.value.reason is Reason.INVALID_EVENT and "event_id" in e.value.message
 
 
 def test_limits_are_inclusive():

@@ -183,7 +183,7 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_good_ones_land(topic, stack_u
         "unknown_schema_version": json.dumps({**_inline_event(good[0]), "schema_version": 7}).encode(),
         "invalid_event": json.dumps({"schema_version": 1, "image_id": "../../etc/passwd"}).encode(),
         "bad_base64": json.dumps({**_inline_event(good[1]), "image_b64": "@@not base64@@"}).encode(),
-        "missing_object": json.dumps({"schema_version": 1, "image_id": missing, "content_type": "image/jpeg",
+        "missing_object": json.dumps({"schema_version": 1, "event_id": "0c6e2a3b-9a8f-4c1d-8e7f-1a2b3c4d5e6f", "image_id": missing, "content_type": "image/jpeg",
                                       "size_bytes": 10, "bronze_key": f"images/{missing}"}).encode(),
         "checksum_mismatch": json.dumps({**_inline_event(good[2]), "image_id": missing}).encode(),
         "not_an_image": json.dumps(_inline_event(b"<html><body>hi</body></html>")).encode(),

@@ -3,20 +3,6 @@
 import pytest
 
 
-@pytest.fixture(scope="module")
-def local_spark():
-    import os
-
-    from pyspark.sql import SparkSession
-
-    from infra.install import java_home
-
-    os.environ["JAVA_HOME"] = str(java_home(17, 21))
-    s = SparkSession.builder.master("local[1]").appName("unit").config("spark.ui.enabled", "false").getOrCreate()
-    yield s
-    s.stop()
-
-
 def test_transform_is_deterministic(local_spark):
     from spark_jobs.demo.hello_lake import transform
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from lake.datasets.shapes import generate
 from lake.normalize import normalize_image, split_of
-from spark_jobs.silver.normalize_images import (RESULT_COLUMNS, RESULT_SCHEMA, merge_captions, normalize_partition,
-                                               store, transform)
+from spark_jobs.silver.normalize_images import (RESULT_COLUMNS, RESULT_SCHEMA, group_events, merge_captions,
+                                               normalize_partition, store, transform)
 from tests.utils.images import truncated_jpeg
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
@@ -21,23 +21,6 @@ T0 = datetime(2026, 1, 2, 3, 4, 5)
 
 def _id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def local_spark():
-    import os
-    import sys
-
-    from pyspark.sql import SparkSession
-
-    from infra.install import java_home
-
-    os.environ["JAVA_HOME"] = str(java_home(17, 21))
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    s = (SparkSession.builder.master("local[2]").appName("unit-silver").config("spark.ui.enabled", "false")
-         .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "2").getOrCreate())
-    yield s
-    s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +54,7 @@ def test_normalize_partition_without_spark(corpus):
     ids = [_id(samples[1].data), bad, missing, _id(samples[2].data)]
     grouped = pd.DataFrame({"image_id": ids, "sightings": [1] * 4, "first_seen_at": [pd.Timestamp(T0)] * 4,
                             "last_seen_at": [pd.Timestamp(T0)] * 4, "sources": [["api"]] * 4,
-                            "raw_captions": [["x"], [], None, ["y", "Y"]]})
+                            "event_ids": [["e1"]] * 4, "raw_captions": [["x"], [], None, ["y", "Y"]]})
     (out,) = list(normalize_partition(iter([grouped]), store.get))
     assert list(out.columns) == [name for name, _ in RESULT_COLUMNS] and list(out.image_id) == ids
     assert list(out.ok) == [True, False, False, True]
@@ -88,7 +71,7 @@ def test_transform(local_spark, corpus):
     df = local_spark.createDataFrame(pd.DataFrame(events)).selectExpr(
         "event_id", "image_id", "source", "CAST(captions AS array<string>) AS captions",
         "CAST(uploaded_at AS timestamp) AS uploaded_at", "content_type")
-    out = transform(df, lambda: store.get, partitions=2)
+    out = transform(group_events(df), lambda: store.get, partitions=2)
     assert out.schema.simpleString() == local_spark.createDataFrame([], RESULT_SCHEMA).schema.simpleString()
     rows = {r.image_id: r for r in out.collect()}
 
@@ -122,7 +105,7 @@ def test_failed_rows_only(local_spark):
     """A batch of nothing but failures still fits the schema (no NaN in int or array columns)."""
     df = local_spark.createDataFrame([("e1", "1" * 64, "api", None, T0)], "event_id string, image_id string, "
                                      "source string, captions array<string>, uploaded_at timestamp")
-    (r,) = transform(df, lambda: {}.get).collect()
+    (r,) = transform(group_events(df), lambda: {}.get).collect()
     assert not r.ok and r.reason == "missing_object" and r.captions == [] and r.bytes_out is None
 
 
@@ -139,7 +122,7 @@ def test_store_puts_good_jpegs_and_drops_the_column(local_spark, corpus, tmp_pat
             (tmp_path / f"{image_id}.key").write_text(f"{key} {sha256}")
         return put
 
-    rows = store(transform(df, lambda: store_.get), put_factory).collect()
+    rows = store(transform(group_events(df), lambda: store_.get), put_factory).collect()
     assert "jpeg" not in rows[0].asDict() and len(rows) == 4
     for r in rows:
         if r.ok:

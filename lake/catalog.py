@@ -1,0 +1,166 @@
+"""The MongoDB catalog (database `lake`): what the lake holds, where, and which run put it there.
+
+Collections:
+- `images`: one document per image (`_id` = image_id): sources, sightings, first/last seen,
+  the object in each layer, size, split, captions by origin, lineage (event ids, run ids).
+- `datasets`: frozen data sets, e.g. `training_examples@<iceberg snapshot id>` with counts per split.
+- `runs`: every job run: inputs (with the Iceberg snapshot read up to: the next run's
+  watermark), outputs, counts, duration, status, error.
+- `quality`: one validation result summary per gate run (the full result JSON is in MinIO).
+
+    from lake.catalog import Catalog
+    cat = Catalog.connect()
+    with cat.run("silver.normalize_images", inputs={"bronze_snapshot": 42}) as run:
+        run.counts["normalized"] = 10
+    cat.last_run("silver.normalize_images", status="succeeded")
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from lake.config import Settings, get_settings
+from lake.events import utcnow
+
+log = structlog.get_logger("lake.catalog")
+
+INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
+    # the API looks images up by _id; listings page by split / source / recency
+    "images": [([("split", 1), ("_id", 1)], {}), ([("last_seen_at", -1)], {}), ([("sources", 1)], {})],
+    "runs": [([("job", 1), ("started_at", -1)], {}), ([("status", 1)], {})],
+    "datasets": [([("name", 1), ("created_at", -1)], {})],
+    "quality": [([("suite", 1), ("validated_at", -1)], {})],
+}
+
+
+def new_run_id(job: str) -> str:
+    """Sortable and unique: `<job>-<UTC yyyymmddThhmmss>-<8 hex>`."""
+    return f"{job}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Run:
+    """A job run being recorded; fill ``counts`` and ``outputs`` before the block ends."""
+
+    run_id: str
+    job: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class Catalog:
+    def __init__(self, db):
+        self.db = db
+
+    @classmethod
+    def connect(cls, s: Settings | None = None) -> Catalog:
+        from lake.clients import mongo_client
+
+        s = s or get_settings()
+        return cls(mongo_client(s)[s.mongo_db])
+
+    def ensure_indexes(self) -> None:
+        for coll, specs in INDEXES.items():
+            for keys, opts in specs:
+                self.db[coll].create_index(keys, **opts)
+
+    # ---- runs ------------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def run(self, job: str, inputs: dict[str, Any] | None = None) -> Iterator[Run]:
+        """Record a run: `running` at the start, then `succeeded` or `failed` (with the error,
+        re-raised) with counts, outputs and duration."""
+        run = Run(new_run_id(job), job, dict(inputs or {}))
+        started, t0 = utcnow(), time.monotonic()
+        self.db.runs.insert_one({"_id": run.run_id, "job": job, "status": "running", "started_at": started,
+                                 "inputs": run.inputs})
+        status, error = "succeeded", None
+        try:
+            yield run
+        except BaseException as e:
+            status, error = "failed", f"{type(e).__name__}: {e}"[:4000]
+            raise
+        finally:
+            self.db.runs.update_one({"_id": run.run_id}, {"$set": {
+                "status": status, "error": error, "finished_at": utcnow(),
+                "duration_s": round(time.monotonic() - t0, 3), "inputs": run.inputs, "outputs": run.outputs,
+                "counts": run.counts}})
+            log.info("run recorded", run_id=run.run_id, status=status, **run.counts)
+
+    def last_run(self, job: str, status: str | None = "succeeded") -> dict | None:
+        query: dict[str, Any] = {"job": job}
+        if status:
+            query["status"] = status
+        return self.db.runs.find_one(query, sort=[("started_at", -1)])
+
+    def runs(self, limit: int = 20) -> list[dict]:
+        return list(self.db.runs.find({}, sort=[("started_at", -1)], limit=limit))
+
+    # ---- images ----------------------------------------------------------------------------------------------------
+
+    def upsert_images(self, docs: Iterable[dict], run_id: str, batch: int = 500) -> int:
+        """Write one document per image (``_id`` = image_id); ``run_id`` joins its lineage.
+        Fields given replace the stored ones; lineage lists only grow. Idempotent."""
+        from pymongo import UpdateOne
+
+        n, ops = 0, []
+
+        def flush() -> None:
+            nonlocal ops
+            if ops:
+                self.db.images.bulk_write(ops, ordered=False)
+                ops = []
+
+        for doc in docs:
+            doc = dict(doc)
+            image_id = doc.pop("_id")
+            event_ids = doc.pop("event_ids", None) or []
+            ops.append(UpdateOne({"_id": image_id}, {
+                "$set": {**doc, "updated_at": utcnow()},
+                "$addToSet": {"lineage.run_ids": run_id, "lineage.event_ids": {"$each": list(event_ids)}}},
+                upsert=True))
+            n += 1
+            if len(ops) >= batch:
+                flush()
+        flush()
+        return n
+
+    def image(self, image_id: str) -> dict | None:
+        return self.db.images.find_one({"_id": image_id})
+
+    # ---- datasets and quality --------------------------------------------------------------------------------------
+
+    def record_dataset(self, name: str, table: str, snapshot_id: int, counts: dict[str, int], run_id: str) -> str:
+        """A frozen data set: the table as of one Iceberg snapshot (read back with time travel)."""
+        ds_id = f"{name}@{snapshot_id}"
+        self.db.datasets.update_one({"_id": ds_id}, {
+            "$setOnInsert": {"name": name, "table": table, "snapshot_id": snapshot_id, "counts": counts,
+                             "created_at": utcnow(), "run_id": run_id}}, upsert=True)
+        return ds_id
+
+    def latest_dataset(self, name: str) -> dict | None:
+        return self.db.datasets.find_one({"name": name}, sort=[("created_at", -1)])
+
+    def record_quality(self, summary: dict) -> None:
+        self.db.quality.insert_one(dict(summary))
+
+    def quality(self, suite: str | None = None, limit: int = 10) -> list[dict]:
+        return list(self.db.quality.find({"suite": suite} if suite else {}, sort=[("validated_at", -1)],
+                                         limit=limit))
+
+
+def as_datetime(value) -> datetime | None:
+    """A pandas/Spark timestamp as a plain datetime (BSON stores datetimes, not Timestamps)."""
+    if value is None:
+        return None
+    to_py = getattr(value, "to_pydatetime", None)
+    return to_py() if to_py else value
