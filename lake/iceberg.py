@@ -49,20 +49,21 @@ def merge_changed(spark: SparkSession, source: DataFrame, table: str, keys: list
 
     src, tgt = source.select(*cols).alias("s"), spark.table(table).select(*compare).alias("t")
     same = [F.col(f"s.{c}").eqNullSafe(F.col(f"t.{c}")) for c in compare]  # null-safe: NULL = NULL here
-    changed = src.join(tgt, on=same, how="left_anti")
-    changed = changed.persist()
+    # A checkpoint, not a cached plan: the MERGE below changes the target this plan reads
+    # (invalidating caches), and Spark 4.1 cannot plan a MERGE whose source view still
+    # references a V2 table.
+    changed = src.join(tgt, on=same, how="left_anti").localCheckpoint(eager=True)
+    n = changed.count()
+    if n == 0:
+        return 0
+    view = f"_changed_{abs(hash((table, id(changed))))}"
+    changed.createOrReplaceTempView(view)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    matched = ("WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{c} = s.{c}" for c in cols if c not in keys)
+               if update else "")
     try:
-        n = changed.count()
-        if n == 0:
-            return 0
-        view = f"_changed_{abs(hash((table, id(changed))))}"
-        changed.createOrReplaceTempView(view)
-        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        matched = ("WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{c} = s.{c}" for c in cols if c not in keys)
-                   if update else "")
         spark.sql(f"""MERGE INTO {table} t USING {view} s ON {on} {matched}
                       WHEN NOT MATCHED THEN INSERT ({", ".join(cols)}) VALUES ({", ".join("s." + c for c in cols)})""")
-        spark.catalog.dropTempView(view)
-        return n
     finally:
-        changed.unpersist()
+        spark.catalog.dropTempView(view)
+    return n

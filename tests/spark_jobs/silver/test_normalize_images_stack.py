@@ -3,97 +3,29 @@ on tables and a catalog database of the test's own."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from lake.catalog import Catalog
-from lake.clients import minio_client, mongo_client, trino_query
+from lake.clients import minio_client, trino_query
 from lake.datasets.shapes import generate
-from lake.events import bronze_key
 from lake.storage import object_size, put_bronze
-from spark_jobs.bronze.ingest_uploads import EVENTS, EVENTS_DDL
 from spark_jobs.silver import normalize_images as job
+from tests.utils.bronze import T0, event_row, formats, note, save, scratch_lake, sha
 from tests.utils.images import RUN, truncated_jpeg
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
-
-
-def _save(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def formats() -> dict[str, bytes]:
-    """The awkward inputs silver must get right (each made unique to this test run)."""
-    tag = RUN.encode()
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    rotated = Image.new("RGB", (40, 20), (220, 30, 30))
-    pal = Image.new("P", (16, 16), 0)
-    pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
-    grey16 = Image.fromarray(np.tile(np.linspace(0, 65535, 32).astype(np.uint16), (8, 1)))
-    return {
-        "rotated_exif_jpeg": _save(rotated, "JPEG", quality=95, exif=exif.tobytes(), comment=tag),
-        "cmyk_jpeg": _save(Image.new("CMYK", (30, 20), (0, 255, 255, 0)), "JPEG", quality=95, comment=tag),
-        "palette_png_transparent": _save(pal, "PNG", transparency=0, pnginfo=_note(tag)),
-        "png_16_bit": _save(grey16, "PNG", pnginfo=_note(tag)),
-        "greyscale": _save(Image.new("L", (12, 9), 128), "PNG", pnginfo=_note(tag)),
-        "webp": _save(Image.new("RGB", (10, 10), (30, 170, 50)), "WEBP", lossless=True, exif=tag),
-        "one_pixel": _save(Image.new("RGB", (1, 1), (0, 0, 0)), "PNG", pnginfo=_note(tag)),
-    }
-
-
-def _note(tag: bytes):
-    from PIL.PngImagePlugin import PngInfo
-
-    info = PngInfo()
-    info.add_text("run", tag.decode())
-    return info
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _event(i: int, image_id: str, captions=None, source="api", at=T0) -> dict:
-    return dict(event_id=f"{RUN}-{i:04d}", image_id=image_id, source=source, content_type="image/png",
-                size_bytes=1, uploaded_at=at, user_id=None, captions=captions or [], tags={},
-                bronze_key=bronze_key(image_id), delivery="claim_check", kafka_topic="test", kafka_partition=0,
-                kafka_offset=i, kafka_timestamp=at, ingested_at=at, batch_id=0)
 
 
 @pytest.fixture(scope="module")
-def lake(spark, unique_module):
-    """(tables, catalog, append(events)) in namespace lake.<unique>."""
-    ns = f"lake.{unique_module}"
-    t = job.Tables(events=f"{ns}.upload_events", silver=f"{ns}.images", quarantine=f"{ns}.quarantine")
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
-    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))
-    schema = spark.table(t.events).schema
-
-    def append(events: list[dict]) -> None:
-        spark.createDataFrame(events, schema).writeTo(t.events).append()
-
-    cat = Catalog(mongo_client()[unique_module])
-    yield t, cat, append
-    for table in (t.events, t.silver, t.quarantine):
-        spark.sql(f"DROP TABLE IF EXISTS {table} PURGE")
-    spark.sql(f"DROP NAMESPACE IF EXISTS {ns}")
-    mongo_client().drop_database(unique_module)
-
-
-@pytest.fixture(scope="module")
-def unique_module():
+def lake(spark):
+    """(tables, catalog, append(events)) in a namespace of this module's own."""
     import uuid
 
-    return f"t{uuid.uuid4().hex[:10]}"
+    with scratch_lake(spark, f"t{uuid.uuid4().hex[:10]}") as x:
+        yield x.silver, x.catalog, x.append
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +38,10 @@ def landed(spark, lake):
     captions = {name: [f"  A Caption For {name.upper()} "] for name in good}
     bad = {"truncated": truncated_jpeg(), "html": b"<html>" + RUN.encode() + b"</html>"}
     for data in [*good.values(), *bad.values()]:
-        put_bronze(mc, _sha(data), data, "application/octet-stream")
-    missing = _sha(b"never stored " + RUN.encode())
-    ids = {name: _sha(d) for name, d in {**good, **bad}.items()} | {"missing": missing}
-    append([_event(i, ids[name], captions.get(name), at=T0 + timedelta(minutes=i)) for i, name in enumerate(ids)])
+        put_bronze(mc, sha(data), data, "application/octet-stream")
+    missing = sha(b"never stored " + RUN.encode())
+    ids = {name: sha(d) for name, d in {**good, **bad}.items()} | {"missing": missing}
+    append([event_row(i, ids[name], captions.get(name), at=T0 + timedelta(minutes=i)) for i, name in enumerate(ids)])
     counts = job.run(spark, tables=t, catalog=cat)
     return good, bad, ids, counts
 
@@ -168,7 +100,7 @@ def test_a_resighting_merges_without_renormalizing(spark, lake, landed):
     t, cat, append = lake
     _, _, ids, _ = landed
     image = ids["shape1"]
-    append([_event(900, image, ["A NEW caption"], source="mobile", at=T0 + timedelta(days=1))])
+    append([event_row(900, image, ["A NEW caption"], source="mobile", at=T0 + timedelta(days=1))])
     counts = job.run(spark, tables=t, catalog=cat)
     assert counts == {"events": 1, "normalized": 0, "updated": 1, "quarantined": 0}
     row = spark.table(t.silver).where(f"image_id = '{image}'").collect()[0]
@@ -190,13 +122,13 @@ def test_trino_reads_silver(lake, landed):
 def test_the_gate_quarantines_rows_that_break_an_expectation(spark, lake, landed):
     """A 5000x2 image kept at full size (max_side 5000) breaks the width <= 4096 expectation."""
     t, cat, append = lake
-    wide = _save(Image.new("RGB", (5000, 2), (10, 10, 10)), "PNG", pnginfo=_note(RUN.encode()))
-    put_bronze(minio_client(), _sha(wide), wide, "image/png")
-    append([_event(950, _sha(wide))])
+    wide = save(Image.new("RGB", (5000, 2), (10, 10, 10)), "PNG", pnginfo=note(RUN.encode()))
+    put_bronze(minio_client(), sha(wide), wide, "image/png")
+    append([event_row(950, sha(wide))])
     counts = job.run(spark, tables=t, catalog=cat, max_side=5000)
     assert counts["quarantined"] == 1 and counts["normalized"] == 0
-    (row,) = spark.table(t.quarantine).where(f"image_id = '{_sha(wide)}'").collect()
+    (row,) = spark.table(t.quarantine).where(f"image_id = '{sha(wide)}'").collect()
     assert row.reason == "quality_gate" and "expect_column_values_to_be_between(width)" in row.error
-    assert object_size(minio_client(), "silver", job.silver_key(_sha(wide))) is None  # gate runs before the put
+    assert object_size(minio_client(), "silver", job.silver_key(sha(wide))) is None  # gate runs before the put
     (q,) = cat.quality("silver_images", limit=1)
     assert not q["success"] and q["failed_rows"] == 1

@@ -1,0 +1,192 @@
+"""Silver -> gold: the tables training and the dashboards read, and the Trino views over them.
+
+- `lake.gold.training_examples`: one row per (image, human caption), with the image's split
+  and silver location; gated by the `gold_training_examples` suite (failing rows go to
+  `lake.bronze.quarantine`); each run that changes it freezes a data set in the catalog
+  (`datasets`: training_examples@<snapshot id>, readable again by Iceberg time travel).
+- `lake.gold.ingest_daily`: uploads, distinct and new images, bytes per day and source.
+- `lake.gold.captions`: model captions (written by the captioning job; created here empty).
+- Views (Trino SQL, created through Trino): `image_captions` (each image with its latest
+  model caption and first human caption), `layer_counts`, `quarantine_by_reason`.
+
+Rows are MERGEd only where they differ, so a re-run with nothing new commits nothing.
+
+    python -m spark_jobs.gold.build_gold
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import structlog
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+log = structlog.get_logger("lake.gold")
+
+STAGE = "gold.build"
+
+
+@dataclass(frozen=True)
+class Tables:
+    events: str = "lake.bronze.upload_events"
+    rejected: str = "lake.bronze.rejected_events"
+    silver: str = "lake.silver.images"
+    quarantine: str = "lake.bronze.quarantine"
+    gold: str = "lake.gold"  # namespace of the gold tables and views
+
+    @property
+    def training_examples(self) -> str:
+        return f"{self.gold}.training_examples"
+
+    @property
+    def ingest_daily(self) -> str:
+        return f"{self.gold}.ingest_daily"
+
+    @property
+    def captions(self) -> str:
+        return f"{self.gold}.captions"
+
+
+DDL = {
+    "training_examples": """(image_id string NOT NULL, caption string NOT NULL, caption_index int, split string,
+        origin string, silver_key string, width int, height int, first_seen_at timestamp)
+        USING iceberg PARTITIONED BY (split)""",
+    "ingest_daily": """(day date NOT NULL, source string NOT NULL, uploads long, images long, new_images long,
+        bytes long) USING iceberg""",
+    "captions": """(image_id string NOT NULL, model_version string NOT NULL, caption string, generated_at timestamp,
+        run_id string) USING iceberg""",
+}
+
+
+def training_examples(silver: DataFrame) -> DataFrame:
+    """One row per human caption of each silver image (position kept as caption_index)."""
+    return silver.select("image_id", F.posexplode("captions").alias("caption_index", "caption"), "split",
+                         "silver_key", "width", "height", "first_seen_at") \
+        .select("image_id", "caption", "caption_index", "split", F.lit("human").alias("origin"), "silver_key",
+                "width", "height", "first_seen_at")
+
+
+def ingest_daily(events: DataFrame) -> DataFrame:
+    """Per UTC day and source: upload events, distinct images, images seen for the first time
+    anywhere (their first event, ties broken by event id), and bytes."""
+    first = F.row_number().over(Window.partitionBy("image_id").orderBy("uploaded_at", "event_id"))
+    marked = events.withColumn("is_first", first == 1).withColumn("day", F.to_date("uploaded_at"))
+    return marked.groupBy("day", "source").agg(
+        F.count("*").alias("uploads"), F.count_distinct("image_id").alias("images"),
+        F.sum(F.col("is_first").cast("long")).alias("new_images"), F.sum("size_bytes").alias("bytes"))
+
+
+def views(t: Tables) -> dict[str, str]:
+    """name -> Trino SELECT of each gold view."""
+    return {
+        "image_captions": f"""
+            SELECT s.image_id, s.split, s.width, s.height, s.src_format, s.sightings, s.first_seen_at,
+                   s.last_seen_at, element_at(s.captions, 1) AS human_caption, m.caption AS model_caption,
+                   m.model_version, m.generated_at AS captioned_at,
+                   coalesce(m.caption, element_at(s.captions, 1)) AS caption,
+                   's3://silver/' || s.silver_key AS silver_uri
+            FROM {t.silver} s
+            LEFT JOIN (SELECT image_id, caption, model_version, generated_at,
+                              row_number() OVER (PARTITION BY image_id ORDER BY generated_at DESC) AS rn
+                       FROM {t.captions}) m
+              ON m.image_id = s.image_id AND m.rn = 1""",
+        "layer_counts": f"""
+            SELECT 'bronze events' AS layer, count(*) AS n FROM {t.events}
+            UNION ALL SELECT 'bronze images', count(DISTINCT image_id) FROM {t.events}
+            UNION ALL SELECT 'rejected events', count(*) FROM {t.rejected}
+            UNION ALL SELECT 'silver images', count(*) FROM {t.silver}
+            UNION ALL SELECT 'quarantined images', count(*) FROM {t.quarantine}
+            UNION ALL SELECT 'gold training examples', count(*) FROM {t.training_examples}
+            UNION ALL SELECT 'gold model captions', count(*) FROM {t.captions}""",
+        "quarantine_by_reason": f"""
+            SELECT stage, reason, count(*) AS n FROM {t.quarantine} GROUP BY stage, reason
+            UNION ALL
+            SELECT 'bronze.ingest_uploads', reason, count(*) FROM {t.rejected} GROUP BY reason""",
+    }
+
+
+def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
+    from spark_jobs.bronze.ingest_uploads import EVENTS, EVENTS_DDL, REJECTED, REJECTED_DDL
+    from spark_jobs.silver.normalize_images import QUARANTINE_DDL, SILVER_DDL
+
+    for ns in {t.events.rsplit(".", 1)[0], t.silver.rsplit(".", 1)[0], t.quarantine.rsplit(".", 1)[0], t.gold}:
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
+    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))
+    spark.sql(REJECTED_DDL.replace(REJECTED, t.rejected))
+    spark.sql(SILVER_DDL.format(table=t.silver))
+    spark.sql(QUARANTINE_DDL.format(table=t.quarantine))
+    for name, ddl in DDL.items():
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {t.gold}.{name} {ddl} TBLPROPERTIES ('format-version'='2')")
+
+
+def create_views(t: Tables = Tables()) -> list[str]:
+    """(Re)create the gold views through Trino (the engine users query them with)."""
+    from lake.clients import trino_query
+
+    for name, sql in views(t).items():
+        trino_query(f"CREATE OR REPLACE VIEW {t.gold}.{name} AS {sql}")
+    return list(views(t))
+
+
+def run(spark: SparkSession, *, tables: Tables = Tables(), catalog=None, with_views: bool = True) -> dict[str, int]:
+    from lake import quality as gate
+    from lake.catalog import Catalog
+    from lake.iceberg import current_snapshot, merge_changed
+
+    t, cat = tables, catalog or Catalog.connect()
+    ensure_tables(spark, t)
+    counts = {"training_examples": 0, "quarantined": 0, "ingest_daily": 0}
+    with cat.run(STAGE, {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
+                         "bronze_snapshot": current_snapshot(spark, t.events)}) as rec:
+        rec.counts = counts
+        examples = training_examples(spark.table(t.silver))
+        known = spark.table(t.training_examples).select("image_id", "caption")
+        new = examples.join(known, ["image_id", "caption"], "left_anti").localCheckpoint(eager=True)
+        if new.count():
+            verdict = gate.validate(new, "gold_training_examples")
+            gate.record(verdict, rec.run_id, catalog=cat)
+            bad_ids = sorted({k.split("|", 1)[0] for k in verdict.failed})
+            if bad_ids:
+                reasons = {i: "; ".join(sorted({e for k, v in verdict.failed.items() if k.startswith(i) for e in v}))
+                           for i in bad_ids}
+                why = F.udf(lambda i: reasons.get(i, "")[:2000], "string")
+                silver = spark.table(t.silver).where(F.col("image_id").isin(bad_ids))
+                bad = silver.select("image_id", F.lit("gold.training_examples").alias("stage"),
+                                    F.lit("quality_gate").alias("reason"), why("image_id").alias("error"),
+                                    "first_seen_at", "last_seen_at", "sightings",
+                                    F.current_timestamp().alias("quarantined_at"))
+                counts["quarantined"] = merge_changed(spark, bad, t.quarantine, ["image_id", "stage"],
+                                                      compare=["image_id", "stage"], update=False)
+            good = new.where(~F.col("image_id").isin(bad_ids))
+            counts["training_examples"] = merge_changed(spark, good, t.training_examples, ["image_id", "caption"],
+                                                        compare=["image_id", "caption"], update=False)
+        counts["ingest_daily"] = merge_changed(spark, ingest_daily(spark.table(t.events)), t.ingest_daily,
+                                               ["day", "source"])
+        snapshot = current_snapshot(spark, t.training_examples)
+        rec.outputs = {"training_examples_snapshot": snapshot}
+        if counts["training_examples"] and snapshot is not None:
+            per_split = {r.split: r["count"] for r in spark.table(t.training_examples).groupBy("split").count()
+                         .collect()}
+            rec.outputs["dataset"] = cat.record_dataset("training_examples", t.training_examples, snapshot,
+                                                        per_split, rec.run_id)
+        if with_views:
+            rec.outputs["views"] = create_views(t)
+    log.info("gold build done", **counts)
+    return counts
+
+
+def main() -> dict[str, int]:
+    from lake.spark import spark_session
+
+    spark = spark_session("gold-build")
+    try:
+        return run(spark)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    print(main())
