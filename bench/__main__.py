@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, stack
+from bench import ingest, normalize, stack
 
-BENCHES = {"stack": stack.main, "ingest": ingest.main}
+BENCHES = {"stack": stack.main, "ingest": ingest.main, "normalize": normalize.main}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHES)

@@ -56,8 +56,10 @@ def mongo_client(s: Settings | None = None, timeout_ms: int = 5000):
     from pymongo import MongoClient
 
     s = s or get_settings()
+    # socketTimeoutMS: a stalled server fails the call (and the Spark task, which is retried)
+    # instead of hanging a job forever
     return MongoClient(s.mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                       uuidRepresentation="standard")
+                       socketTimeoutMS=120_000, uuidRepresentation="standard")
 
 
 @contextmanager

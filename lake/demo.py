@@ -5,8 +5,9 @@
 2. Ingestion: a Shapes data set without stars (SHAPES.md) is generated, half uploaded
    through the HTTP API and half sent as inline events by a plain Kafka producer, then
    the bronze stream lands it: one bronze object and one event row per upload.
-
-Later issues grow this into the whole pipeline (silver -> gold -> model -> API).
+3. Layers: Spark carries bronze through silver (normalized JPEGs, quality gate,
+   catalog documents) and gold (training examples, daily aggregates, Trino views); the
+   demo checks every demo image reached silver, the catalog and gold.
 
     lake up && lake demo
 """
@@ -68,7 +69,21 @@ def ingest_shapes(n: int) -> dict[str, int]:
     (images,), = trino_query(  # only this run's images, so a re-run cannot pass on old rows
         f"SELECT count(DISTINCT image_id) FROM lake.bronze.upload_events WHERE image_id IN ({marks})", ids)
     (events,), = trino_query(f"SELECT count(*) FROM lake.bronze.upload_events WHERE image_id IN ({marks})", ids)
-    return {"generated": n, "unique": len(ids), "events": events, "images": images}
+    return {"generated": n, "unique": len(ids), "events": events, "images": images, "ids": ids}
+
+
+def carry_through_layers(ids: list[str]) -> dict[str, int]:
+    """bronze -> silver -> gold, then count the demo images in each place."""
+    from lake.catalog import Catalog
+    from lake.layers import carry
+
+    carry()
+    marks = ", ".join("?" * len(ids))
+    (silver,), = trino_query(f"SELECT count(*) FROM lake.silver.images WHERE image_id IN ({marks})", ids)
+    (gold,), = trino_query(f"SELECT count(DISTINCT image_id) FROM lake.gold.image_captions "
+                           f"WHERE caption IS NOT NULL AND image_id IN ({marks})", ids)
+    catalogued = Catalog.connect().db.images.count_documents({"_id": {"$in": ids}, "layers.silver": {"$exists": True}})
+    return {"silver": silver, "gold": gold, "catalog": catalogued}
 
 
 def run(rows: int = 1000, images: int = 200) -> dict[str, float]:
@@ -106,6 +121,14 @@ def run(rows: int = 1000, images: int = 200) -> dict[str, float]:
     if landed["images"] < landed["unique"]:
         raise SystemExit(f"bronze holds {landed['images']} of the {landed['unique']} demo images")
 
+    t = time.monotonic()
+    with console.status("Spark: bronze -> silver -> gold (quality gates, catalog, Trino views)..."):
+        layers = carry_through_layers(landed["ids"])
+    timings["silver+gold"] = time.monotonic() - t
+    if min(layers.values()) < landed["unique"]:
+        raise SystemExit(f"of {landed['unique']} demo images, silver has {layers['silver']}, gold "
+                         f"{layers['gold']}, the catalog {layers['catalog']}: see `lake layers status`")
+
     table = Table(title="lake.demo.hello, read back through Trino")
     table.add_column("shape")
     table.add_column("rows", justify="right")
@@ -116,5 +139,7 @@ def run(rows: int = 1000, images: int = 200) -> dict[str, float]:
                   f"pymongo document read through Trino catalog `catalog`.")
     console.print(f"[green]ok[/green]: {images} Shapes images (no stars) landed in bronze; "
                   f"{landed['events']} upload events so far (re-runs add sightings, not copies).")
+    console.print(f"[green]ok[/green]: all {landed['unique']} in silver, the MongoDB catalog and "
+                  "lake.gold.image_captions; `lake layers status` and `lake quality report` show the rest.")
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

@@ -233,7 +233,7 @@ def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
 def resighted(grouped: DataFrame, silver: DataFrame) -> DataFrame:
     """Silver rows of already-normalized images updated with newly seen events (set unions on
     event ids, so merging the same events twice gives the same row); unchanged rows are dropped."""
-    clean = F.udf(merge_captions, "array<string>")
+    clean = F.udf(lambda raw: merge_captions(raw), "array<string>")
     g, s = grouped.alias("g"), silver.alias("s")
     joined = g.join(s, F.col("g.image_id") == F.col("s.image_id"))
     fresh = F.array_except(F.col("g.event_ids"), F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")))
@@ -266,13 +266,13 @@ def catalog_doc(r: dict) -> dict:
             "layers.silver": f"s3://{SILVER_BUCKET}/{r['silver_key']}", "event_ids": list(r["event_ids"] or [])}
 
 
-def _to_catalog(df: DataFrame, run_id: str, db_name: str) -> None:
-    """Upsert one `images` document per row, from the executors (bulk writes per partition)."""
+def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
+    """Write one `images` document per row, from the executors (bulk writes per partition)."""
     def write(rows) -> None:
         from lake.catalog import Catalog
         from lake.clients import mongo_client
 
-        Catalog(mongo_client()[db_name]).upsert_images((catalog_doc(r.asDict()) for r in rows), run_id)
+        Catalog(mongo_client()[db_name]).upsert_images((catalog_doc(r.asDict()) for r in rows), run_id, new=new)
 
     df.foreachPartition(write)
 
@@ -308,6 +308,7 @@ def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_fact
         # Checkpoints (not persist): a MERGE into silver invalidates every cached plan that
         # reads silver, and a recomputed anti-join would then find nothing new.
         updated = resighted(grouped, silver).localCheckpoint(eager=True)
+        _to_catalog(updated, rec.run_id, cat.db.name, new=False)  # catalog first, as below
         counts["updated"] = merge_changed(spark, updated, t.silver, ["image_id"],
                                           compare=["image_id", "event_ids"])
         new = grouped.join(done, "image_id", "left_anti")
@@ -329,6 +330,9 @@ def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_fact
             rows = store(flagged, put_factory).localCheckpoint(eager=True)  # the puts happen here, once
             cols = [n for n, _ in ROW_COLUMNS if n not in ("ok", "reason", "error")]
             good = rows.filter("ok").withColumn("normalized_at", F.current_timestamp()).select(*cols, "normalized_at")
+            # The catalog first: should the job die before the MERGE below, the next run
+            # (same watermark) normalizes these images again and rewrites the same documents.
+            _to_catalog(good.drop("normalized_at"), rec.run_id, cat.db.name, new=True)
             counts["normalized"] = merge_changed(spark, good, t.silver, ["image_id"], compare=["image_id"],
                                                  update=False)
             bad = rows.filter("NOT ok").select("image_id", F.lit(STAGE).alias("stage"), "reason", "error",
@@ -336,8 +340,6 @@ def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_fact
                                                F.current_timestamp().alias("quarantined_at"))
             counts["quarantined"] = merge_changed(spark, bad, t.quarantine, ["image_id", "stage"],
                                                   compare=["image_id", "stage"], update=False)
-            changed = good.drop("normalized_at").unionByName(updated.select(*cols))
-            _to_catalog(changed, rec.run_id, cat.db.name)
         finally:
             events.unpersist()
         rec.outputs = {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),

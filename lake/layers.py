@@ -1,0 +1,80 @@
+"""The medallion layers at a glance, and one call that carries bronze through silver to gold.
+
+    from lake.layers import status, carry
+    status()        # {"counts": {...}, "lag": {...}, "runs": [...]}
+    carry()         # silver then gold in one Spark session: {"silver": {...}, "gold": {...}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lake.config import Settings, get_settings
+
+JOBS = ("silver.normalize_images", "gold.build")
+
+
+def counts_sql(catalog: str = "lake") -> str:
+    """Layer counts straight from the tables (works before the gold views exist)."""
+    return f"""
+        SELECT 'bronze events', count(*) FROM {catalog}.bronze.upload_events
+        UNION ALL SELECT 'bronze images', count(DISTINCT image_id) FROM {catalog}.bronze.upload_events
+        UNION ALL SELECT 'rejected events', count(*) FROM {catalog}.bronze.rejected_events
+        UNION ALL SELECT 'silver images', count(*) FROM {catalog}.silver.images
+        UNION ALL SELECT 'quarantined images', count(*) FROM {catalog}.bronze.quarantine
+        UNION ALL SELECT 'gold training examples', count(*) FROM {catalog}.gold.training_examples"""
+
+
+ORDER = ("bronze events", "bronze images", "rejected events", "silver images", "quarantined images",
+         "gold training examples")
+
+
+def lag_sql(catalog: str = "lake") -> str:
+    """Images bronze has that silver has neither normalized nor quarantined."""
+    return f"""
+        SELECT count(DISTINCT e.image_id) FROM {catalog}.bronze.upload_events e
+        WHERE NOT EXISTS (SELECT 1 FROM {catalog}.silver.images s WHERE s.image_id = e.image_id)
+          AND NOT EXISTS (SELECT 1 FROM {catalog}.bronze.quarantine q WHERE q.image_id = e.image_id)"""
+
+
+def status(s: Settings | None = None) -> dict[str, Any]:
+    from trino.exceptions import TrinoUserError
+
+    from lake.catalog import Catalog
+    from lake.clients import trino_query
+
+    s = s or get_settings()
+    out: dict[str, Any] = {"counts": {}, "lag": {}, "runs": [], "problems": []}
+    try:
+        got = dict(trino_query(counts_sql(s.iceberg_catalog), s=s))
+        out["counts"] = {name: got[name] for name in ORDER}
+        (lag,), = trino_query(lag_sql(s.iceberg_catalog), s=s)
+        out["lag"] = {"images_waiting_for_silver": lag}
+    except TrinoUserError as e:  # a fresh lake: the jobs create their tables on first run
+        out["problems"].append(f"tables missing ({e.message}); run `lake layers run`")
+    cat = Catalog.connect(s)
+    for job in JOBS:
+        last = cat.last_run(job, status=None)
+        if last:
+            out["runs"].append({k: last.get(k) for k in ("job", "status", "started_at", "duration_s", "counts",
+                                                          "error", "_id")})
+    return out
+
+
+def carry(silver: bool = True, gold: bool = True, max_side: int = 384) -> dict[str, dict[str, int]]:
+    """Bronze -> silver -> gold in one Spark session (what `lake layers run` and the DAG do)."""
+    from lake.spark import spark_session
+    from spark_jobs.gold import build_gold
+    from spark_jobs.silver import normalize_images
+
+    s = get_settings()
+    spark = spark_session("lake-layers", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "32"})
+    result: dict[str, dict[str, int]] = {}
+    try:
+        if silver:
+            result["silver"] = normalize_images.run(spark, max_side=max_side, max_pixels=s.max_image_pixels)
+        if gold:
+            result["gold"] = build_gold.run(spark)
+    finally:
+        spark.stop()
+    return result
