@@ -247,7 +247,10 @@ class FerretDB(Service):
     def env(self) -> dict[str, str]:
         s = self.s
         url = (f"postgres://{s.postgres_user}:{_secret(s, 'postgres_password')}@{s.postgres_host}:"
-               f"{s.postgres_port}/ferretdb")
+               f"{s.postgres_port}/ferretdb?pool_max_conns=150")
+        # FerretDB 1.x holds a pooled connection per open cursor and takes a second one for
+        # each update it runs while reading: with its default 50 the pool can run dry and
+        # every request then waits forever. PostgreSQL here allows 300.
         return {"LAKE_FERRETDB_POSTGRESQL_URL": url}  # in the environment, not argv: ps shows argv
 
     def healthy(self) -> bool:

@@ -128,7 +128,9 @@ class Catalog:
         def insert(chunk: list[dict]) -> None:
             # Look first rather than catch duplicate-key errors: FerretDB 1.x can stall on an
             # unordered insert_many that hits duplicates.
-            known = {d["_id"] for d in self.db.images.find({"_id": {"$in": [c["_id"] for c in chunk]}}, {"_id": 1})}
+            ids = [c["_id"] for c in chunk]
+            # one batch: no cursor left open on the server (FerretDB pins a connection to each)
+            known = {d["_id"] for d in self.db.images.find({"_id": {"$in": ids}}, {"_id": 1}, batch_size=len(ids) + 1)}
             fresh = [_nest(d, run_id) for d in chunk if d["_id"] not in known]
             if fresh:
                 self.db.images.insert_many(fresh, ordered=False)

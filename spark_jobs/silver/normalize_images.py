@@ -287,6 +287,7 @@ def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_fact
 
     t, cat = tables, catalog or Catalog.connect()
     ensure_tables(spark, t)
+    cat.ensure_indexes()
     last = cat.db.runs.find_one({"job": STAGE, "status": "succeeded", "inputs.events_table": t.events},
                                 sort=[("started_at", -1)])
     since = last["inputs"]["bronze_snapshot"] if last else None
