@@ -41,6 +41,9 @@ INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
 }
 
 
+UPDATE_BATCH = 16  # updates per bulk_write (see upsert_images)
+
+
 def new_run_id(job: str) -> str:
     """Sortable and unique: `<job>-<UTC yyyymmddThhmmss>-<8 hex>`."""
     return f"{job}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -117,6 +120,12 @@ class Catalog:
 
         n = 0
 
+        def updates(docs: list[dict]) -> None:
+            # Small bulks: FerretDB 1.x keeps one pooled PostgreSQL connection per update of a
+            # bulk until the whole command ends; a bulk larger than its pool never finishes.
+            for i in range(0, len(docs), UPDATE_BATCH):
+                self.db.images.bulk_write([update(d) for d in docs[i:i + UPDATE_BATCH]], ordered=False)
+
         def update(doc: dict) -> UpdateOne:
             doc = dict(doc)
             image_id, event_ids = doc.pop("_id"), doc.pop("event_ids", None) or []
@@ -135,17 +144,17 @@ class Catalog:
             if fresh:
                 self.db.images.insert_many(fresh, ordered=False)
             if known:
-                self.db.images.bulk_write([update(d) for d in chunk if d["_id"] in known], ordered=False)
+                updates([d for d in chunk if d["_id"] in known])
 
         chunk: list[dict] = []
         for doc in docs:
             chunk.append(doc)
             n += 1
             if len(chunk) >= batch:
-                insert(chunk) if new else self.db.images.bulk_write([update(d) for d in chunk], ordered=False)
+                insert(chunk) if new else updates(chunk)
                 chunk = []
         if chunk:
-            insert(chunk) if new else self.db.images.bulk_write([update(d) for d in chunk], ordered=False)
+            insert(chunk) if new else updates(chunk)
         return n
 
     def image(self, image_id: str) -> dict | None:

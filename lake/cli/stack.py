@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         rows: Annotated[int, typer.Option(help="Rows the smoke Spark job writes.")] = 1000,
-        images: Annotated[int, typer.Option(help="Shapes images to generate and ingest.")] = 200,
+        images: Annotated[int, typer.Option(
+            help="Shapes images to generate, ingest and carry to gold (0: only check the stack).")] = 200,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake import demo as demo_mod
