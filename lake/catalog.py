@@ -44,6 +44,24 @@ INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
 UPDATE_BATCH = 16  # updates per bulk_write (see upsert_images)
 
 
+# Column types Trino's MongoDB connector shows (its `_schema` collection). Declared, not
+# guessed: the connector infers a collection's columns once, from whatever document it sees
+# first (or none), and keeps that guess.
+_TS, _S, _N = "timestamp(3)", "varchar", "bigint"
+TRINO_COLUMNS: dict[str, dict[str, str]] = {
+    "images": {"_id": _S, "split": _S, "width": _N, "height": _N, "src_format": _S, "src_width": _N,
+               "src_height": _N, "bytes_out": _N, "phash": _S, "sources": "array(varchar)", "sightings": _N,
+               "first_seen_at": _TS, "last_seen_at": _TS, "updated_at": _TS,
+               "captions": "row(human array(varchar))", "layers": "row(bronze varchar, silver varchar)",
+               "lineage": "row(run_ids array(varchar), event_ids array(varchar))"},
+    "datasets": {"_id": _S, "name": _S, "table": _S, "snapshot_id": _N, "created_at": _TS, "run_id": _S},
+    "runs": {"_id": _S, "job": _S, "status": _S, "started_at": _TS, "finished_at": _TS, "duration_s": "double",
+             "error": _S},
+    "quality": {"_id": _S, "suite": _S, "run_id": _S, "success": "boolean", "rows": _N, "failed_rows": _N,
+                "validated_at": _TS, "result_uri": _S},
+}
+
+
 def new_run_id(job: str) -> str:
     """Sortable and unique: `<job>-<UTC yyyymmddThhmmss>-<8 hex>`."""
     return f"{job}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -72,9 +90,13 @@ class Catalog:
         return cls(mongo_client(s)[s.mongo_db])
 
     def ensure_indexes(self) -> None:
+        """Indexes for the look-ups, and the columns Trino shows for each collection."""
         for coll, specs in INDEXES.items():
             for keys, opts in specs:
                 self.db[coll].create_index(keys, **opts)
+        for coll, columns in TRINO_COLUMNS.items():
+            fields = [{"name": n, "type": t, "hidden": False} for n, t in columns.items()]
+            self.db["_schema"].replace_one({"table": coll}, {"table": coll, "fields": fields}, upsert=True)
 
     # ---- runs ------------------------------------------------------------------------------------------------------
 

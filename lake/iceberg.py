@@ -29,14 +29,12 @@ def read_appended(spark: SparkSession, table: str, since: int | None, until: int
     if since is None or since == until:
         df = reader.option("versionAsOf", until).load(table)
         return df.limit(0) if since == until else df
-    try:
-        df = reader.option("start-snapshot-id", since).option("end-snapshot-id", until).load(table)
-        df.schema  # noqa: B018 - plans the scan, which is where an expired start snapshot fails
-        return df
-    except Exception as e:  # noqa: BLE001 - Py4J wraps Iceberg's ValidationException
-        log.warning("incremental read impossible; reading the whole snapshot", table=table, since=since,
-                    error=str(e)[:300])
+    ancestors = {r.snapshot_id for r in spark.table(f"{table}.history").where("is_current_ancestor")
+                 .select("snapshot_id").collect()}
+    if since not in ancestors:  # expired, rolled back, or the table was recreated
+        log.warning("watermark is not an ancestor; reading the whole snapshot", table=table, since=since)
         return reader.option("versionAsOf", until).load(table)
+    return reader.option("start-snapshot-id", since).option("end-snapshot-id", until).load(table)
 
 
 def merge_changed(spark: SparkSession, source: DataFrame, table: str, keys: list[str],

@@ -24,6 +24,10 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics le
 SPLITS = ["train", "val", "test"]
 
 
+class GateError(RuntimeError):
+    """A suite could not be evaluated; the job stops rather than write unchecked rows."""
+
+
 def _suite_specs() -> dict[str, tuple[list[str], list[tuple[str, dict[str, Any]]]]]:
     """suite name -> (id columns, [(expectation class name, kwargs)])."""
     return {
@@ -91,6 +95,12 @@ def verdict_of(name: str, result: dict, rows: int) -> Verdict:
         column = cfg.get("kwargs", {}).get("column")
         label = f"{kind}({column})" if column else kind
         res = r.get("result") or {}
+        raised = (r.get("exception_info") or {}).get("raised_exception")
+        if raised or (not r.get("success") and not res.get("unexpected_index_list")):
+            # an expectation that could not run, or failed without naming rows, gates nothing:
+            # letting the batch through would be the wrong default
+            why = (r.get("exception_info") or {}).get("exception_message") or "no failing rows named"
+            raise GateError(f"{name}: {label} could not be evaluated: {str(why)[:500]}")
         summaries.append({"expectation": label, "success": bool(r.get("success")),
                           "unexpected_count": res.get("unexpected_count") or 0})
         for index in res.get("unexpected_index_list") or []:

@@ -162,22 +162,6 @@ def ensure_tables(spark: SparkSession) -> None:
     spark.sql(REJECTED_DDL)
 
 
-def _single_writer(s, checkpoint: str):
-    """Hold a PostgreSQL advisory lock named after the checkpoint for the job's life.
-
-    MERGE ... WHEN NOT MATCHED is an anti-join plus an append with no conflict check, so
-    two streams on one checkpoint could both append an event: refuse to be the second.
-    """
-    import psycopg
-
-    conn = psycopg.connect(s.postgres_dsn, autocommit=True)
-    (got,) = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [checkpoint]).fetchone()
-    if not got:
-        conn.close()
-        raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time")
-    return conn  # the lock lives as long as this connection
-
-
 def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
          max_offsets: int = 1000) -> None:
     from lake.config import get_settings
@@ -185,7 +169,12 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
 
     s = get_settings()
     checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
-    lock = _single_writer(s, checkpoint)
+    from lake.locks import AlreadyRunning, acquire
+
+    try:
+        lock = acquire(checkpoint, s)  # two streams on one checkpoint could both append an event
+    except AlreadyRunning as e:
+        raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time") from e
     # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
     spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
     ensure_tables(spark)

@@ -131,6 +131,14 @@ def create_views(t: Tables = Tables()) -> list[str]:
 
 
 def run(spark: SparkSession, *, tables: Tables = Tables(), catalog=None, with_views: bool = True) -> dict[str, int]:
+    """Bring gold up to date with silver and bronze; one run per gold namespace at a time."""
+    from lake.locks import single_writer
+
+    with single_writer(f"gold:{tables.gold}"):
+        return _run(spark, tables=tables, catalog=catalog, with_views=with_views)
+
+
+def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> dict[str, int]:
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed
@@ -143,7 +151,9 @@ def run(spark: SparkSession, *, tables: Tables = Tables(), catalog=None, with_vi
         rec.counts = counts
         examples = training_examples(spark.table(t.silver))
         known = spark.table(t.training_examples).select("image_id", "caption")
-        new = examples.join(known, ["image_id", "caption"], "left_anti").localCheckpoint(eager=True)
+        refused = spark.table(t.quarantine).where(F.col("stage") == "gold.training_examples").select("image_id")
+        new = examples.join(known, ["image_id", "caption"], "left_anti").join(refused, "image_id", "left_anti") \
+            .localCheckpoint(eager=True)
         if new.count():
             verdict = gate.validate(new, "gold_training_examples")
             gate.record(verdict, rec.run_id, catalog=cat)

@@ -227,6 +227,8 @@ def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
     spark.sql(EVENTS_DDL.replace(EVENTS, t.events))  # an empty lake: nothing to do, rather than an error
     spark.sql(SILVER_DDL.format(table=t.silver))
+    if "event_ids" not in spark.table(t.silver).columns:  # made by a version before lineage was kept
+        spark.sql(f"ALTER TABLE {t.silver} ADD COLUMN event_ids array<string>")
     spark.sql(QUARANTINE_DDL.format(table=t.quarantine))
 
 
@@ -272,7 +274,8 @@ def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
         from lake.catalog import Catalog
         from lake.clients import mongo_client
 
-        Catalog(mongo_client()[db_name]).upsert_images((catalog_doc(r.asDict()) for r in rows), run_id, new=new)
+        with mongo_client() as client:
+            Catalog(client[db_name]).upsert_images((catalog_doc(r.asDict()) for r in rows), run_id, new=new)
 
     df.foreachPartition(write)
 
@@ -280,7 +283,17 @@ def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
 def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_factory: PutFactory = minio_put, *,
         tables: Tables = Tables(), catalog=None, max_side: int = 384, max_pixels: int = 40_000_000,
         quality: int = 90) -> dict[str, int]:
-    """Carry what bronze gained since the last run into silver; returns the counts."""
+    """Carry what bronze gained since the last run into silver; returns the counts. One run
+    per silver table at a time (lake.locks): a second is refused with AlreadyRunning."""
+    from lake.locks import single_writer
+
+    with single_writer(f"silver:{tables.silver}"):
+        return _run(spark, fetch_factory, put_factory, tables=tables, catalog=catalog, max_side=max_side,
+                    max_pixels=max_pixels, quality=quality)
+
+
+def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFactory, *, tables: Tables, catalog,
+         max_side: int, max_pixels: int, quality: int) -> dict[str, int]:
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed, read_appended

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lake.quality import SUITES, build_suite, verdict_of
+from lake.quality import SUITES, GateError, build_suite, verdict_of
 
 
 @pytest.mark.parametrize("name", SUITES)
@@ -42,3 +42,13 @@ def test_gold_rows_are_named_by_image_and_caption():
                                                   "kwargs": {"column": "caption"}},
          "result": {"unexpected_index_list": [{"image_id": "x", "caption": ""}]}}]}
     assert list(verdict_of("gold_training_examples", result, rows=1).failed) == ["x|"]
+
+
+def test_an_expectation_that_raised_stops_the_gate():
+    """GX reports an expectation that could not run as a failure naming no rows: never a pass."""
+    result = {"success": False, "results": [
+        {"success": False, "expectation_config": {"type": "expect_column_values_to_be_between",
+                                                  "kwargs": {"column": "width"}},
+         "result": {}, "exception_info": {"raised_exception": True, "exception_message": "no column width"}}]}
+    with pytest.raises(GateError, match="no column width"):
+        verdict_of("silver_images", result, rows=1)
