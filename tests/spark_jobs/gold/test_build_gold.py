@@ -84,3 +84,19 @@ def test_rerun_commits_nothing(spark, built):
     assert gold.run(spark, tables=lake.gold, catalog=lake.catalog) == {
         "training_examples": 0, "quarantined": 0, "ingest_daily": 0}
     assert [spark.table(f"{t}.snapshots").count() for t in tables] == before
+
+
+def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
+    from spark_jobs.gold import caption_images
+
+    lake, _, _ = built
+    assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog,
+                              batch_size=4) == {"captioned": 10}
+    ns = lake.gold.gold
+    rows = trino_query(f"SELECT model_version, count(*) FROM {ns}.image_captions "
+                       "WHERE model_caption IS NOT NULL GROUP BY 1")
+    assert rows == [["tiny-v1", 10]]
+    snaps = spark.table(f"{lake.gold.captions}.snapshots").count()
+    assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog) == {
+        "captioned": 0}
+    assert spark.table(f"{lake.gold.captions}.snapshots").count() == snaps

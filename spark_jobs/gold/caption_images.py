@@ -1,0 +1,116 @@
+"""Silver -> gold captions: batch captioning of silver images with one model version.
+
+Incremental: only images with no caption from that version in `lake.gold.captions`. The
+model is loaded once per Python worker (not per task or row) and `generate` runs on
+batches; JPEGs come from s3://silver on the executors. Rows are MERGEd on (image_id,
+model_version), so a re-run adds nothing; `lake.gold.image_captions` shows the latest.
+
+    python -m spark_jobs.gold.caption_images --model out/compact --model-version shapes-v1
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+import structlog
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+log = structlog.get_logger("lake.gold.captions")
+
+STAGE = "gold.caption_images"
+CAPTION_SCHEMA = "image_id string, model_version string, caption string"
+Fetch = Callable[[str], "bytes | None"]  # silver_key -> JPEG bytes
+
+
+def _captioner(model_dir: str):
+    """The worker's captioner for ``model_dir``, loaded on first use and kept."""
+    from lake.clients import per_process
+    from models.captioner import load
+
+    return per_process(("captioner", model_dir), lambda: load(model_dir))
+
+
+def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_version: str, fetch: Fetch,
+                      batch_size: int = 32) -> Iterator[pd.DataFrame]:
+    """(image_id, silver_key) frames -> (image_id, model_version, caption) frames; a missing
+    silver object fails the task (Spark retries it) rather than caption nothing."""
+    import io
+
+    from PIL import Image
+
+    captioner = _captioner(model_dir)
+    for pdf in batches:
+        for start in range(0, len(pdf), batch_size):
+            part = pdf.iloc[start:start + batch_size]
+            images = []
+            for key in part.silver_key:
+                data = fetch(key)
+                if data is None:
+                    raise FileNotFoundError(f"silver object {key} is missing")
+                images.append(Image.open(io.BytesIO(data)).convert("RGB"))
+            captions = captioner.caption(images, batch_size=batch_size)
+            yield pd.DataFrame({"image_id": list(part.image_id), "model_version": model_version,
+                                "caption": captions})
+
+
+def transform(todo: DataFrame, model_dir: str, model_version: str, fetch_factory: Callable[[], Fetch],
+              batch_size: int = 32) -> DataFrame:
+    """Silver rows (image_id, silver_key) -> one caption row each."""
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        yield from caption_partition(batches, model_dir, model_version, fetch_factory(), batch_size)
+
+    return todo.select("image_id", "silver_key").mapInPandas(run, CAPTION_SCHEMA)
+
+
+def minio_fetch() -> Fetch:
+    from lake.clients import minio_client
+    from lake.storage import read_object
+    from spark_jobs.silver.normalize_images import SILVER_BUCKET
+
+    mc = minio_client()
+    return lambda key: read_object(mc, SILVER_BUCKET, key)
+
+
+def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factory=minio_fetch, tables=None,
+        batch_size: int = 32, catalog=None) -> dict[str, int]:
+    """Caption the silver images that have no caption from ``model_version`` yet."""
+    from lake.catalog import Catalog
+    from lake.iceberg import merge_changed
+    from lake.locks import single_writer
+    from spark_jobs.gold.build_gold import Tables, ensure_tables
+
+    t, cat = tables or Tables(), catalog or Catalog.connect()
+    with single_writer(f"captions:{t.captions}"):
+        ensure_tables(spark, t)
+        with cat.run(STAGE, {"model_dir": model_dir, "model_version": model_version}) as rec:
+            done = spark.table(t.captions).where(F.col("model_version") == model_version).select("image_id")
+            todo = spark.table(t.silver).join(done, "image_id", "left_anti")
+            out = transform(todo, model_dir, model_version, fetch_factory, batch_size) \
+                .withColumn("generated_at", F.current_timestamp()).withColumn("run_id", F.lit(rec.run_id))
+            n = merge_changed(spark, out, t.captions, ["image_id", "model_version"],
+                              compare=["image_id", "model_version"], update=False)
+            rec.counts = {"captioned": n}
+    log.info("captioning done", model_version=model_version, captioned=n)
+    return {"captioned": n}
+
+
+def main(model_dir: str, model_version: str, batch_size: int = 32) -> dict[str, int]:
+    from lake.spark import spark_session
+
+    spark = spark_session("gold-caption-images")
+    try:
+        return run(spark, model_dir, model_version, batch_size=batch_size)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a saved model directory (save_pretrained)")
+    ap.add_argument("--model-version", required=True, help="recorded with every caption, e.g. shapes-v1")
+    ap.add_argument("--batch-size", type=int, default=32, help="images per generate() call")
+    a = ap.parse_args()
+    print(main(a.model, a.model_version, a.batch_size))
