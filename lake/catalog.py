@@ -121,8 +121,10 @@ class Catalog:
                 "counts": run.counts}})
             log.info("run recorded", run_id=run.run_id, status=status, **run.counts)
 
-    def last_run(self, job: str, status: str | None = "succeeded") -> dict | None:
-        query: dict[str, Any] = {"job": job}
+    def last_run(self, job: str, status: str | None = "succeeded", **match: Any) -> dict | None:
+        """The newest run of ``job`` (with that status, and fields equal to ``match``, e.g.
+        ``**{"inputs.events_table": t}``)."""
+        query: dict[str, Any] = {"job": job, **match}
         if status:
             query["status"] = status
         return self.db.runs.find_one(query, sort=[("started_at", -1)])

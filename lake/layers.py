@@ -14,19 +14,8 @@ from lake.config import Settings, get_settings
 JOBS = ("silver.normalize_images", "gold.build")
 
 
-def counts_sql(catalog: str = "lake") -> str:
-    """Layer counts straight from the tables (works before the gold views exist)."""
-    return f"""
-        SELECT 'bronze events', count(*) FROM {catalog}.bronze.upload_events
-        UNION ALL SELECT 'bronze images', count(DISTINCT image_id) FROM {catalog}.bronze.upload_events
-        UNION ALL SELECT 'rejected events', count(*) FROM {catalog}.bronze.rejected_events
-        UNION ALL SELECT 'silver images', count(*) FROM {catalog}.silver.images
-        UNION ALL SELECT 'quarantined images', count(*) FROM {catalog}.bronze.quarantine
-        UNION ALL SELECT 'gold training examples', count(*) FROM {catalog}.gold.training_examples"""
-
-
 ORDER = ("bronze events", "bronze images", "rejected events", "silver images", "quarantined images",
-         "gold training examples")
+         "gold training examples", "gold model captions")
 
 
 def lag_sql(catalog: str = "lake") -> str:
@@ -42,11 +31,13 @@ def status(s: Settings | None = None) -> dict[str, Any]:
 
     from lake.catalog import Catalog
     from lake.clients import trino_query
+    from spark_jobs.gold.build_gold import Tables, views
 
     s = s or get_settings()
     out: dict[str, Any] = {"counts": {}, "lag": {}, "runs": [], "problems": []}
     try:
-        got = dict(trino_query(counts_sql(s.iceberg_catalog), s=s))
+        # the layer_counts view's own SELECT, so it works before gold has created the view
+        got = dict(trino_query(views(Tables())["layer_counts"], s=s))
         out["counts"] = {name: got[name] for name in ORDER}
         (lag,), = trino_query(lag_sql(s.iceberg_catalog), s=s)
         out["lag"] = {"images_waiting_for_silver": lag}

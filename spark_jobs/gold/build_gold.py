@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 log = structlog.get_logger("lake.gold")
 
 STAGE = "gold.build"
+EXAMPLES_STAGE = "gold.training_examples"  # the quarantine stage of the training-examples gate
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed
+    from spark_jobs.silver.normalize_images import quarantine
 
     t, cat = tables, catalog or Catalog.connect()
     ensure_tables(spark, t)
@@ -151,7 +153,7 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
         rec.counts = counts
         examples = training_examples(spark.table(t.silver))
         known = spark.table(t.training_examples).select("image_id", "caption")
-        refused = spark.table(t.quarantine).where(F.col("stage") == "gold.training_examples").select("image_id")
+        refused = spark.table(t.quarantine).where(F.col("stage") == EXAMPLES_STAGE).select("image_id")
         new = examples.join(known, ["image_id", "caption"], "left_anti").join(refused, "image_id", "left_anti") \
             .localCheckpoint(eager=True)
         if new.count():
@@ -162,13 +164,9 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
                 reasons = {i: "; ".join(sorted({e for k, v in verdict.failed.items() if k.startswith(i) for e in v}))
                            for i in bad_ids}
                 why = F.udf(lambda i: reasons.get(i, "")[:2000], "string")
-                silver = spark.table(t.silver).where(F.col("image_id").isin(bad_ids))
-                bad = silver.select("image_id", F.lit("gold.training_examples").alias("stage"),
-                                    F.lit("quality_gate").alias("reason"), why("image_id").alias("error"),
-                                    "first_seen_at", "last_seen_at", "sightings",
-                                    F.current_timestamp().alias("quarantined_at"))
-                counts["quarantined"] = merge_changed(spark, bad, t.quarantine, ["image_id", "stage"],
-                                                      compare=["image_id", "stage"], update=False)
+                refused_rows = spark.table(t.silver).where(F.col("image_id").isin(bad_ids)) \
+                    .withColumn("reason", F.lit("quality_gate")).withColumn("error", why("image_id"))
+                counts["quarantined"] = quarantine(spark, refused_rows, t.quarantine, EXAMPLES_STAGE)
             good = new.where(~F.col("image_id").isin(bad_ids))
             counts["training_examples"] = merge_changed(spark, good, t.training_examples, ["image_id", "caption"],
                                                         compare=["image_id", "caption"], update=False)

@@ -69,6 +69,16 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 USING iceberg TBLPROPERTIES ('format-version'='2')"""
 
 
+def quarantine(spark: SparkSession, rows: DataFrame, table: str, stage: str) -> int:
+    """Record refused images (image_id, reason, error, first/last seen, sightings) for ``stage``;
+    an image already quarantined by that stage keeps its first record. Returns how many are new."""
+    from lake.iceberg import merge_changed
+
+    bad = rows.select("image_id", F.lit(stage).alias("stage"), "reason", "error", "first_seen_at", "last_seen_at",
+                      "sightings", F.current_timestamp().alias("quarantined_at"))
+    return merge_changed(spark, bad, table, ["image_id", "stage"], compare=["image_id", "stage"], update=False)
+
+
 def silver_key(image_id: str) -> str:
     from lake.events import bronze_key
 
@@ -301,8 +311,7 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
     t, cat = tables, catalog or Catalog.connect()
     ensure_tables(spark, t)
     cat.ensure_indexes()
-    last = cat.db.runs.find_one({"job": STAGE, "status": "succeeded", "inputs.events_table": t.events},
-                                sort=[("started_at", -1)])
+    last = cat.last_run(STAGE, **{"inputs.events_table": t.events})
     since = last["inputs"]["bronze_snapshot"] if last else None
     until = current_snapshot(spark, t.events)
     counts = {"events": 0, "normalized": 0, "updated": 0, "quarantined": 0}
@@ -349,11 +358,7 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
             _to_catalog(good.drop("normalized_at"), rec.run_id, cat.db.name, new=True)
             counts["normalized"] = merge_changed(spark, good, t.silver, ["image_id"], compare=["image_id"],
                                                  update=False)
-            bad = rows.filter("NOT ok").select("image_id", F.lit(STAGE).alias("stage"), "reason", "error",
-                                               "first_seen_at", "last_seen_at", "sightings",
-                                               F.current_timestamp().alias("quarantined_at"))
-            counts["quarantined"] = merge_changed(spark, bad, t.quarantine, ["image_id", "stage"],
-                                                  compare=["image_id", "stage"], update=False)
+            counts["quarantined"] = quarantine(spark, rows.filter("NOT ok"), t.quarantine, STAGE)
         finally:
             events.unpersist()
         rec.outputs = {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
