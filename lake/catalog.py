@@ -7,6 +7,8 @@ Collections:
 - `runs`: every job run: inputs (with the Iceberg snapshot read up to: the next run's
   watermark), outputs, counts, duration, status, error.
 - `quality`: one validation result summary per gate run (the full result JSON is in MinIO).
+- `models`: the model registry, one document per version (lake/registry.py).
+- `evaluations`: one summary per model evaluation (the rows are in `lake.gold.model_evaluations`).
 
     from lake.catalog import Catalog
     cat = Catalog.connect()
@@ -38,6 +40,8 @@ INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
     "runs": [([("job", 1), ("started_at", -1)], {}), ([("status", 1)], {})],
     "datasets": [([("name", 1), ("created_at", -1)], {})],
     "quality": [([("suite", 1), ("validated_at", -1)], {})],
+    "models": [([("name", 1), ("version", -1)], {}), ([("stage", 1)], {})],
+    "evaluations": [([("model", 1), ("evaluated_at", -1)], {})],
 }
 
 
@@ -59,6 +63,10 @@ TRINO_COLUMNS: dict[str, dict[str, str]] = {
              "error": _S},
     "quality": {"_id": _S, "suite": _S, "run_id": _S, "success": "boolean", "rows": _N, "failed_rows": _N,
                 "validated_at": _TS, "result_uri": _S},
+    "models": {"_id": _S, "name": _S, "version": _N, "stage": _S, "created_at": _TS, "uri": _S, "code_version": _S,
+               "run_id": _S, "parent": _S, "dataset": "row(id varchar, snapshot_id bigint)"},
+    "evaluations": {"_id": _S, "model": _S, "dataset": _S, "split": _S, "n": _N, "evaluated_at": _TS,
+                    "report": _S},
 }
 
 

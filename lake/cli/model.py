@@ -1,9 +1,12 @@
-"""Model commands that need no server.
+"""Model commands: train and evaluate on the lake, the registry, and captioning a folder.
 
-    lake caption ./photos --model out/compact --out captions.json
+    lake model train --minutes 14            # latest training_examples data set -> compact:vN (candidate)
+    lake model eval compact:v1               # test split -> lake.gold.model_evaluations + HTML report
+    lake model list && lake model show production
+    lake model promote compact:v1 --reason "first model"
+    lake caption ./photos --out captions.json          # the production model (or --model)
 
-Training and evaluation on a Shapes folder: `python -m models.captioner.train --help` and
-`python -m models.captioner.evaluate --help` (models/captioner/README.md).
+Training straight from a Shapes folder, without the lake: `python -m models.captioner.train --help`.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
+model_app = typer.Typer(help="Train, evaluate and manage captioning models (registry: s3://models + catalog).",
+                        no_args_is_help=True)
 
 
 def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool = True
@@ -48,13 +54,142 @@ def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool
     return captions, failed
 
 
+def model_path(spec: str) -> str:
+    """A registry version (``compact:v2``, ``v2``, ``production``) fetched locally, or ``spec`` itself
+    (a saved model directory or a hub id)."""
+    from lake.registry import ModelNotFound, Registry, parse_spec
+
+    if Path(spec).expanduser().exists():
+        return spec
+    try:
+        parse_spec(spec)
+    except ModelNotFound:
+        return spec
+    return str(Registry.connect().fetch(spec))
+
+
+def _fail(e: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {e}")
+    return typer.Exit(2)
+
+
+@model_app.command()
+def train(
+    dataset: Annotated[str | None, typer.Option(help="training_examples@<snapshot> (default: the latest).")] = None,
+    name: Annotated[str, typer.Option(help="Model name in the registry.")] = "compact",
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for the steps.")] = 14.0,
+    steps: Annotated[int, typer.Option(help="Step budget (0: none); whichever ends first.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option()] = 5e-4,
+    target: Annotated[str, typer.Option(help="first: each image's first caption; all: every caption.")] = "first",
+    init_from: Annotated[str | None, typer.Option(help="Start from this registered version (e.g. production).")]
+    = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new version after.")] = True,
+) -> None:
+    """Train a captioner on a frozen gold data set and register it as a candidate."""
+    from lake.training import DatasetError, train_from_lake
+    from models.captioner.train import TrainConfig, progress_bar
+
+    config = TrainConfig(minutes=minutes or None, steps=steps or None, batch_size=batch_size, lr=lr, seed=seed)
+    try:
+        with progress_bar(console) as report:
+            doc = train_from_lake(dataset=dataset, name=name, config=config, target=target, init_from=init_from,
+                                  progress=report)
+    except (DatasetError, LookupError, ValueError) as e:
+        raise _fail(e) from e
+    t = doc["train"]
+    console.print(f"[green]registered[/green] {doc['_id']} ({doc['uri']}) from {doc['dataset']['id']}: "
+                  f"{t['steps']} steps, {t['images_per_s']:.0f} examples/s, loss {t['final_loss']:.3f}")
+    if evaluate:
+        _eval(doc["_id"], None, 0, True)
+
+
+def _eval(spec: str, dataset: str | None, limit: int, meteor: bool, as_json: bool = False) -> None:
+    from lake.training import DatasetError, evaluate_version
+    from models.captioner.evaluate import print_report
+
+    try:
+        with console.status(f"evaluating {spec}..."):
+            report = evaluate_version(spec, dataset=dataset, limit=limit, meteor=meteor)
+    except (DatasetError, LookupError) as e:
+        raise _fail(e) from e
+    if as_json:
+        print(json.dumps(report, indent=1, default=str))
+        return
+    print_report(report, console)
+    console.print(f"rows -> model_evaluations; report {report['local_report']}/index.html ({report['report']})")
+
+
+@model_app.command("eval")
+def eval_(
+    version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production",
+    dataset: Annotated[str | None, typer.Option(help="Another data set (default: the one it was trained on).")]
+    = None,
+    limit: Annotated[int, typer.Option(help="At most this many test images (0: all).")] = 0,
+    meteor: Annotated[bool, typer.Option(help="Also METEOR (java).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Caption a data set's test split with a version; BLEU/METEOR/ROUGE-L/CIDEr overall and per slice."""
+    _eval(version, dataset, limit, meteor, as_json)
+
+
+@model_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every registered version: stage, data set, CIDEr."""
+    from lake.registry import Registry
+
+    docs = Registry.connect().versions()
+    if as_json:
+        print(json.dumps(docs, indent=1, default=str))
+        return
+    table = Table(title="models")
+    for col in ("version", "stage", "dataset", "created", "steps", "CIDEr", "code"):
+        table.add_column(col)
+    for d in docs:
+        ev = d.get("evaluation") or {}
+        table.add_row(d["_id"], d["stage"], d["dataset"]["id"], f"{d['created_at']:%Y-%m-%d %H:%M}",
+                      str(d["train"].get("steps", "")), f"{ev['overall']['CIDEr']:.3f}" if ev else "-",
+                      d.get("code_version", ""))
+    console.print(table)
+
+
+@model_app.command()
+def show(version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production") -> None:
+    """One version's registry document (JSON)."""
+    from lake.registry import ModelNotFound, Registry
+
+    try:
+        print(json.dumps(Registry.connect().get(version), indent=1, default=str))
+    except ModelNotFound as e:
+        raise _fail(e) from e
+
+
+@model_app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="compact:vN or vN.")],
+    reason: Annotated[str, typer.Option(help="Recorded with the stage change.")] = "promoted by hand",
+) -> None:
+    """Make a version the production model (the previous one is archived)."""
+    from lake.registry import ModelNotFound, Registry
+
+    try:
+        doc = Registry.connect().set_stage(version, "production", by="lake model promote", reason=reason)
+    except ModelNotFound as e:
+        raise _fail(e) from e
+    console.print(f"[green]{doc['_id']}[/green] is production")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(model_app, name="model")
+
     @app.command()
     def caption(
         folder: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).", exists=True,
                                                file_okay=False)],
         out: Annotated[Path, typer.Option("--out", help="Where to write {file name: caption} as JSON.")],
-        model: Annotated[str, typer.Option(help="A saved model directory (save_pretrained), or a hub id.")],
+        model: Annotated[str, typer.Option(help="A registered version (production, compact:v2), a saved model "
+                                                "directory, or a hub id.")] = "production",
         dtype: Annotated[str, typer.Option(help="fp32, bf16 (CPU or GPU) or fp16 (GPU).")] = "fp32",
         batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
     ) -> None:
@@ -62,10 +197,9 @@ def register(app: typer.Typer) -> None:
         from models.captioner import CaptionerError, load
 
         try:
-            captioner = load(model, dtype=dtype)
-        except CaptionerError as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from e
+            captioner = load(model_path(model), dtype=dtype)
+        except (CaptionerError, LookupError) as e:
+            raise _fail(e) from e
         captions, failed = caption_folder(folder, captioner, batch_size)
         out.write_text(json.dumps(captions, indent=1, ensure_ascii=False) + "\n")
         console.print(f"{len(captions)} captions -> {out}")

@@ -46,9 +46,16 @@ def read_shapes(folder: str | Path, split: str | None = None) -> list[ShapesReco
 
 def slices_of(record: ShapesRecord) -> list[str]:
     """Evaluation slices an image belongs to: each shape present, one vs two objects, with or without a star."""
-    shapes = sorted({o["shape"] for o in record.objects})
-    return [*(f"shape={s}" for s in shapes), f"objects={len(record.objects)}",
-            "star" if "star" in shapes else "no_star"]
+    return slices_for(record.objects)
+
+
+def slices_for(objects: Sequence[dict] | None) -> list[str]:
+    """The slices of an image with these objects ({shape, ...} each); ``other`` when they are unknown
+    (a caption outside the Shapes templates)."""
+    if not objects:
+        return ["other"]
+    shapes = sorted({o["shape"] for o in objects})
+    return [*(f"shape={s}" for s in shapes), f"objects={len(objects)}", "star" if "star" in shapes else "no_star"]
 
 
 def to_image(image: Image.Image | bytes | str | Path) -> Image.Image:

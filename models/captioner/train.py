@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -192,6 +193,23 @@ def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
     return result
 
 
+@contextmanager
+def progress_bar(console=None) -> Iterator[Callable[[Progress], None]]:
+    """A rich progress bar over the budget; yields the ``progress`` callback for `train`."""
+    from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+
+    with Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+             TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("train", total=1.0, info="")
+
+        def report(p: Progress) -> None:
+            if p.step % 10 == 0:
+                bar.update(task, completed=p.fraction,
+                           info=f"step {p.step} loss {p.loss:.3f} lr {p.lr:.1e} {p.images_per_s:.0f} img/s")
+
+        yield report
+
+
 def shapes_examples(records: Sequence[ShapesRecord], target: str = "first") -> list[Example]:
     """(path, caption) pairs: ``first``: reference 1 only (one deterministic template), ``all``: all three."""
     if target not in ("first", "all"):
@@ -214,22 +232,13 @@ def main(
 ) -> None:
     """Train the compact captioner on a Shapes folder."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
     console = Console()
     examples = shapes_examples(read_shapes(shapes_dir, "train"), target)
     config = TrainConfig(minutes=minutes, steps=steps or None, batch_size=batch_size, lr=lr, threads=threads or None,
                          seed=seed)
     console.print(f"training on {len(examples)} examples from {shapes_dir} -> {out_dir}")
-    with Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-             TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("train", total=1.0, info="")
-
-        def report(p: Progress) -> None:
-            if p.step % 10 == 0:
-                bar.update(task, completed=p.fraction,
-                           info=f"step {p.step} loss {p.loss:.3f} lr {p.lr:.1e} {p.images_per_s:.0f} img/s")
-
+    with progress_bar(console) as report:
         result = train(examples, config, out_dir, report, init_from=init_from)
     console.print(f"{result.steps} steps, {result.epochs:.1f} epochs, {result.images_per_s:.0f} img/s, "
                   f"{result.minutes:.1f} min, loss {result.final_loss:.3f}, {result.parameters:,} parameters")

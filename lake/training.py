@@ -1,0 +1,229 @@
+"""Training and evaluation on the lake: examples from a frozen gold data set, images from
+silver, models into the registry, scores into gold and the catalog.
+
+A data set is ``training_examples@<snapshot>`` (recorded by the gold job whenever the table
+changes); its rows are read back through Trino time travel (``FOR VERSION AS OF``), so a
+model always trains on exactly the rows it names, whatever arrived later.
+
+    lake model train --minutes 14           # the latest data set -> a candidate in the registry
+    lake model eval compact:v1              # its test split -> lake.gold.model_evaluations + report
+
+    from lake.training import train_from_lake, evaluate_version
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from lake.catalog import Catalog
+from lake.config import get_settings
+from lake.events import utcnow
+
+log = structlog.get_logger("lake.training")
+
+TRAIN_JOB = "model.train"
+EVAL_JOB = "model.evaluate"
+DATASET = "training_examples"
+_TABLE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
+
+# Long format (one row per model, data set, slice and metric): what a dashboard groups and filters.
+EVALUATIONS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+    model_name varchar, model_version varchar, dataset varchar, snapshot_id bigint, split varchar,
+    slice varchar, metric varchar, value double, n bigint, evaluated_at timestamp(6) with time zone,
+    run_id varchar)"""
+
+
+class DatasetError(LookupError):
+    """No usable data set; the message says what to run."""
+
+
+@dataclass(frozen=True)
+class Example:
+    image_id: str
+    caption: str
+    caption_index: int
+    split: str
+    silver_key: str
+
+
+def evaluations_table(dataset: dict) -> str:
+    """``model_evaluations`` beside the data set's table (``lake.gold.model_evaluations``)."""
+    return dataset["table"].rsplit(".", 1)[0] + ".model_evaluations"
+
+
+def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
+    """The catalog document of data set ``spec`` (``training_examples@<snapshot>``), or the latest."""
+    doc = catalog.db.datasets.find_one({"_id": spec}) if spec else catalog.latest_dataset(DATASET)
+    if doc is None:
+        raise DatasetError(f"no data set {spec!r} in the catalog" if spec else
+                           "no training_examples data set yet: ingest captioned images and run `lake layers run`")
+    if not _TABLE.match(doc["table"]):
+        raise DatasetError(f"data set {doc['_id']} names an odd table {doc['table']!r}")
+    return doc
+
+
+def read_examples(dataset: dict, splits: Iterable[str]) -> list[Example]:
+    """The rows of the frozen data set in ``splits``, read by Iceberg time travel (stable order)."""
+    from lake.clients import trino_query
+
+    splits = list(splits)
+    marks = ", ".join("?" * len(splits))
+    rows = trino_query(
+        f"SELECT image_id, caption, caption_index, split, silver_key FROM {dataset['table']} "
+        f"FOR VERSION AS OF {int(dataset['snapshot_id'])} WHERE split IN ({marks}) "
+        "ORDER BY image_id, caption_index", splits)
+    return [Example(*r) for r in rows]
+
+
+def fetch_silver(keys: Sequence[str], threads: int = 16) -> dict[str, bytes]:
+    """The silver JPEGs by key, fetched concurrently; a missing one is an error (the data set is broken)."""
+    from lake.clients import minio_client
+    from lake.storage import read_object
+    from spark_jobs.silver.normalize_images import SILVER_BUCKET
+
+    mc = minio_client()
+    unique = sorted(set(keys))
+    with ThreadPoolExecutor(threads) as pool:
+        got = dict(zip(unique, pool.map(lambda k: read_object(mc, SILVER_BUCKET, k), unique)))
+    missing = [k for k, v in got.items() if v is None]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} silver objects are missing, e.g. s3://{SILVER_BUCKET}/{missing[0]}")
+    return got  # type: ignore[return-value]
+
+
+def train_from_lake(*, dataset: str | None = None, name: str = "compact", config=None, target: str = "first",
+                    init_from: str | None = None, progress: Callable | None = None,
+                    catalog: Catalog | None = None, registry=None) -> dict:
+    """Train on the train split of a data set and register the result as a candidate; its registry document.
+
+    ``target``: ``first`` trains on each image's first human caption (one template per image, the
+    Shapes recipe), ``all`` on every caption. ``init_from``: a registered version to start from."""
+    from lake.registry import Registry
+    from models.captioner.train import TrainConfig, train
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    ds = resolve_dataset(cat, dataset)
+    config = config or TrainConfig()
+    inputs = {"dataset": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"], "target": target,
+              "init_from": init_from}
+    with cat.run(TRAIN_JOB, inputs) as rec:
+        rows = [e for e in read_examples(ds, ["train"]) if target == "all" or e.caption_index == 0]
+        if not rows:
+            raise DatasetError(f"data set {ds['_id']} has no training examples")
+        images = fetch_silver([e.silver_key for e in rows])
+        start = reg.fetch(init_from) if init_from else None
+        out = get_settings().state_dir / "training" / rec.run_id
+        try:
+            result = train([(images[e.silver_key], e.caption) for e in rows], config, out, progress, init_from=start)
+            summary = {k: v for k, v in asdict(result).items() if k != "out_dir"}
+            doc = reg.register(name, out, run_id=rec.run_id, parent=reg.get(init_from)["_id"] if init_from else None,
+                               dataset={"id": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"],
+                                        "counts": ds.get("counts", {})}, train=summary)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        rec.outputs = {"model": doc["_id"], "uri": doc["uri"]}
+        rec.counts = {"examples": len(rows), "images": len(images), "steps": result.steps}
+    return doc
+
+
+def references_by_image(rows: Sequence[Example]) -> tuple[list[str], list[str], list[list[str]]]:
+    """(image ids, silver keys, references) with each image's captions in caption order."""
+    refs: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    keys: dict[str, str] = {}
+    for e in rows:
+        refs[e.image_id].append((e.caption_index, e.caption))
+        keys[e.image_id] = e.silver_key
+    ids = sorted(refs)
+    return ids, [keys[i] for i in ids], [[c for _, c in sorted(refs[i])] for i in ids]
+
+
+def score(predictions: Sequence[str], references: Sequence[Sequence[str]], meteor: bool = True) -> dict:
+    """Metrics overall and per slice; slices and attribute accuracy come from the first reference
+    when it follows the Shapes template (else the image is in slice ``other``)."""
+    from models.captioner.data import slices_for
+    from models.captioner.evaluate import evaluate, parse_shapes_caption, shapes_accuracy
+
+    objects = [parse_shapes_caption(r[0]) for r in references]
+    report = evaluate(predictions, references, [slices_for(o) for o in objects], meteor=meteor)
+    known = [i for i, o in enumerate(objects) if o]
+    if known:
+        report["accuracy"] = shapes_accuracy([predictions[i] for i in known], [objects[i] for i in known])
+    return report
+
+
+def evaluation_rows(report: dict, *, model: dict, dataset: dict, split: str, run_id: str) -> list[list[Any]]:
+    """The report as ``model_evaluations`` rows (overall, every slice, attribute accuracy)."""
+    base = [model["name"], model["_id"], dataset["_id"], int(dataset["snapshot_id"]), split]
+    out = []
+    for slice_name, values in [("overall", {"n": report["n"], **report["overall"]}), *report["slices"].items()]:
+        out += [[*base, slice_name, m, float(v), int(values["n"]), run_id] for m, v in values.items() if m != "n"]
+    for attr, v in report.get("accuracy", {}).items():
+        out.append([*base, "overall", f"accuracy.{attr}", float(v), int(report["n"]), run_id])
+    return out
+
+
+def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> int:
+    from lake.clients import trino_query
+
+    trino_query(EVALUATIONS_DDL.format(table=table))
+    for start in range(0, len(rows), 100):
+        chunk = rows[start:start + 100]
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, from_iso8601_timestamp(?), ?)" for _ in chunk)
+        trino_query(f"INSERT INTO {table} VALUES {values}",
+                    [x for r in chunk for x in (*r[:-1], evaluated_at, r[-1])])
+    return len(rows)
+
+
+def evaluate_version(spec: str, *, dataset: str | None = None, split: str = "test", limit: int = 0,
+                     meteor: bool = True, batch_size: int = 64, catalog: Catalog | None = None,
+                     registry=None, report_dir: Path | None = None) -> dict:
+    """Caption ``split`` of the version's own data set (or ``dataset``) and score it: rows into
+    ``model_evaluations``, a summary into the catalog, an HTML/PNG report locally and in MinIO."""
+    import io
+
+    from PIL import Image
+
+    from lake.model_report import write_report
+    from lake.registry import Registry
+    from models.captioner import load
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    model = reg.get(spec)
+    ds = resolve_dataset(cat, dataset or model["dataset"]["id"])
+    with cat.run(EVAL_JOB, {"model": model["_id"], "dataset": ds["_id"], "split": split}) as rec:
+        ids, keys, refs = references_by_image(read_examples(ds, [split]))
+        ids, keys, refs = ids[: limit or None], keys[: limit or None], refs[: limit or None]
+        if not ids:
+            raise DatasetError(f"data set {ds['_id']} has no {split} images")
+        data = fetch_silver(keys)
+        images = [Image.open(io.BytesIO(data[k])).convert("RGB") for k in keys]
+        model_dir = reg.fetch(model["_id"])
+        captioner = load(model_dir)
+        predictions = captioner.caption(images, batch_size=batch_size)
+        report = score(predictions, refs, meteor=meteor)
+        evaluated_at = utcnow()
+        table = evaluations_table(ds)
+        rows = evaluation_rows(report, model=model, dataset=ds, split=split, run_id=rec.run_id)
+        write_evaluations(table, rows, evaluated_at.isoformat())
+        folder = report_dir or get_settings().state_dir / "reports" / model["_id"].replace(":", "-")
+        write_report(report, model, ds, list(zip(ids, images, predictions, refs)), folder, model_dir)
+        summary = {"dataset": ds["_id"], "split": split, "n": report["n"], "overall": report["overall"],
+                   "slices": report["slices"], "accuracy": report.get("accuracy", {}), "run_id": rec.run_id,
+                   "evaluated_at": evaluated_at, "report": reg.put_report(model["_id"], folder), "table": table}
+        reg.record_evaluation(model["_id"], summary)
+        cat.db.evaluations.insert_one({"_id": rec.run_id, "model": model["_id"], **summary})
+        rec.outputs = {"table": table, "report": summary["report"], "local_report": str(folder / "index.html")}
+        rec.counts = {"images": len(ids), "rows": len(rows)}
+    report.update(model=model["_id"], dataset=ds["_id"], report=summary["report"], local_report=str(folder))
+    return report
