@@ -172,10 +172,16 @@ def evaluation_rows(report: dict, *, model: dict, dataset: dict, split: str, run
     return out
 
 
-def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> int:
+def ensure_evaluations_table(table: str = "lake.gold.model_evaluations") -> None:
     from lake.clients import trino_query
 
     trino_query(EVALUATIONS_DDL.format(table=table))
+
+
+def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> int:
+    from lake.clients import trino_query
+
+    ensure_evaluations_table(table)
     for start in range(0, len(rows), 100):
         chunk = rows[start:start + 100]
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, from_iso8601_timestamp(?), ?)" for _ in chunk)

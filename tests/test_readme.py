@@ -27,10 +27,12 @@ def test_there_are_at_least_five_queries():
 def test_readme_queries_run(spark):
     from lake.catalog import Catalog
     from lake.clients import trino_query
+    from lake.training import ensure_evaluations_table
     from spark_jobs.gold import build_gold
 
     build_gold.ensure_tables(spark)  # what the first `lake layers run` creates
     build_gold.create_views()
     Catalog.connect().ensure_indexes()  # creates the collections Trino's `catalog` lists
+    ensure_evaluations_table()  # what the first `lake model eval` creates
     for sql in readme_queries():
         trino_query(sql)  # raises on any error

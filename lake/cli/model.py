@@ -4,6 +4,7 @@
     lake model eval compact:v1               # test split -> lake.gold.model_evaluations + HTML report
     lake model list && lake model show production
     lake model promote compact:v1 --reason "first model"
+    lake model caption-silver production     # Spark: silver images without its caption -> lake.gold.captions
     lake caption ./photos --out captions.json          # the production model (or --model)
 
 Training straight from a Shapes folder, without the lake: `python -m models.captioner.train --help`.
@@ -163,6 +164,25 @@ def show(version: Annotated[str, typer.Argument(help="compact:vN, vN or producti
         print(json.dumps(Registry.connect().get(version), indent=1, default=str))
     except ModelNotFound as e:
         raise _fail(e) from e
+
+
+@model_app.command("caption-silver")
+def caption_silver(
+    version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production",
+    batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
+) -> None:
+    """Spark: caption every silver image that has no caption from VERSION yet (-> lake.gold.captions)."""
+    from lake.registry import ModelNotFound, Registry
+    from spark_jobs.gold import caption_images
+
+    try:
+        reg = Registry.connect()
+        doc = reg.get(version)
+        path = reg.fetch(doc["_id"])
+    except ModelNotFound as e:
+        raise _fail(e) from e
+    counts = caption_images.main(str(path), doc["_id"], batch_size)
+    console.print(f"{counts['captioned']} silver images captioned by {doc['_id']} -> lake.gold.captions")
 
 
 @model_app.command()
