@@ -139,7 +139,7 @@ def carry_through_layers(ids: list[str]) -> dict[str, int]:
     return {"silver": silver, "gold": gold, "catalog": catalogued}
 
 
-def run(rows: int = 1000, images: int = 200, train_images: int = 20000, train_minutes: float = 14.0
+def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_minutes: float = 14.0
         ) -> dict[str, float]:
     from spark_jobs.demo import hello_lake
 

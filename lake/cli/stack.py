@@ -117,7 +117,7 @@ def register(app: typer.Typer) -> None:
             help="Shapes images to generate, ingest and carry to gold (0: only check the stack).")] = 200,
         train_images: Annotated[int, typer.Option(
             help="Shapes training set to ingest, then train, evaluate and caption with (0: no model stage).")]
-        = 20000,
+        = 30000,
         train_minutes: Annotated[float, typer.Option(help="Training budget (wall clock).")] = 14.0,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
