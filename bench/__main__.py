@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import ingest, normalize, stack
+from bench import caption, ingest, normalize, stack
 
-BENCHES = {"stack": stack.main, "ingest": ingest.main, "normalize": normalize.main}
+BENCHES = {"stack": stack.main, "ingest": ingest.main, "normalize": normalize.main,
+           "caption": caption.main}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHES)

@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from lake.spark import local_session
 from lake.datasets.shapes import generate
 from lake.normalize import normalize_image
 
@@ -95,20 +95,11 @@ def spark_run(spark, folder: Path, ids: list[str], cores: int) -> float:
 
 
 def main(n: int = 1000) -> dict:
-    from pyspark.sql import SparkSession
-
-    from infra.install import java_home
-
     cores = os.cpu_count() or 1
-    os.environ["JAVA_HOME"] = str(java_home(17, 21))
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    spark = (SparkSession.builder.master(f"local[{cores}]").appName("bench-normalize")
-             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", str(2 * cores))
-             .config("spark.sql.execution.arrow.maxRecordsPerBatch", "32").getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
     sets = {"shapes 128x128": [s.data for s in generate(n, seed=11)], "1024x768 JPEG": large_jpegs(n, seed=5)}
     results: dict = {"cores": cores, "images": n, "sets": {}}
-    try:
+    conf = {"spark.sql.shuffle.partitions": str(2 * cores), "spark.sql.execution.arrow.maxRecordsPerBatch": "32"}
+    with local_session("bench-normalize", cores, conf) as spark:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             warm = _write(folder, [s.data for s in generate(64, seed=99)])
@@ -121,8 +112,6 @@ def main(n: int = 1000) -> dict:
                 results["sets"][name] = {"input_mib": round(mb, 1), "bare_images_s": round(n / t_bare, 1),
                                          "spark_images_s": round(n / t_spark, 1),
                                          "ratio": round(t_bare / t_spark, 2)}
-    finally:
-        spark.stop()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "normalize.json").write_text(json.dumps(results, indent=2) + "\n")
     table = Table(title=f"silver normalize, {n} images, {cores} cores (goal: Spark >= 0.7x bare Pillow)")

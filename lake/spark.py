@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lake.config import Settings, get_settings
 
@@ -80,3 +82,33 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
             spark.conf.set(k, v)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def local_session(app: str, cores: int = 2, conf: dict[str, str] | None = None) -> Iterator:
+    """A plain local[cores] session (no Iceberg, no servers, no UI) for unit tests and benchmarks.
+    A session already running is used as it is and left running; one started here is stopped at
+    the end with its JVM, so that a later `spark_session` starts a JVM with the Iceberg jars."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from infra.install import java_home
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    os.environ["JAVA_HOME"] = str(java_home(17, 21))
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    builder = SparkSession.builder.master(f"local[{cores}]").appName(app).config("spark.ui.enabled", "false")
+    for k, v in (conf or {}).items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        spark.stop()
+        if SparkContext._gateway is not None:
+            SparkContext._gateway.shutdown()
+            SparkContext._gateway = SparkContext._jvm = None
