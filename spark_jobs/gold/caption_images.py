@@ -3,7 +3,8 @@
 Incremental: only images with no caption from that version in `lake.gold.captions`. The
 model is loaded once per Python worker (not per task or row) and `generate` runs on
 batches; JPEGs come from s3://silver on the executors. Rows are MERGEd on (image_id,
-model_version), so a re-run adds nothing; `lake.gold.image_captions` shows the latest.
+model_version), so a re-run adds nothing; `lake.gold.image_captions` shows the latest, and
+each image's catalog document lists the versions that captioned it (`captions.models`).
 
     python -m spark_jobs.gold.caption_images --model out/compact --model-version shapes-v1
 """
@@ -96,8 +97,12 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
             n = merge_changed(spark, out, t.captions, ["image_id", "model_version"],
                               compare=["image_id", "model_version"], update=False)
             rec.counts = {"captioned": n}
+            if n:  # the catalog lists the versions that captioned each image
+                ids = [r.image_id for r in spark.table(t.captions).where(F.col("run_id") == rec.run_id)
+                       .select("image_id").collect()]
+                rec.counts["catalogued"] = cat.mark_captioned(ids, model_version)
     log.info("captioning done", model_version=model_version, captioned=n)
-    return {"captioned": n}
+    return {"captioned": n}  # the run's counts (with "catalogued") are in the catalog
 
 
 def main(model_dir: str, model_version: str, batch_size: int = 32) -> dict[str, int]:
