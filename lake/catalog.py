@@ -56,7 +56,7 @@ TRINO_COLUMNS: dict[str, dict[str, str]] = {
     "images": {"_id": _S, "split": _S, "width": _N, "height": _N, "src_format": _S, "src_width": _N,
                "src_height": _N, "bytes_out": _N, "phash": _S, "sources": "array(varchar)", "sightings": _N,
                "first_seen_at": _TS, "last_seen_at": _TS, "updated_at": _TS,
-               "captions": "row(human array(varchar), models array(varchar))", "layers": "row(bronze varchar, silver varchar)",
+               "captions": "row(human array(varchar))", "layers": "row(bronze varchar, silver varchar)",
                "lineage": "row(run_ids array(varchar), event_ids array(varchar))"},
     "datasets": {"_id": _S, "name": _S, "table": _S, "snapshot_id": _N, "created_at": _TS, "run_id": _S},
     "runs": {"_id": _S, "job": _S, "status": _S, "started_at": _TS, "finished_at": _TS, "duration_s": "double",
@@ -187,16 +187,6 @@ class Catalog:
                 chunk = []
         if chunk:
             insert(chunk) if new else updates(chunk)
-        return n
-
-    def mark_captioned(self, image_ids: list[str], model_version: str, chunk: int = 500) -> int:
-        """Add ``model_version`` to ``captions.models`` of these images (one update per chunk: FerretDB
-        runs a multi-document update as one statement, unlike a bulk of single updates)."""
-        n = 0
-        for start in range(0, len(image_ids), chunk):
-            res = self.db.images.update_many({"_id": {"$in": image_ids[start:start + chunk]}}, {
-                "$addToSet": {"captions.models": model_version}, "$set": {"updated_at": utcnow()}})
-            n += res.matched_count
         return n
 
     def image(self, image_id: str) -> dict | None:

@@ -96,8 +96,6 @@ def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
     rows = trino_query(f"SELECT model_version, count(*) FROM {ns}.image_captions "
                        "WHERE model_caption IS NOT NULL GROUP BY 1")
     assert rows == [["tiny-v1", 10]]
-    assert lake.catalog.db.images.count_documents({"captions.models": "tiny-v1"}) == 10
-    assert lake.catalog.last_run(caption_images.STAGE)["counts"] == {"captioned": 10, "catalogued": 10}
     snaps = spark.table(f"{lake.gold.captions}.snapshots").count()
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog) == {
         "captioned": 0}
