@@ -2,7 +2,7 @@
 document per version in the catalog's ``models`` collection.
 
 A version document (``_id`` = ``<name>:v<N>``) holds the stage (candidate / production /
-archived, with its history: who or what changed it, when, why), the data set it was trained
+archived / rejected by the promotion gate, with its history: who or what changed it, when, why), the data set it was trained
 on (``training_examples@<iceberg snapshot>``), the code version, the training result, the
 files with their SHA-256, and the latest evaluation summary.
 
@@ -36,7 +36,7 @@ log = structlog.get_logger("lake.registry")
 
 BUCKET = "models"
 DEFAULT_NAME = "compact"
-STAGES = ("candidate", "production", "archived")
+STAGES = ("candidate", "production", "archived", "rejected")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _SPEC = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}):)?(?:v(?P<version>\d{1,6})|(?P<stage>candidate|production))$")
 

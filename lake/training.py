@@ -102,11 +102,14 @@ def fetch_silver(keys: Sequence[str], threads: int = 16) -> dict[str, bytes]:
 
 def train_from_lake(*, dataset: str | None = None, name: str = "compact", config=None, target: str = "first",
                     init_from: str | None = None, progress: Callable | None = None,
-                    catalog: Catalog | None = None, registry=None) -> dict:
+                    catalog: Catalog | None = None, registry=None, examples: Sequence[Example] | None = None,
+                    run_inputs: dict | None = None) -> dict:
     """Train on the train split of a data set and register the result as a candidate; its registry document.
 
     ``target``: ``first`` trains on each image's first human caption (one template per image, the
-    Shapes recipe), ``all`` on every caption. ``init_from``: a registered version to start from."""
+    Shapes recipe), ``all`` on every caption. ``init_from``: a registered version to start from.
+    ``examples``: train on exactly these rows instead (``target`` is not applied; the version still names
+    ``dataset``, which they must come from); ``run_inputs``: more fields for the run's inputs."""
     from lake.registry import Registry
     from models.captioner.train import TrainConfig, train
 
@@ -115,9 +118,10 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
     ds = resolve_dataset(cat, dataset)
     config = config or TrainConfig()
     inputs = {"dataset": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"], "target": target,
-              "init_from": init_from}
+              "init_from": init_from, **(run_inputs or {})}
     with cat.run(TRAIN_JOB, inputs) as rec:
-        rows = [e for e in read_examples(ds, ["train"]) if target == "all" or e.caption_index == 0]
+        rows = list(examples) if examples is not None else [
+            e for e in read_examples(ds, ["train"]) if target == "all" or e.caption_index == 0]
         if not rows:
             raise DatasetError(f"data set {ds['_id']} has no training examples")
         images = fetch_silver([e.silver_key for e in rows])

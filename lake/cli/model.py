@@ -4,6 +4,8 @@
     lake model eval compact:v1               # test split -> lake.gold.model_evaluations + HTML report
     lake model list && lake model show production
     lake model promote compact:v1 --reason "first model"
+    lake model retrain --min-new 100 --replay 1.0 --minutes 5   # new gold rows -> candidate -> gate -> promote?
+    lake model rollback --reason "..."       # the previous production version is production again
     lake model caption-silver production     # Spark: silver images without its caption -> lake.gold.captions
     lake caption ./photos --out captions.json          # the production model (or --model)
 
@@ -13,6 +15,7 @@ Training straight from a Shapes folder, without the lake: `python -m models.capt
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -198,6 +201,75 @@ def promote(
     except ModelNotFound as e:
         raise _fail(e) from e
     console.print(f"[green]{doc['_id']}[/green] is production")
+
+
+@model_app.command()
+def retrain(
+    name: Annotated[str, typer.Option(help="Model name in the registry.")] = "compact",
+    min_new: Annotated[int, typer.Option(help="Do nothing below this many new train examples.")] = 100,
+    replay: Annotated[float, typer.Option(min=0, help="Older examples replayed, times the new count.")] = 1.0,
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget for the steps.")] = 5.0,
+    steps: Annotated[int, typer.Option(help="Step budget (0: none); whichever ends first.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    lr: Annotated[float, typer.Option()] = 2e-4,
+    tolerance: Annotated[float, typer.Option(min=0, help="Largest relative CIDEr drop allowed on any slice.")]
+    = 0.05,
+    focus_slice: Annotated[list[str] | None, typer.Option(
+        help="A slice that must improve (repeatable; default: those over-represented among the new examples).")]
+    = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Warm-start the production model on new gold examples plus a replay sample; promote it if the gate holds."""
+    from lake.retrain import retrain as run_retrain
+    from lake.training import DatasetError
+    from models.captioner.train import TrainConfig, progress_bar
+
+    config = TrainConfig(minutes=minutes or None, steps=steps or None, batch_size=batch_size, lr=lr, seed=seed)
+    try:
+        with ExitStack() as stack:
+            bars: list = []  # the bar opens with the first step: none when there is nothing to do
+
+            def report(p) -> None:
+                if not bars:
+                    bars.append(stack.enter_context(progress_bar(console)))
+                bars[0](p)
+
+            out = run_retrain(name=name, min_new=min_new, replay=replay, config=config, tolerance=tolerance,
+                              focus=focus_slice or None, seed=seed, progress=report)
+    except (DatasetError, LookupError, ValueError) as e:
+        raise _fail(e) from e
+    if out["status"] == "nothing to do":
+        console.print(out["message"])
+        return
+    table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)")
+    for col in ("slice", "production", "candidate", "change", "focus", "ok"):
+        table.add_column(col)
+    for r in out["table"]:
+        num = (lambda v: "-" if v is None else f"{v:.3f}")
+        table.add_row(r["slice"], num(r["production"]), num(r["candidate"]),
+                      "-" if r["change"] is None else f"{r['change']:+.1%}", "yes" if r["focus"] else "",
+                      "[green]ok[/green]" if r["ok"] else "[red]no[/red]")
+    console.print(f"{out['new_examples']} new + {out['replay_examples']} replayed examples since {out['since']}")
+    console.print(table)
+    colour = "green" if out["status"] == "promoted" else "yellow"
+    console.print(f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"]))
+
+
+@model_app.command()
+def rollback(
+    name: Annotated[str, typer.Option(help="Model name in the registry.")] = "compact",
+    to: Annotated[str | None, typer.Option(help="This version (default: the last one archived from production).")]
+    = None,
+    reason: Annotated[str, typer.Option(help="Recorded with the stage changes.")] = "rolled back by hand",
+) -> None:
+    """Make the previous production version production again (the current one is archived)."""
+    from lake.retrain import rollback as run_rollback
+
+    try:
+        doc = run_rollback(name=name, to=to, reason=reason)
+    except LookupError as e:
+        raise _fail(e) from e
+    console.print(f"[green]{doc['_id']}[/green] is production again ({reason})")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,9 @@ runner = CliRunner()
 
 def test_model_help_lists_the_commands():
     out = runner.invoke(app, ["model", "--help"]).output
-    assert all(c in out for c in ("train", "eval", "list", "show", "promote"))
+    assert all(c in out for c in ("train", "eval", "list", "show", "promote", "retrain", "rollback"))
+    out = runner.invoke(app, ["model", "retrain", "--help"]).output
+    assert all(o in out for o in ("--min-new", "--replay", "--minutes", "--steps", "--tolerance", "--focus-slice"))
 
 
 @pytest.mark.integration
@@ -25,3 +27,28 @@ def test_an_unknown_version_is_a_clear_error(stack_up):
 def test_caption_with_an_unknown_version_is_a_clear_error(stack_up, tmp_path):
     res = runner.invoke(app, ["caption", str(tmp_path), "--out", str(tmp_path / "c.json"), "--model", "nosuch:v1"])
     assert res.exit_code == 2 and "versions of nosuch: none" in res.output
+
+
+@pytest.mark.integration
+def test_retrain_and_rollback_without_a_production_model_are_clear_errors(stack_up):
+    for cmd in (["retrain", "--name", "nosuch"], ["rollback", "--name", "nosuch"]):
+        res = runner.invoke(app, ["model", *cmd])
+        assert res.exit_code == 2 and "no model 'nosuch:production'" in res.output, res.output
+
+
+def test_retrain_prints_the_gate_table_and_decision(monkeypatch):
+    from dataclasses import asdict
+
+    import lake.retrain
+
+    prod = {"overall": {"CIDEr": 1.0}, "slices": {"star": {"n": 4, "CIDEr": 0.2}}}
+    cand = {"overall": {"CIDEr": 1.1}, "slices": {"star": {"n": 4, "CIDEr": 0.1}}}
+    decision = lake.retrain.gate(cand, prod, 0.05, ["star"])
+    out = {"status": "rejected", "candidate": "compact:v2", "production": "compact:v1",
+           "dataset": "training_examples@2", "since": "training_examples@1", "new_examples": 120,
+           "replay_examples": 120, **asdict(decision)}
+    monkeypatch.setattr(lake.retrain, "retrain", lambda **kw: out)
+    res = runner.invoke(app, ["model", "retrain", "--steps", "5"])
+    assert res.exit_code == 0, res.output
+    assert "120 new + 120 replayed" in res.output and "-50.0%" in res.output
+    assert "compact:v2 rejected" in res.output and "star: CIDEr 0.200 -> 0.100" in res.output

@@ -1,0 +1,230 @@
+"""The learning loop: retrain the production model on what is new in gold, gate, promote or reject,
+and roll back.
+
+    lake model retrain --min-new 100 --replay 1.0 --minutes 5     # nothing to do, or train + evaluate + gate
+    lake model retrain --steps 200 --focus-slice shape=star --tolerance 0.05
+    lake model rollback [--to compact:v1] --reason "stars look wrong"
+
+    from lake.retrain import gate, retrain, rollback
+
+New examples are the train-split rows of the latest ``training_examples`` data set that are not in
+the production model's data set (an ``EXCEPT`` of the two Iceberg snapshots through Trino). The
+candidate starts from the production weights and trains on them plus a seeded replay sample of
+older train rows; both models are scored on the candidate data set's test split, and `gate` decides.
+
+The gate (CIDEr): reject if the candidate's overall score or any slice's falls below
+``production * (1 - tolerance)``, or if any focus slice fails to beat production. Default focus
+slices: those over-represented among the new examples (share of new examples at least
+`FOCUS_SHARE` and at least `FOCUS_RATIO` times their share of the older examples), e.g. ``star``
+and ``shape=star`` when star images arrive after a star-free first data set.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import structlog
+
+from lake.catalog import Catalog
+from lake.events import ModelPromoted, utcnow
+from lake.training import DatasetError, Example, read_examples, resolve_dataset
+
+log = structlog.get_logger("lake.retrain")
+
+RETRAIN_JOB = "model.retrain"
+METRIC = "CIDEr"
+FOCUS_SHARE = 0.2   # a focus slice covers at least 20% of the new examples ...
+FOCUS_RATIO = 3.0   # ... and at least 3x its share of the older ones (a 2x margin is reached by chance)
+
+
+class NothingToRollBack(LookupError):
+    """No earlier production version to go back to."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reasons: list[str]
+    table: list[dict] = field(default_factory=list)  # one row per slice: production, candidate, change, focus, ok
+
+
+def _change(c: float, p: float) -> float | None:
+    return (c - p) / p if p else None
+
+
+def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slices: Sequence[str] = (),
+         metric: str = METRIC) -> Decision:
+    """Promote only if neither ``overall`` nor any slice drops ``metric`` by more than ``tolerance``
+    (relative to production) and every focus slice improves. Reports as from `evaluate_version`."""
+    slices = {"overall": (candidate["overall"], production["overall"])}
+    for name in sorted(set(candidate.get("slices", {})) | set(production.get("slices", {})) | set(focus_slices)):
+        slices[name] = (candidate.get("slices", {}).get(name), production.get("slices", {}).get(name))
+    reasons, table = [], []
+    for name, (c, p) in slices.items():
+        focus = name in focus_slices
+        if c is None or p is None:
+            missing = "candidate" if c is None else "production"
+            if focus:
+                reasons.append(f"focus slice {name} is not in the {missing} report (no test images?)")
+            table.append({"slice": name, "production": p and p[metric], "candidate": c and c[metric],
+                          "change": None, "focus": focus, "ok": not focus})
+            continue
+        cv, pv = float(c[metric]), float(p[metric])
+        ok = cv >= pv * (1 - tolerance)
+        if not ok:
+            reasons.append(f"{name}: {metric} {pv:.3f} -> {cv:.3f}, drops more than {tolerance:.0%}")
+        if focus and not cv > pv:
+            ok = False
+            reasons.append(f"focus slice {name}: {metric} {pv:.3f} -> {cv:.3f}, does not improve")
+        table.append({"slice": name, "production": pv, "candidate": cv, "change": _change(cv, pv), "focus": focus,
+                      "ok": ok, "n": c.get("n", candidate.get("n"))})
+    promote = not reasons
+    if promote:
+        reasons.append(f"no slice drops more than {tolerance:.0%}"
+                       + (f"; {', '.join(focus_slices)} improve" if focus_slices else "; no focus slices"))
+    return Decision(promote, reasons, table)
+
+
+# ---- what is new ---------------------------------------------------------------------------------------------------
+
+def new_examples(old: dict, new: dict, target: str = "first") -> list[Example]:
+    """Train rows of data set ``new`` that are not in data set ``old`` (both by Iceberg time travel)."""
+    from lake.clients import trino_query
+
+    if old["table"] != new["table"]:
+        raise DatasetError(f"{old['_id']} and {new['_id']} are different tables: cannot compare them")
+    cols = "image_id, caption, caption_index, split, silver_key"
+    first = " AND caption_index = 0" if target == "first" else ""
+    rows = trino_query(
+        f"SELECT {cols} FROM {new['table']} FOR VERSION AS OF {int(new['snapshot_id'])} WHERE split = 'train'{first} "
+        f"EXCEPT SELECT {cols} FROM {old['table']} FOR VERSION AS OF {int(old['snapshot_id'])} "
+        f"WHERE split = 'train'{first} ORDER BY image_id, caption_index")
+    return [Example(*r) for r in rows]
+
+
+def slice_shares(rows: Sequence[Example]) -> dict[str, float]:
+    """The share of ``rows`` in each slice (slices of the parsed caption, as `lake.training.score`)."""
+    from models.captioner.data import slices_for
+    from models.captioner.evaluate import parse_shapes_caption
+
+    counts = Counter(s for e in rows for s in slices_for(parse_shapes_caption(e.caption)))
+    return {s: n / len(rows) for s, n in sorted(counts.items())} if rows else {}
+
+
+def focus_slices(new: Sequence[Example], old: Sequence[Example]) -> list[str]:
+    """Slices over-represented among the new examples (see the module docstring)."""
+    new_share, old_share = slice_shares(new), slice_shares(old)
+    return [s for s, v in new_share.items()
+            if s != "other" and v >= FOCUS_SHARE and v >= FOCUS_RATIO * old_share.get(s, 0.0)]
+
+
+# ---- promotion events ----------------------------------------------------------------------------------------------
+
+def event_version(model_id: str) -> str:
+    """Registry ``compact:v2`` -> ``compact-v2``, the `models.promoted` spelling (DESIGN.md identities)."""
+    return model_id.replace(":", "-")
+
+
+def publish_promoted(model: dict, previous: str | None, metrics: dict | None = None, producer=None,
+                     topic: str | None = None) -> ModelPromoted:
+    """Send `models.promoted` (key = model name) and wait for the broker's acknowledgement."""
+    from lake.bus import get_producer
+    from lake.config import get_settings
+
+    event = ModelPromoted(model_version=event_version(model["_id"]),
+                          previous_version=event_version(previous) if previous else None,
+                          metrics={k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))})
+    (producer or get_producer()).send(topic or get_settings().topic_models_promoted, key=model["name"].encode(),
+                                      value=event.model_dump_json().encode()).get(timeout=15)
+    return event
+
+
+# ---- retrain and rollback ------------------------------------------------------------------------------------------
+
+def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, config=None,
+            tolerance: float = 0.05, focus: Sequence[str] | None = None, target: str = "first", seed: int = 0,
+            meteor: bool = False, progress=None, catalog: Catalog | None = None, registry=None,
+            producer=None, report_root: Path | None = None) -> dict:
+    """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted`` or ``rejected``).
+    ``focus``: None picks the focus slices from the new examples, ``[]`` means none. ``report_root``: a folder
+    for the evaluation reports (default: the usual ``.lake/reports/<name>-v<N>``)."""
+    from lake.registry import Registry
+    from lake.training import evaluate_version, train_from_lake
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    prod = reg.get(f"{name}:production")
+    old_ds, new_ds = resolve_dataset(cat, prod["dataset"]["id"]), resolve_dataset(cat, None)
+    fresh = new_examples(old_ds, new_ds, target) if new_ds["_id"] != old_ds["_id"] else []
+    if len(fresh) < min_new:
+        return {"status": "nothing to do", "new": len(fresh), "production": prod["_id"],
+                "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})"}
+    fresh_keys = {(e.image_id, e.caption_index) for e in fresh}
+    older = [e for e in read_examples(new_ds, ["train"]) if (target == "all" or e.caption_index == 0)
+             and (e.image_id, e.caption_index) not in fresh_keys]
+    sample = random.Random(seed).sample(older, min(len(older), round(replay * len(fresh))))
+    focus = list(focus) if focus is not None else focus_slices(fresh, older)
+    with cat.run(RETRAIN_JOB, {"production": prod["_id"], "dataset": new_ds["_id"], "since": old_ds["_id"],
+                               "min_new": min_new, "replay": replay, "tolerance": tolerance, "focus": focus,
+                               "seed": seed}) as rec:
+        cand = train_from_lake(dataset=new_ds["_id"], name=name, config=config, target=target,
+                               init_from=prod["_id"], progress=progress, catalog=cat, registry=reg,
+                               examples=fresh + sample,
+                               run_inputs={"new_examples": len(fresh), "replay_examples": len(sample)})
+        reports = {m: evaluate_version(m, dataset=new_ds["_id"], meteor=meteor, catalog=cat, registry=reg,
+                                       report_dir=report_root / m.replace(":", "-") if report_root else None)
+                   for m in (cand["_id"], prod["_id"])}
+        decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
+        doc = {"_id": rec.run_id, "kind": "retrain", "model": name, "candidate": cand["_id"],
+               "production": prod["_id"], "decision": "promote" if decision.promote else "reject",
+               **asdict(decision), "tolerance": tolerance, "focus_slices": focus, "metric": METRIC,
+               "dataset": new_ds["_id"], "since": old_ds["_id"], "new_examples": len(fresh),
+               "replay_examples": len(sample), "run_id": rec.run_id, "at": utcnow()}
+        cat.db.promotions.insert_one(doc)
+        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"])
+        why = "; ".join(decision.reasons)
+        if decision.promote:
+            reg.set_stage(cand["_id"], "production", by=rec.run_id, reason=f"promotion gate: {why}")
+            publish_promoted(cand, prod["_id"], reports[cand["_id"]]["overall"], producer)
+        else:
+            reg.set_stage(cand["_id"], "rejected", by=rec.run_id, reason=f"promotion gate: {why}")
+        rec.outputs = {"candidate": cand["_id"], "decision": doc["decision"]}
+        rec.counts = {"new_examples": len(fresh), "replay_examples": len(sample)}
+    return {"status": "promoted" if decision.promote else "rejected", **doc}
+
+
+def previous_production(reg, name: str) -> dict:
+    """The most recently archived version that had been production."""
+    was = [d for d in reg.versions(name) if d["stage"] == "archived"
+           and any(h["stage"] == "production" for h in d.get("history", []))]
+    if not was:
+        raise NothingToRollBack(f"nothing to roll back to: no archived version of {name} was ever production")
+    return max(was, key=lambda d: d["history"][-1]["at"])
+
+
+def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rolled back by hand",
+             catalog: Catalog | None = None, registry=None, producer=None) -> dict:
+    """Make the previous production version (or ``to``) production again; the current one is archived."""
+    from lake.registry import Registry
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    current = reg.get(f"{name}:production")
+    target = reg.get(to) if to else previous_production(reg, name)
+    if target["_id"] == current["_id"]:
+        raise NothingToRollBack(f"{target['_id']} is already production")
+    if not any(h["stage"] == "production" for h in target.get("history", [])):
+        raise NothingToRollBack(f"{target['_id']} was never production: promote it with `lake model promote`")
+    by = "lake model rollback"
+    reg.set_stage(current["_id"], "archived", by=by, reason=f"rolled back to {target['_id']}: {reason}")
+    doc = reg.set_stage(target["_id"], "production", by=by, reason=f"rollback from {current['_id']}: {reason}")
+    cat.db.promotions.insert_one({"kind": "rollback", "model": name, "candidate": target["_id"],
+                                  "production": current["_id"], "decision": "rollback", "promote": True,
+                                  "reasons": [reason], "table": [], "at": utcnow()})
+    publish_promoted(doc, current["_id"], (doc.get("evaluation") or {}).get("overall"), producer)
+    log.info("model rolled back", model=doc["_id"], previous=current["_id"], reason=reason)
+    return doc

@@ -1,0 +1,205 @@
+"""The learning loop: the promotion gate (pure), and retrain / rollback on a lake of the test's own
+(real Spark, MinIO, FerretDB, Trino, Kafka) with a tiny model: a star-free v1 in production, star
+images arrive, a warm-started candidate trains on them plus replay and is gated; rollback restores v1.
+
+    .lake/venvs/core/bin/python -m pytest tests/lake/test_retrain.py -q -p no:cacheprovider
+
+Model quality is arbitrary at this size, so the outcomes are fixed through the gate's inputs
+(tolerance, focus slices, a candidate report forced to zero), never by how well the model learned."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from lake.retrain import Decision, focus_slices, gate
+from lake.training import Example
+
+slow = [pytest.mark.integration, pytest.mark.slow]
+
+
+def report(overall: float, **slices: float) -> dict:
+    return {"n": 10, "overall": {"CIDEr": overall},
+            "slices": {k.replace("_", "=", 1) if k.startswith("shape") else k: {"n": 5, "CIDEr": v}
+                       for k, v in slices.items()}}
+
+
+PROD = report(1.0, shape_circle=1.2, star=0.2, no_star=1.1)
+
+
+def test_a_candidate_that_drops_a_slice_is_rejected_naming_it():
+    d = gate(report(1.1, shape_circle=0.9, star=0.5, no_star=1.2), PROD, 0.05, ["star"])
+    assert isinstance(d, Decision) and not d.promote
+    assert len(d.reasons) == 1 and d.reasons[0].startswith("shape=circle: CIDEr 1.200 -> 0.900")
+    row = next(r for r in d.table if r["slice"] == "shape=circle")
+    assert not row["ok"] and row["change"] == pytest.approx(-0.25)
+
+
+def test_a_drop_within_the_tolerance_passes_but_overall_counts_too():
+    assert gate(report(0.96, shape_circle=1.15, star=0.3, no_star=1.1), PROD, 0.05, ["star"]).promote
+    d = gate(report(0.9, shape_circle=1.2, star=0.3, no_star=1.1), PROD, 0.05, ["star"])
+    assert not d.promote and d.reasons[0].startswith("overall:")
+
+
+def test_a_candidate_that_does_not_improve_the_focus_slice_is_rejected():
+    d = gate(report(1.0, shape_circle=1.2, star=0.2, no_star=1.1), PROD, 0.05, ["star"])
+    assert not d.promote and d.reasons == ["focus slice star: CIDEr 0.200 -> 0.200, does not improve"]
+    assert "not in the candidate report" in gate(report(1.0), report(1.0), 0.05, ["star"]).reasons[0]
+
+
+def test_a_good_candidate_is_promoted():
+    d = gate(report(1.05, shape_circle=1.2, star=0.9, no_star=1.08), PROD, 0.05, ["star"])
+    assert d.promote and "star improve" in d.reasons[0]
+    assert {r["slice"] for r in d.table} == {"overall", "shape=circle", "star", "no_star"}
+    assert gate(PROD, PROD, 0.0, []).promote  # no focus: "does not get worse" is enough
+
+
+def test_focus_slices_are_those_over_represented_among_the_new_examples():
+    def ex(caption: str) -> Example:
+        return Example(uuid.uuid4().hex, caption, 0, "train", "k")
+
+    old = [ex("a small red circle on the left")] * 6 + [ex("a large blue square on the right")] * 4
+    new = [ex("a small red star in the center")] * 8 + [ex("a large blue square on the right")] * 2
+    assert focus_slices(new, old) == ["shape=star", "star"]
+
+
+# ---- against the stack -----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def loop(spark, tmp_path_factory):
+    """A scratch lake with 60 star-free Shapes images, and v1 trained on them in production."""
+    from lake.clients import minio_client
+    from lake.datasets.shapes import generate
+    from lake.registry import BUCKET, Registry
+    from lake.training import train_from_lake
+    from models.captioner.compact import CompactConfig
+    from models.captioner.train import TrainConfig
+    from tests.lake.test_training import land
+    from tests.models.captioner.conftest import TINY
+    from tests.utils.bronze import scratch_lake
+    from tests.utils.images import RUN
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    seed = int(RUN[6:12], 16)
+    with scratch_lake(spark, name) as lake:
+        land(spark, lake, list(generate(60, seed=seed, star="none")), 0)
+        reg = Registry(lake.catalog.db, minio_client(), tmp_path_factory.mktemp("models"))
+        reports = tmp_path_factory.mktemp("reports")
+        config = TrainConfig(model=CompactConfig(**TINY), steps=4, minutes=None, batch_size=8, warmup_steps=1)
+        v1 = train_from_lake(name=name, config=config, catalog=lake.catalog, registry=reg)
+        reg.set_stage(v1["_id"], "production", by="test", reason="first model")
+        more = lambda: land(spark, lake, list(generate(40, seed=seed + 7, star="only")), 1000)  # noqa: E731
+        try:
+            yield {"name": name, "lake": lake, "reg": reg, "v1": v1, "config": config, "add_stars": more,
+                   "kw": dict(name=name, catalog=lake.catalog, registry=reg),
+                   "rkw": dict(name=name, catalog=lake.catalog, registry=reg, report_root=reports)}
+        finally:
+            mc = minio_client()
+            for o in mc.list_objects(BUCKET, prefix=f"{name}/", recursive=True):
+                mc.remove_object(BUCKET, o.object_name)
+
+
+def promoted_events(settings, name: str) -> list[dict]:
+    """Every `models.promoted` event keyed ``name``, read with a fresh consumer group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"test-{uuid.uuid4().hex[:8]}",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    topic = settings.topic_models_promoted
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    consumer.assign(parts)
+    end, events, deadline = consumer.end_offsets(parts), [], time.monotonic() + 20
+    while any(consumer.position(tp) < end[tp] for tp in parts):
+        assert time.monotonic() < deadline, "could not read models.promoted back"
+        for records in consumer.poll(timeout_ms=1000).values():
+            events += [json.loads(r.value) for r in records if r.key == name.encode()]
+    consumer.close()
+    return events
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_nothing_new_means_nothing_to_do_and_nothing_to_roll_back(loop):
+    from lake.retrain import NothingToRollBack, retrain, rollback
+
+    out = retrain(min_new=1, **loop["rkw"])
+    assert out["status"] == "nothing to do" and out["production"] == loop["v1"]["_id"]
+    assert out["message"] == f"nothing to do: 0 new examples since {loop['v1']['dataset']['id']} (need 1)"
+    assert loop["lake"].catalog.last_run("model.retrain", status=None) is None
+    with pytest.raises(NothingToRollBack, match="nothing to roll back to"):
+        rollback(**loop["kw"])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_star_images_train_a_candidate_that_the_gate_rejects(loop, monkeypatch):
+    import lake.training as training
+    from lake.retrain import retrain
+
+    loop["add_stars"]()
+    real = training.evaluate_version
+
+    def candidate_scores_zero(spec, **kw):  # the real evaluation, then a candidate that cannot improve
+        r = real(spec, **kw)
+        if spec == loop["v1"]["_id"]:
+            return r
+        return {**r, "overall": {"CIDEr": 0.0}, "slices": {k: {**v, "CIDEr": 0.0} for k, v in r["slices"].items()}}
+
+    monkeypatch.setattr(training, "evaluate_version", candidate_scores_zero)
+    out = retrain(min_new=5, replay=1.0, config=loop["config"], tolerance=0.05, **loop["rkw"])
+    lake, reg = loop["lake"], loop["reg"]
+    ds = lake.catalog.latest_dataset("training_examples")
+    assert out["status"] == "rejected" and out["dataset"] == ds["_id"] and out["focus_slices"] == ["shape=star", "star"]
+    assert any(r.startswith("focus slice star:") for r in out["reasons"])
+    cand = reg.get(out["candidate"])
+    assert cand["stage"] == "rejected" and cand["parent"] == loop["v1"]["_id"] and cand["dataset"]["id"] == ds["_id"]
+    assert reg.get(f"{loop['name']}:production")["_id"] == loop["v1"]["_id"]
+    train_run = lake.catalog.last_run("model.train", **{"outputs.model": cand["_id"]})
+    n_new = out["new_examples"]
+    assert n_new == train_run["inputs"]["new_examples"] > 5 and out["replay_examples"] == n_new
+    assert train_run["counts"]["examples"] == 2 * n_new and train_run["inputs"]["init_from"] == loop["v1"]["_id"]
+    evals = list(lake.catalog.db.evaluations.find({"model": {"$in": [cand["_id"], loop["v1"]["_id"]]},
+                                                    "dataset": ds["_id"]}))
+    assert len(evals) == 2 and evals[0]["n"] == evals[1]["n"]  # the same test split
+    doc = lake.catalog.db.promotions.find_one({"_id": out["run_id"]})
+    assert doc["decision"] == "reject" and doc["candidate"] == cand["_id"] and doc["production"] == loop["v1"]["_id"]
+    assert {r["slice"] for r in doc["table"]} >= {"overall", "star", "shape=star"}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_candidate_through_the_gate_is_promoted_and_announced(loop, settings):
+    from lake.retrain import retrain
+
+    out = retrain(min_new=5, config=loop["config"], tolerance=1.0, focus=[], **loop["rkw"])  # cannot fail
+    assert out["status"] == "promoted", out["reasons"]
+    reg = loop["reg"]
+    assert reg.get(f"{loop['name']}:production")["_id"] == out["candidate"]
+    assert reg.get(loop["v1"]["_id"])["stage"] == "archived"
+    assert loop["lake"].catalog.db.promotions.find_one({"_id": out["run_id"]})["decision"] == "promote"
+    [event] = promoted_events(settings, loop["name"])
+    assert event["model_version"] == out["candidate"].replace(":", "-")
+    assert event["previous_version"] == loop["v1"]["_id"].replace(":", "-") and "CIDEr" in event["metrics"]
+    again = retrain(min_new=1, **loop["rkw"])
+    assert again["status"] == "nothing to do" and again["new"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_rollback_restores_the_previous_production_version(loop, settings):
+    from lake.retrain import NothingToRollBack, rollback
+
+    reg, v1 = loop["reg"], loop["v1"]["_id"]
+    current = reg.get(f"{loop['name']}:production")["_id"]
+    assert current != v1
+    doc = rollback(reason="stars look wrong", **loop["kw"])
+    assert doc["_id"] == v1 and reg.get(f"{loop['name']}:production")["_id"] == v1
+    assert reg.get(current)["stage"] == "archived"
+    assert "stars look wrong" in reg.get(current)["history"][-1]["reason"]
+    event = promoted_events(settings, loop["name"])[-1]
+    assert (event["model_version"], event["previous_version"]) == (v1.replace(":", "-"), current.replace(":", "-"))
+    with pytest.raises(NothingToRollBack, match="was never production"):
+        rollback(to=loop["name"] + ":v2", **loop["kw"])  # the rejected candidate
