@@ -7,7 +7,8 @@ asset), or by hand. Spark captions every silver image that has no caption from t
 `generate`), MERGEd into `lake.gold.captions` on (image_id, model_version): a re-run
 adds nothing. `lake.gold.image_captions` then shows the newest caption of each image.
 
-Which model is production: `lake model list`; the registry is in `catalog.lake.models`.
+Which model is production: `lake model list`; the registry is in `catalog.lake.models`. On
+a lake with no production model yet the task is skipped (exit code 99), not failed.
 """
 
 from __future__ import annotations

@@ -111,9 +111,10 @@ def train_and_caption(minutes: float) -> dict:
         scores = evaluate_version(doc["_id"])
     reg = Registry.connect()
     cider = scores["overall"]["CIDEr"]
-    try:  # the learning loop's promotion gate compares per slice; the demo only keeps the better model
+    try:  # `lake model retrain` gates per slice; the demo keeps the better model on the same test split
         current = reg.get("production")
-        best = ((current.get("evaluation") or {}).get("overall") or {}).get("CIDEr", 0.0)
+        with console.status(f"Evaluating {current['_id']} on the same test split..."):
+            best = evaluate_version(current["_id"], dataset=doc["dataset"]["id"], meteor=False)["overall"]["CIDEr"]
         production = current["_id"]
         if cider > best:
             production = reg.set_stage(doc["_id"], "production", by="lake demo",

@@ -9,9 +9,9 @@ files with their SHA-256, and the latest evaluation summary.
     from lake.registry import Registry
     reg = Registry.connect()
     doc = reg.register("compact", Path("out/compact"), dataset=ds, train=result, run_id=run_id)
-    path = reg.fetch("compact:v1")        # a verified local copy, for models.captioner.load(path)
+    path = reg.fetch("compact-v1")        # a verified local copy, for models.captioner.load(path)
     reg.get("production")                 # the production version of the default model
-    reg.set_stage("compact:v1", "production", by="lake model promote", reason="first model")
+    reg.set_stage("compact-v1", "production", by="lake model promote", reason="first model")
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ BUCKET = "models"
 DEFAULT_NAME = "compact"
 STAGES = ("candidate", "production", "archived", "rejected")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_SPEC = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}):)?(?:v(?P<version>\d{1,6})|(?P<stage>candidate|production))$")
+_VERSION = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}?)-)?v(?P<version>\d{1,6})$")
+_STAGE = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}):)?(?P<stage>candidate|production)$")
 
 
 class ModelNotFound(LookupError):
@@ -55,13 +56,22 @@ def code_version() -> str:
         return "unknown"
 
 
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"model name {name!r}: lower-case letters, digits, - and _ only (at most 63)")
+    return name
+
+
 def parse_spec(spec: str, default_name: str = DEFAULT_NAME) -> tuple[str, int | None, str | None]:
-    """``compact:v3`` / ``v3`` / ``production`` / ``compact:production`` -> (name, version, stage)."""
-    m = _SPEC.match(spec.strip())
+    """``compact-v3`` / ``v3`` / ``production`` / ``compact:production`` -> (name, version, stage). A version's
+    id is DESIGN.md's ``model_version``: ``<name>-v<N>``."""
+    spec = spec.strip()
+    m = _VERSION.match(spec) or _STAGE.match(spec)
     if not m:
-        raise ModelNotFound(f"{spec!r} is not a model version: use NAME:vN, vN, production or NAME:production")
-    version = m.group("version")
-    return m.group("name") or default_name, int(version) if version else None, m.group("stage")
+        raise ModelNotFound(f"{spec!r} is not a model version: use NAME-vN, vN, production or NAME:production")
+    version = m.groupdict().get("version")
+    stage = m.groupdict().get("stage")
+    return m.group("name") or default_name, int(version) if version else None, stage
 
 
 def _sha256(path: Path) -> str:
@@ -93,7 +103,8 @@ class Registry:
     def get(self, spec: str) -> dict:
         """The document of ``spec`` (see `parse_spec`)."""
         name, version, stage = parse_spec(spec)
-        query = {"name": name, **({"version": version} if version else {"stage": stage})}
+        # a version still "uploading" (its registration was killed) is not a model yet
+        query = {"name": name, **({"version": version, "stage": {"$ne": "uploading"}} if version else {"stage": stage})}
         doc = self.db.models.find_one(query, sort=[("version", -1)])
         if doc is None:
             known = ", ".join(d["_id"] for d in self.versions(name)) or "none"
@@ -127,8 +138,7 @@ class Registry:
     def register(self, name: str, local_dir: Path, *, dataset: dict, train: dict, run_id: str,
                  parent: str | None = None) -> dict:
         """Upload ``local_dir`` (not its ``checkpoint/``) as the next version of ``name``, stage candidate."""
-        if not _NAME.match(name):
-            raise ValueError(f"model name {name!r}: lower-case letters, digits, - and _ only")
+        check_name(name)
         files = sorted(p for p in Path(local_dir).iterdir() if p.is_file())
         if not any(p.name == "config.json" for p in files):
             raise ValueError(f"{local_dir} is not a saved model (no config.json)")
@@ -138,7 +148,7 @@ class Registry:
             last = self.db.models.find_one({"name": name}, sort=[("version", -1)])
             version = (last["version"] if last else 0) + 1
             prefix = f"{name}/v{version}/"
-            doc = {"_id": f"{name}:v{version}", "name": name, "version": version, "stage": "candidate",
+            doc = {"_id": f"{name}-v{version}", "name": name, "version": version, "stage": "candidate",
                    "created_at": utcnow(), "prefix": prefix, "uri": f"s3://{BUCKET}/{prefix}", "files": meta,
                    "dataset": dataset, "code_version": code_version(), "train": train, "run_id": run_id,
                    "parent": parent, "evaluation": None,

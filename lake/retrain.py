@@ -3,7 +3,7 @@ and roll back.
 
     lake model retrain --min-new 100 --replay 1.0 --minutes 5     # nothing to do, or train + evaluate + gate
     lake model retrain --steps 200 --focus-slice shape=star --tolerance 0.05
-    lake model rollback [--to compact:v1] --reason "stars look wrong"
+    lake model rollback [--to compact-v1] --reason "stars look wrong"
 
     from lake.retrain import gate, retrain, rollback
 
@@ -124,19 +124,14 @@ def focus_slices(new: Sequence[Example], old: Sequence[Example]) -> list[str]:
 
 # ---- promotion events ----------------------------------------------------------------------------------------------
 
-def event_version(model_id: str) -> str:
-    """Registry ``compact:v2`` -> ``compact-v2``, the `models.promoted` spelling (DESIGN.md identities)."""
-    return model_id.replace(":", "-")
-
-
 def publish_promoted(model: dict, previous: str | None, metrics: dict | None = None, producer=None,
                      topic: str | None = None) -> ModelPromoted:
     """Send `models.promoted` (key = model name) and wait for the broker's acknowledgement."""
     from lake.bus import get_producer
     from lake.config import get_settings
 
-    event = ModelPromoted(model_version=event_version(model["_id"]),
-                          previous_version=event_version(previous) if previous else None,
+    event = ModelPromoted(model_version=model["_id"],
+                          previous_version=previous,
                           metrics={k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))})
     (producer or get_producer()).send(topic or get_settings().topic_models_promoted, key=model["name"].encode(),
                                       value=event.model_dump_json().encode()).get(timeout=15)
@@ -176,7 +171,7 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
                                examples=fresh + sample,
                                run_inputs={"new_examples": len(fresh), "replay_examples": len(sample)})
         reports = {m: evaluate_version(m, dataset=new_ds["_id"], meteor=meteor, catalog=cat, registry=reg,
-                                       report_dir=report_root / m.replace(":", "-") if report_root else None)
+                                       report_dir=report_root / m if report_root else None)
                    for m in (cand["_id"], prod["_id"])}
         decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
         doc = {"_id": rec.run_id, "kind": "retrain", "model": name, "candidate": cand["_id"],

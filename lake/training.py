@@ -6,7 +6,7 @@ changes); its rows are read back through Trino time travel (``FOR VERSION AS OF`
 model always trains on exactly the rows it names, whatever arrived later.
 
     lake model train --minutes 14           # the latest data set -> a candidate in the registry
-    lake model eval compact:v1              # its test split -> lake.gold.model_evaluations + report
+    lake model eval compact-v1              # its test split -> lake.gold.model_evaluations + report
 
     from lake.training import train_from_lake, evaluate_version
 """
@@ -26,6 +26,7 @@ import structlog
 
 from lake.catalog import Catalog
 from lake.config import get_settings
+from lake.registry import check_name
 from lake.events import utcnow
 
 log = structlog.get_logger("lake.training")
@@ -63,6 +64,8 @@ def evaluations_table(dataset: dict) -> str:
 def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
     """The catalog document of data set ``spec`` (``training_examples@<snapshot>``), or the latest."""
     doc = catalog.db.datasets.find_one({"_id": spec}) if spec else catalog.latest_dataset(DATASET)
+    if doc is not None and doc.get("name") != DATASET:
+        raise DatasetError(f"{spec!r} is not a {DATASET} data set")
     if doc is None:
         raise DatasetError(f"no data set {spec!r} in the catalog" if spec else
                            "no training_examples data set yet: ingest captioned images and run `lake layers run`")
@@ -113,28 +116,34 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
     from lake.registry import Registry
     from models.captioner.train import TrainConfig, train
 
+    check_name(name)  # everything a 14-minute run would fail on afterwards is checked first
+    if target not in ("first", "all"):
+        raise ValueError(f"target must be first or all, not {target!r}")
     cat = catalog or Catalog.connect()
     reg = registry or Registry.connect(db=cat.db)
     ds = resolve_dataset(cat, dataset)
     config = config or TrainConfig()
+    parent = reg.get(init_from)["_id"] if init_from else None
     inputs = {"dataset": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"], "target": target,
-              "init_from": init_from, **(run_inputs or {})}
+              "init_from": parent, **(run_inputs or {})}
     with cat.run(TRAIN_JOB, inputs) as rec:
         rows = list(examples) if examples is not None else [
             e for e in read_examples(ds, ["train"]) if target == "all" or e.caption_index == 0]
         if not rows:
             raise DatasetError(f"data set {ds['_id']} has no training examples")
         images = fetch_silver([e.silver_key for e in rows])
-        start = reg.fetch(init_from) if init_from else None
+        start = reg.fetch(parent) if parent else None
         out = get_settings().state_dir / "training" / rec.run_id
+        result = train([(images[e.silver_key], e.caption) for e in rows], config, out, progress, init_from=start)
+        summary = {k: v for k, v in asdict(result).items() if k != "out_dir"}
         try:
-            result = train([(images[e.silver_key], e.caption) for e in rows], config, out, progress, init_from=start)
-            summary = {k: v for k, v in asdict(result).items() if k != "out_dir"}
-            doc = reg.register(name, out, run_id=rec.run_id, parent=reg.get(init_from)["_id"] if init_from else None,
+            doc = reg.register(name, out, run_id=rec.run_id, parent=parent,
                                dataset={"id": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"],
                                         "counts": ds.get("counts", {})}, train=summary)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
+        except BaseException:
+            log.error("registering the trained model failed; it is kept for a retry", folder=str(out))
+            raise
+        shutil.rmtree(out, ignore_errors=True)
         rec.outputs = {"model": doc["_id"], "uri": doc["uri"]}
         rec.counts = {"examples": len(rows), "images": len(images), "steps": result.steps}
     return doc
@@ -162,6 +171,7 @@ def score(predictions: Sequence[str], references: Sequence[Sequence[str]], meteo
     known = [i for i, o in enumerate(objects) if o]
     if known:
         report["accuracy"] = shapes_accuracy([predictions[i] for i in known], [objects[i] for i in known])
+        report["accuracy_n"] = len(known)  # images whose first reference follows the Shapes template
     return report
 
 
@@ -172,7 +182,7 @@ def evaluation_rows(report: dict, *, model: dict, dataset: dict, split: str, run
     for slice_name, values in [("overall", {"n": report["n"], **report["overall"]}), *report["slices"].items()]:
         out += [[*base, slice_name, m, float(v), int(values["n"]), run_id] for m, v in values.items() if m != "n"]
     for attr, v in report.get("accuracy", {}).items():
-        out.append([*base, "overall", f"accuracy.{attr}", float(v), int(report["n"]), run_id])
+        out.append([*base, "overall", f"accuracy.{attr}", float(v), int(report.get("accuracy_n", report["n"])), run_id])
     return out
 
 
@@ -183,9 +193,13 @@ def ensure_evaluations_table(table: str = "lake.gold.model_evaluations") -> None
 
 
 def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> int:
+    """Replace the rows of the same (model version, data set, split): a re-evaluation does not add a copy."""
     from lake.clients import trino_query
 
     ensure_evaluations_table(table)
+    for version, dataset, split in sorted({(r[1], r[2], r[4]) for r in rows}):
+        trino_query(f"DELETE FROM {table} WHERE model_version = ? AND dataset = ? AND split = ?",
+                    [version, dataset, split])
     for start in range(0, len(rows), 100):
         chunk = rows[start:start + 100]
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, from_iso8601_timestamp(?), ?)" for _ in chunk)
@@ -225,13 +239,15 @@ def evaluate_version(spec: str, *, dataset: str | None = None, split: str = "tes
         evaluated_at = utcnow()
         table = evaluations_table(ds)
         rows = evaluation_rows(report, model=model, dataset=ds, split=split, run_id=rec.run_id)
-        write_evaluations(table, rows, evaluated_at.isoformat())
-        folder = report_dir or get_settings().state_dir / "reports" / model["_id"].replace(":", "-")
+        folder = report_dir or get_settings().state_dir / "reports" / model["_id"]
         write_report(report, model, ds, list(zip(ids, images, predictions, refs)), folder, model_dir)
-        summary = {"dataset": ds["_id"], "split": split, "n": report["n"], "overall": report["overall"],
+        summary = {"dataset": ds["_id"], "split": split, "n": report["n"], "limit": limit, "overall": report["overall"],
                    "slices": report["slices"], "accuracy": report.get("accuracy", {}), "run_id": rec.run_id,
                    "evaluated_at": evaluated_at, "report": reg.put_report(model["_id"], folder), "table": table}
-        reg.record_evaluation(model["_id"], summary)
+        if not limit:  # a sample is not the version's score; the rows and the report still are written
+            write_evaluations(table, rows, evaluated_at.isoformat())
+            if ds["_id"] == model["dataset"]["id"] and split == "test":
+                reg.record_evaluation(model["_id"], summary)  # the version's own score, what `model list` shows
         cat.db.evaluations.insert_one({"_id": rec.run_id, "model": model["_id"], **summary})
         rec.outputs = {"table": table, "report": summary["report"], "local_report": str(folder / "index.html")}
         rec.counts = {"images": len(ids), "rows": len(rows)}

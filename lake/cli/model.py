@@ -1,9 +1,9 @@
 """Model commands: train and evaluate on the lake, the registry, and captioning a folder.
 
-    lake model train --minutes 14            # latest training_examples data set -> compact:vN (candidate)
-    lake model eval compact:v1               # test split -> lake.gold.model_evaluations + HTML report
+    lake model train --minutes 14            # latest training_examples data set -> compact-vN (candidate)
+    lake model eval compact-v1               # test split -> lake.gold.model_evaluations + HTML report
     lake model list && lake model show production
-    lake model promote compact:v1 --reason "first model"
+    lake model promote compact-v1 --reason "first model"
     lake model retrain --min-new 100 --replay 1.0 --minutes 5   # new gold rows -> candidate -> gate -> promote?
     lake model rollback --reason "..."       # the previous production version is production again
     lake model caption-silver production     # Spark: silver images without its caption -> lake.gold.captions
@@ -59,7 +59,7 @@ def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool
 
 
 def model_path(spec: str) -> str:
-    """A registry version (``compact:v2``, ``v2``, ``production``) fetched locally, or ``spec`` itself
+    """A registry version (``compact-v2``, ``v2``, ``production``) fetched locally, or ``spec`` itself
     (a saved model directory or a hub id)."""
     from lake.registry import ModelNotFound, Registry, parse_spec
 
@@ -69,7 +69,13 @@ def model_path(spec: str) -> str:
         parse_spec(spec)
     except ModelNotFound:
         return spec
-    return str(Registry.connect().fetch(spec))
+    try:
+        return str(Registry.connect().fetch(spec))
+    except ModelNotFound:
+        raise
+    except Exception as e:  # Mongo or MinIO down: say what to do instead of a traceback
+        raise ModelNotFound(f"the model registry is not reachable ({type(e).__name__}): start the stack with "
+                            f"`lake up`, or pass --model DIR") from e
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -127,7 +133,7 @@ def _eval(spec: str, dataset: str | None, limit: int, meteor: bool, as_json: boo
 
 @model_app.command("eval")
 def eval_(
-    version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production",
+    version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production",
     dataset: Annotated[str | None, typer.Option(help="Another data set (default: the one it was trained on).")]
     = None,
     limit: Annotated[int, typer.Option(help="At most this many test images (0: all).")] = 0,
@@ -159,7 +165,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @model_app.command()
-def show(version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production") -> None:
+def show(version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production") -> None:
     """One version's registry document (JSON)."""
     from lake.registry import ModelNotFound, Registry
 
@@ -171,7 +177,7 @@ def show(version: Annotated[str, typer.Argument(help="compact:vN, vN or producti
 
 @model_app.command("caption-silver")
 def caption_silver(
-    version: Annotated[str, typer.Argument(help="compact:vN, vN or production.")] = "production",
+    version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production",
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
 ) -> None:
     """Spark: caption every silver image that has no caption from VERSION yet (-> lake.gold.captions)."""
@@ -179,18 +185,19 @@ def caption_silver(
     from spark_jobs.gold import caption_images
 
     try:
-        reg = Registry.connect()
-        doc = reg.get(version)
-        path = reg.fetch(doc["_id"])
+        doc = Registry.connect().get(version)
     except ModelNotFound as e:
+        if version == "production":  # a fresh lake: nothing to do yet; exit 99 = skipped in Airflow
+            console.print(f"no production model yet, nothing captioned: {e}")
+            raise typer.Exit(99) from e
         raise _fail(e) from e
-    counts = caption_images.main(str(path), doc["_id"], batch_size)
+    counts = caption_images.main(doc["_id"], doc["_id"], batch_size)  # each executor fetches the version
     console.print(f"{counts['captioned']} silver images captioned by {doc['_id']} -> lake.gold.captions")
 
 
 @model_app.command()
 def promote(
-    version: Annotated[str, typer.Argument(help="compact:vN or vN.")],
+    version: Annotated[str, typer.Argument(help="compact-vN or vN.")],
     reason: Annotated[str, typer.Option(help="Recorded with the stage change.")] = "promoted by hand",
 ) -> None:
     """Make a version the production model (the previous one is archived)."""
@@ -280,7 +287,7 @@ def register(app: typer.Typer) -> None:
         folder: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).", exists=True,
                                                file_okay=False)],
         out: Annotated[Path, typer.Option("--out", help="Where to write {file name: caption} as JSON.")],
-        model: Annotated[str, typer.Option(help="A registered version (production, compact:v2), a saved model "
+        model: Annotated[str, typer.Option(help="A registered version (production, compact-v2), a saved model "
                                                 "directory, or a hub id.")] = "production",
         dtype: Annotated[str, typer.Option(help="fp32, bf16 (CPU or GPU) or fp16 (GPU).")] = "fp32",
         batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,

@@ -55,6 +55,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not self.minutes and not self.steps:
+            raise ValueError("a training budget is needed: minutes or steps (or both)")
+
 
 @dataclass(frozen=True)
 class Progress:

@@ -28,12 +28,23 @@ CAPTION_SCHEMA = "image_id string, model_version string, caption string"
 Fetch = Callable[[str], "bytes | None"]  # silver_key -> JPEG bytes
 
 
-def _captioner(model_dir: str):
-    """The worker's captioner for ``model_dir``, loaded on first use and kept."""
+def _captioner(model: str):
+    """The worker's captioner, loaded on first use and kept: ``model`` is a saved model directory or a
+    registered version (``compact-v3``), which each executor fetches (and checks) itself, so that no path
+    of the driver's has to exist on the executors."""
+    from pathlib import Path
+
     from lake.clients import per_process
     from models.captioner import load
 
-    return per_process(("captioner", model_dir), lambda: load(model_dir))
+    def make():
+        if Path(model).is_dir():
+            return load(model)
+        from lake.registry import Registry
+
+        return load(Registry.connect().fetch(model))
+
+    return per_process(("captioner", model), make)
 
 
 def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_version: str, fetch: Fetch,
@@ -115,7 +126,8 @@ def main(model_dir: str, model_version: str, batch_size: int = 32) -> dict[str, 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="a saved model directory (save_pretrained)")
+    ap.add_argument("--model", required=True, help="a saved model directory (save_pretrained) or a registered "
+                    "version (compact-v3)")
     ap.add_argument("--model-version", required=True, help="recorded with every caption, e.g. shapes-v1")
     ap.add_argument("--batch-size", type=int, default=32, help="images per generate() call")
     a = ap.parse_args()

@@ -53,7 +53,7 @@ def trained(spark, tmp_path_factory):
 def test_a_trained_version_is_registered_with_its_data_set(trained):
     lake, reg, doc = trained
     ds = lake.catalog.latest_dataset("training_examples")
-    assert doc["_id"].endswith(":v1") and doc["stage"] == "candidate"
+    assert doc["_id"].endswith("-v1") and doc["stage"] == "candidate"
     assert doc["dataset"]["id"] == ds["_id"] and doc["dataset"]["snapshot_id"] == ds["snapshot_id"]
     assert doc["train"]["steps"] == 8 and doc["code_version"]
     files = {f["name"] for f in doc["files"]}
@@ -93,7 +93,7 @@ def test_registry_versions_stages_and_verified_copies(trained):
     lake, reg, doc = trained
     second = reg.register(doc["name"], reg.fetch(doc["_id"]), dataset=doc["dataset"], train=doc["train"],
                           run_id="test", parent=doc["_id"])
-    assert second["_id"] == f"{doc['name']}:v2"
+    assert second["_id"] == f"{doc['name']}-v2"
     reg.set_stage(doc["_id"], "production", by="test", reason="first")
     reg.set_stage(second["_id"], "production", by="test", reason="better")
     assert reg.get(f"{doc['name']}:production")["_id"] == second["_id"]
@@ -113,6 +113,25 @@ def test_no_data_set_and_unknown_versions_say_what_to_do(trained):
     with pytest.raises(DatasetError, match="lake layers run"):
         resolve_dataset(Catalog(mongo_client()[f"empty{uuid.uuid4().hex[:8]}"]))
     with pytest.raises(ModelNotFound, match="versions of nosuch: none"):
-        reg.get("nosuch:v3")
+        reg.get("nosuch-v3")
     with pytest.raises(ModelNotFound, match="not a model version"):
         reg.get("../../etc")
+
+
+def test_a_killed_registration_is_not_a_model(trained):
+    from lake.registry import ModelNotFound
+
+    lake, reg, doc = trained
+    lake.catalog.db.models.insert_one({"_id": f"{doc['name']}-v99", "name": doc["name"], "version": 99,
+                                       "stage": "uploading"})
+    with pytest.raises(ModelNotFound):
+        reg.get(f"{doc['name']}-v99")
+
+
+def test_bad_names_and_targets_fail_before_any_training(trained):
+    lake, reg, _ = trained
+    with pytest.raises(ValueError, match="model name"):
+        train_from_lake(name="Bad Name", catalog=lake.catalog, registry=reg)
+    with pytest.raises(ValueError, match="target"):
+        train_from_lake(name="ok", target="alll", catalog=lake.catalog, registry=reg)
+    assert lake.catalog.db.runs.count_documents({"job": "model.train", "status": "failed"}) == 0

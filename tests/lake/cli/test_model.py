@@ -19,13 +19,13 @@ def test_model_help_lists_the_commands():
 
 @pytest.mark.integration
 def test_an_unknown_version_is_a_clear_error(stack_up):
-    res = runner.invoke(app, ["model", "show", "nosuch:v9"])
-    assert res.exit_code == 2 and "no model 'nosuch:v9'" in res.output
+    res = runner.invoke(app, ["model", "show", "nosuch-v9"])
+    assert res.exit_code == 2 and "no model 'nosuch-v9'" in res.output
 
 
 @pytest.mark.integration
 def test_caption_with_an_unknown_version_is_a_clear_error(stack_up, tmp_path):
-    res = runner.invoke(app, ["caption", str(tmp_path), "--out", str(tmp_path / "c.json"), "--model", "nosuch:v1"])
+    res = runner.invoke(app, ["caption", str(tmp_path), "--out", str(tmp_path / "c.json"), "--model", "nosuch-v1"])
     assert res.exit_code == 2 and "versions of nosuch: none" in res.output
 
 
@@ -44,11 +44,11 @@ def test_retrain_prints_the_gate_table_and_decision(monkeypatch):
     prod = {"overall": {"CIDEr": 1.0}, "slices": {"star": {"n": 4, "CIDEr": 0.2}}}
     cand = {"overall": {"CIDEr": 1.1}, "slices": {"star": {"n": 4, "CIDEr": 0.1}}}
     decision = lake.retrain.gate(cand, prod, 0.05, ["star"])
-    out = {"status": "rejected", "candidate": "compact:v2", "production": "compact:v1",
+    out = {"status": "rejected", "candidate": "compact-v2", "production": "compact-v1",
            "dataset": "training_examples@2", "since": "training_examples@1", "new_examples": 120,
            "replay_examples": 120, **asdict(decision)}
     monkeypatch.setattr(lake.retrain, "retrain", lambda **kw: out)
     res = runner.invoke(app, ["model", "retrain", "--steps", "5"])
     assert res.exit_code == 0, res.output
     assert "120 new + 120 replayed" in res.output and "-50.0%" in res.output
-    assert "compact:v2 rejected" in res.output and "star: CIDEr 0.200 -> 0.100" in res.output
+    assert "compact-v2 rejected" in res.output and "star: CIDEr 0.200 -> 0.100" in res.output

@@ -55,3 +55,12 @@ def test_cli_help():
     app.command()(main)
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0 and "--minutes" in result.output
+
+
+def test_a_budget_is_required():
+    import pytest
+
+    from models.captioner.train import TrainConfig
+
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig(minutes=None, steps=None)
