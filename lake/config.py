@@ -48,6 +48,14 @@ class Settings(BaseSettings):
         api_port (int, 8000), api_workers (int, 1): uvicorn worker processes, api_keys (list[secret], ["lake-local-key"]): keys for writes.
         max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
+        caption_model (str, "production"): the registry spec the API captions with (e.g. "compact:production").
+        caption_max_batch (int, 16): most images in one `caption()` call of the API's batcher.
+        caption_max_wait_ms (float, 10): how long the first request of a batch waits for company.
+        caption_queue_size (int, 256): requests waiting for a batch; past it, 503 with Retry-After.
+        caption_timeout_s (float, 30): a caption request waiting longer answers 504.
+        caption_poll_s (float, 5): how often the API re-reads the production version (besides the
+            `models.promoted` events that wake it at once).
+        caption_cache_size (int, 4096): captions remembered per (model version, image).
     """
 
     model_config = SettingsConfigDict(env_prefix="LAKE_", extra="ignore")
@@ -109,6 +117,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 16 * 2**20
     max_inline_bytes: int = 2**20
     max_image_pixels: int = 40_000_000
+
+    # The API's captioner (services/api/captions.py): dynamic batching and hot swap.
+    caption_model: str = "production"
+    caption_max_batch: int = Field(16, ge=1)
+    caption_max_wait_ms: float = Field(10.0, ge=0)
+    caption_queue_size: int = Field(256, ge=1)
+    caption_timeout_s: float = Field(30.0, gt=0)
+    caption_poll_s: float = Field(5.0, gt=0)
+    caption_cache_size: int = Field(4096, ge=0)
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

@@ -1,10 +1,11 @@
-"""Liveness and readiness. /readyz answers 503 naming each store that is unreachable."""
+"""Liveness and readiness. /readyz answers 503 naming each store that is unreachable, and says which
+caption model is loaded (informative only: the API serves uploads without one)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.api.deps import SettingsDep
@@ -33,7 +34,7 @@ def _check_catalog(settings) -> None:
 
 
 @router.get("/readyz", summary="Readiness: the stores the API needs are reachable")
-async def readyz(settings: SettingsDep) -> JSONResponse:
+async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
     checks = {"object_store": _check_object_store, "catalog": _check_catalog}
     results: dict[str, str] = {}
     for name, check in checks.items():
@@ -43,5 +44,8 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
         except Exception as e:  # report, don't crash: readiness is a question, not a failure
             results[name] = f"error: {type(e).__name__}: {e}"[:300]
     ready = all(v == "ok" for v in results.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
+    svc = getattr(request.app.state, "captions", None)
+    body = {"status": "ready" if ready else "not ready", "checks": results,
+            "captioner": svc.describe() if svc is not None else None}
+    return JSONResponse(body,
                         status_code=200 if ready else 503)

@@ -77,17 +77,22 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, list[str], 
         data = b"".join([chunk async for chunk in _limited(request, limit)])
         user = request.query_params.get("user_id")
         return data, captions, {}, _text(user, "user_id") if user else None
-    parser = _StrictMultiPart(request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1,
-                              max_fields=64)
-    try:
-        form = await parser.parse()
-    except MultiPartException as e:
-        raise _problem(400, "bad_text" if isinstance(e, _BadText) else "bad_multipart", e.message) from None
+    form = await parse_multipart(request, limit, max_fields=64)
     try:
         return await _read_form(form, limit)
     finally:
         await form.close()
 
+
+
+async def parse_multipart(request: Request, limit: int, max_fields: int):
+    """A multipart body of at most one file and ``max_fields`` fields, read within ``limit`` bytes."""
+    parser = _StrictMultiPart(request.headers, _limited(request, limit + MULTIPART_OVERHEAD), max_files=1,
+                              max_fields=max_fields)
+    try:
+        return await parser.parse()
+    except MultiPartException as e:
+        raise _problem(400, "bad_text" if isinstance(e, _BadText) else "bad_multipart", e.message) from None
 
 async def _read_form(form: FormData, limit: int) -> tuple[bytes, list[str], dict[str, str], str | None]:
     upload = form.get("file")

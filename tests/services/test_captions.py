@@ -1,0 +1,319 @@
+"""POST /v1/captions against the real stores (FerretDB, MinIO, Kafka), with tiny models in a registry of
+the test's own (a scratch catalog database, a unique model name), served by an in-process uvicorn on a
+free port (the stack's API on :8000 runs the code it was started with): the captions equal a direct
+`load(dir).caption`, concurrent requests share batches, a full queue answers 503 + Retry-After, bad
+input a clear 4xx, and a promotion swaps the model while a stream of requests sees no error.
+
+    .lake/venvs/core/bin/python -m pytest tests/services/test_captions.py -q -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.utils.images import API_KEY
+
+pytestmark = pytest.mark.integration
+
+CAPTIONS = ["a red circle", "a blue square on the left", "a green triangle at the top", "two yellow stars"]
+
+
+def png(seed: int, size: int = 48) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def rgb(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def lake(stack_up, tmp_path_factory):
+    """Two tiny versions ``<name>-v1`` (production) and ``-v2`` in a scratch catalog database."""
+    import torch
+
+    from lake.clients import minio_client, mongo_client
+    from lake.registry import BUCKET, Registry
+    from models.captioner.compact import CompactConfig, build
+    from tests.models.captioner.conftest import TINY
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    client = mongo_client(stack_up)
+    db = client[name]
+    reg = Registry(db, minio_client(stack_up), tmp_path_factory.mktemp("models"))
+    versions = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model, processor = build(CompactConfig(**TINY), CAPTIONS)
+        out = tmp_path_factory.mktemp(f"tiny{seed}")
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+        versions.append(reg.register(name, out, dataset={"id": "test"}, train={}, run_id="test")["_id"])
+    reg.set_stage(versions[0], "production", by="test", reason="first model")
+    try:
+        yield {"name": name, "reg": reg, "v1": versions[0], "v2": versions[1], "settings": stack_up}
+    finally:
+        client.drop_database(name)
+        mc = minio_client(stack_up)
+        for o in mc.list_objects(BUCKET, prefix=f"{name}/", recursive=True):
+            mc.remove_object(BUCKET, o.object_name)
+
+
+@pytest.fixture(scope="module")
+def direct(lake):
+    """``direct(version, images)``: what `load(dir).caption` says, the reference for the API."""
+    from services.api.captions import load_model  # models.captioner.load, not while the API loads one
+
+    models = {}
+
+    def caption(version: str, images: list[Image.Image]) -> list[str]:
+        if version not in models:
+            models[version] = load_model(lake["reg"].fetch(version))
+        return models[version].caption(images)
+
+    return caption
+
+
+def service(lake, model: str | None = None, **overrides):
+    from services.api.captions import CaptionService
+
+    s = lake["settings"].model_copy(update={"caption_model": model or f"{lake['name']}:production", **overrides})
+    return CaptionService(s, registry=lambda: lake["reg"])
+
+
+@contextmanager
+def serve(svc, wait_model: bool = True):
+    """The app with ``svc`` under uvicorn in a thread; an httpx client with the write key."""
+    import uvicorn
+
+    from services.api.main import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started or (wait_model and svc.current is None):
+            assert thread.is_alive() and time.monotonic() < deadline, f"API did not start: {svc.state}"
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=30) as c:
+            yield c
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def post_file(c: httpx.Client, data: bytes, **kw) -> httpx.Response:
+    return c.post("/v1/captions", files={"file": ("x.png", data, "image/png")}, **kw)
+
+
+@pytest.fixture(scope="module")
+def api(lake):
+    svc = service(lake)
+    with serve(svc) as c:
+        yield c, svc
+
+
+def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, settings):
+    import hashlib
+
+    from lake.clients import minio_client
+    from spark_jobs.silver.normalize_images import SILVER_BUCKET, silver_key
+
+    c, svc = api
+    data = png(1)
+    [want] = direct(lake["v1"], [rgb(data)])
+    r = post_file(c, data)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": None, "cached": False}
+    again = post_file(c, data).json()
+    assert again["cached"] is True and again["caption"] == want
+    raw = c.post("/v1/captions", content=data, headers={"content-type": "application/octet-stream"})
+    assert raw.json()["caption"] == want, raw.text
+
+    # an image in silver, named by id: JSON, multipart field or urlencoded form
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png(2, 96))).save(buf, "JPEG", quality=90)
+    jpeg, image_id = buf.getvalue(), hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+    mc = minio_client(settings)
+    mc.put_object(SILVER_BUCKET, silver_key(image_id), io.BytesIO(jpeg), len(jpeg), content_type="image/jpeg")
+    try:
+        [want] = direct(lake["v1"], [rgb(jpeg)])
+        r = c.post("/v1/captions", json={"image_id": image_id})
+        assert r.status_code == 200, r.text
+        assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": False}
+        assert c.post("/v1/captions", files={"image_id": (None, image_id)}).json()["cached"] is True
+        assert c.post("/v1/captions", data={"image_id": image_id}).json()["caption"] == want
+    finally:
+        mc.remove_object(SILVER_BUCKET, silver_key(image_id))
+    unknown = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+    r = c.post("/v1/captions", json={"image_id": unknown})
+    assert r.status_code == 404 and r.json()["detail"]["reason"] == "not_found"
+    assert unknown in r.json()["detail"]["message"]
+    ready = c.get("/readyz").json()
+    assert ready["captioner"]["model_version"] == lake["v1"] and ready["captioner"]["state"] == "ready"
+
+
+def test_bad_input_is_refused_with_a_reason(api):
+    c, _ = api
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(png(3, 200))).save(buf, "JPEG")
+    truncated = buf.getvalue()[: len(buf.getvalue()) // 2]
+    cases = [
+        (post_file(c, b"hello, not an image"), 415, "not_an_image"),
+        (post_file(c, truncated), 422, "corrupt_image"),
+        (post_file(c, b""), 400, "empty"),
+        (post_file(c, png(4), headers={"X-API-Key": "wrong"}), 401, "unauthorized"),
+        (httpx.post(str(c.base_url.join("/v1/captions")), files={"file": ("x.png", png(4))}), 401, "unauthorized"),
+        (c.post("/v1/captions", json={"image_id": "../etc/passwd"}), 400, "bad_image_id"),
+        (c.post("/v1/captions", json=["no"]), 400, "bad_json"),
+        (c.post("/v1/captions", content=b"{not json", headers={"content-type": "application/json"}), 400,
+         "bad_json"),
+        (c.post("/v1/captions", files={"file": ("x.png", png(4)), "image_id": (None, "a" * 64)}), 400,
+         "missing_file"),
+        (c.post("/v1/captions", files={"other": (None, "x")}), 400, "missing_file"),
+    ]
+    for r, status, reason in cases:
+        assert (r.status_code, r.json()["detail"]["reason"]) == (status, reason), r.text
+        assert r.json()["detail"]["message"]
+
+
+def test_concurrent_requests_share_batches(api, lake, direct):
+    c, svc = api
+    real = svc.caption_batch
+    svc.caption_batch = lambda loaded, images: (time.sleep(0.05), real(loaded, images))[1]  # let a queue form
+    before = svc.stats["batches"]
+    try:
+        blobs = [png(100 + i) for i in range(32)]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda d: post_file(c, d), blobs))
+    finally:
+        svc.caption_batch = real
+    assert [r.status_code for r in answers] == [200] * 32
+    assert [r.json()["caption"] for r in answers] == direct(lake["v1"], [rgb(d) for d in blobs])
+    assert svc.stats["batches"] - before < 32 and svc.stats["max_batch"] > 1, svc.stats
+    assert svc.stats["max_batch"] <= svc.settings.caption_max_batch
+
+
+def test_a_full_queue_answers_503_and_a_slow_model_504(lake):
+    gate, entered = threading.Event(), threading.Event()
+    svc = service(lake, caption_queue_size=2, caption_max_batch=1, caption_timeout_s=20)
+    real = svc.caption_batch
+    svc.caption_batch = lambda loaded, images: (entered.set(), gate.wait(30), real(loaded, images))[2]
+    with serve(svc) as c, ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(post_file, c, png(200))]
+        assert entered.wait(10), svc.stats  # the first one is in the model: the queue is empty again
+        futures += [pool.submit(post_file, c, png(201 + i)) for i in range(5)]
+        deadline = time.monotonic() + 10
+        while svc.stats["rejected_full"] < 3:  # one in the model, two queued, three turned away
+            assert time.monotonic() < deadline, svc.stats
+            time.sleep(0.05)
+        gate.set()
+        answers = [f.result() for f in futures]
+    assert sorted(r.status_code for r in answers) == [200] * 3 + [503] * 3
+    for r in answers:
+        if r.status_code == 503:
+            assert r.headers["Retry-After"] == "1" and r.json()["detail"]["reason"] == "overloaded"
+
+    stuck = threading.Event()
+    svc = service(lake, caption_timeout_s=0.5)
+    real = svc.caption_batch
+    svc.caption_batch = lambda loaded, images: (stuck.wait(30), real(loaded, images))[1]
+    with serve(svc) as c:
+        r = post_file(c, png(300))
+        stuck.set()
+    assert r.status_code == 504 and r.json()["detail"]["reason"] == "timeout", r.text
+
+
+def test_no_production_model_still_serves_the_rest(lake):
+    svc = service(lake, model=f"{lake['name']}x:production", caption_poll_s=0.5)
+    with serve(svc, wait_model=False) as c:
+        deadline = time.monotonic() + 20
+        while svc.state != "no production model":
+            assert time.monotonic() < deadline, svc.state
+            time.sleep(0.05)
+        r = post_file(c, png(5))
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        assert r.json()["detail"] == {"reason": "no_model", "message": "no production model yet"}
+        ready = c.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["captioner"]["model_version"] is None
+        assert c.get(f"/v1/images/{'0' * 64}").status_code == 404  # the image routes answer as ever
+
+
+@contextmanager
+def request_stream(c: httpx.Client, threads: int = 4):
+    """Requests in a loop from ``threads`` threads; yields the list of (status, model_version) seen."""
+    seen, stop = [], threading.Event()
+
+    def loop(i: int) -> None:
+        n = 0
+        while not stop.is_set():
+            r = post_file(c, png(1000 * (i + 1) + n % 8))
+            seen.append((r.status_code, r.json().get("model_version") if r.status_code == 200 else r.text))
+            n += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+
+
+def wait_for_version(seen: list, version: str, within: float) -> float:
+    start = time.monotonic()
+    while not any(v == version for _, v in seen[-8:]):
+        assert time.monotonic() - start < within, f"still {seen[-3:]} after {within} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def test_a_promotion_event_swaps_the_model_without_failing_requests(lake, direct):
+    from lake.retrain import publish_promoted
+
+    reg, v1, v2 = lake["reg"], lake["v1"], lake["v2"]
+    svc = service(lake, caption_poll_s=300, caption_cache_size=0)  # only the event can make it swap in time
+    with serve(svc) as c:
+        assert svc.kafka_ready.wait(30), "the models.promoted consumer did not start"
+        with request_stream(c) as seen:
+            wait_for_version(seen, v1, 10)
+            doc = reg.set_stage(v2, "production", by="test", reason="hot swap")
+            publish_promoted(doc, v1)
+            took = wait_for_version(seen, v2, 15)
+            time.sleep(0.5)
+        data = png(7)
+        after = post_file(c, data).json()
+    assert took < 15 and svc.stats["swaps"] == 2
+    assert {s for s, _ in seen} == {200}, [x for x in seen if x[0] != 200][:3]
+    assert after["model_version"] == v2 and after["caption"] == direct(v2, [rgb(data)])[0]
+
+
+def test_polling_swaps_the_model_when_no_event_comes(lake):
+    reg, v1, v2 = lake["reg"], lake["v1"], lake["v2"]
+    current = reg.get(f"{lake['name']}:production")["_id"]
+    target = v1 if current == v2 else v2
+    svc = service(lake, caption_poll_s=0.5, caption_cache_size=0)
+    with serve(svc) as c, request_stream(c, threads=2) as seen:
+        wait_for_version(seen, current, 10)
+        reg.set_stage(target, "production", by="test", reason="no event")  # a registry change, nothing sent
+        wait_for_version(seen, target, 10)
+    assert {s for s, _ in seen} == {200}, [x for x in seen if x[0] != 200][:3]
