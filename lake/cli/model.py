@@ -225,6 +225,8 @@ def retrain(
         help="A slice that must improve (repeatable; default: those over-represented among the new examples).")]
     = None,
     seed: Annotated[int, typer.Option()] = 0,
+    idle_exit_code: Annotated[int, typer.Option(
+        help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped).")] = 0,
 ) -> None:
     """Warm-start the production model on new gold examples plus a replay sample; promote it if the gate holds."""
     from lake.retrain import retrain as run_retrain
@@ -247,7 +249,7 @@ def retrain(
         raise _fail(e) from e
     if out["status"] == "nothing to do":
         console.print(out["message"])
-        return
+        raise typer.Exit(idle_exit_code)
     table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)")
     for col in ("slice", "production", "candidate", "change", "focus", "ok"):
         table.add_column(col)
