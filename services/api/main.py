@@ -1,5 +1,5 @@
 """Lake API (FastAPI): uploads, captions, search and query data (see DESIGN.md).
-Routes: /healthz, /readyz, POST /v1/images, GET /v1/images/{id}, POST /v1/captions.
+Routes: /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 """
@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lake import __version__
-from services.api import captions
+from services.api import captions, metrics
 from services.api.routes import health, images
 
 
@@ -39,6 +39,7 @@ def create_app(caption_service: captions.CaptionService | None = None) -> FastAP
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(captions.router)
+    metrics.install(app)
     return app
 
 

@@ -317,3 +317,14 @@ def test_polling_swaps_the_model_when_no_event_comes(lake):
         reg.set_stage(target, "production", by="test", reason="no event")  # a registry change, nothing sent
         wait_for_version(seen, target, 10)
     assert {s for s, _ in seen} == {200}, [x for x in seen if x[0] != 200][:3]
+
+
+def test_metrics_show_latency_batches_and_the_model(api, lake):
+    c, svc = api
+    assert post_file(c, png(400)).status_code == 200
+    text = c.get("/metrics").text
+    assert 'lake_api_request_seconds_count{method="POST",route="/v1/captions",status="200"}' in text
+    assert "lake_caption_queue_depth 0.0" in text and "lake_caption_batch_size_bucket" in text
+    assert f'lake_caption_model_loaded{{model_version="{svc.current.version}"}} 1.0' in text
+    batches = float(next(line.split()[-1] for line in text.splitlines() if line.startswith("lake_caption_batches_total")))
+    assert batches == svc.stats["batches"] >= 1
