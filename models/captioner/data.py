@@ -81,6 +81,6 @@ def decode_images(images: Sequence[Image.Image | bytes | str | Path], image_proc
 
 def normalize(pixels: torch.Tensor, image_processor) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> the float pixel_values the processor would have made."""
-    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    mean = torch.tensor(image_processor.image_mean, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std, device=pixels.device).view(1, 3, 1, 1)
     return (pixels.float() * image_processor.rescale_factor - mean) / std
