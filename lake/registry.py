@@ -74,6 +74,19 @@ def parse_spec(spec: str, default_name: str = DEFAULT_NAME) -> tuple[str, int | 
     return m.group("name") or default_name, int(version) if version else None, stage
 
 
+def model_source(spec: str, registry: Registry | None = None) -> str:
+    """What `models.captioner.load` takes for ``spec``: an existing directory as it is, a registered
+    version (``compact-v3``, ``v3``, ``production``) fetched and verified locally, anything else (a hub
+    id) unchanged."""
+    if Path(spec).expanduser().exists():
+        return spec
+    try:
+        parse_spec(spec)
+    except ModelNotFound:
+        return spec
+    return str((registry or Registry.connect()).fetch(spec))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -31,7 +31,7 @@ import structlog
 
 from lake.catalog import Catalog
 from lake.events import ModelPromoted, utcnow
-from lake.training import DatasetError, Example, read_examples, resolve_dataset
+from lake.training import EXAMPLE_COLUMNS, DatasetError, Example, as_of, for_target, read_examples, resolve_dataset
 
 log = structlog.get_logger("lake.retrain")
 
@@ -97,12 +97,11 @@ def new_examples(old: dict, new: dict, target: str = "first") -> list[Example]:
 
     if old["table"] != new["table"]:
         raise DatasetError(f"{old['_id']} and {new['_id']} are different tables: cannot compare them")
-    cols = "image_id, caption, caption_index, split, silver_key"
     first = " AND caption_index = 0" if target == "first" else ""
     rows = trino_query(
-        f"SELECT {cols} FROM {new['table']} FOR VERSION AS OF {int(new['snapshot_id'])} WHERE split = 'train'{first} "
-        f"EXCEPT SELECT {cols} FROM {old['table']} FOR VERSION AS OF {int(old['snapshot_id'])} "
-        f"WHERE split = 'train'{first} ORDER BY image_id, caption_index")
+        f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(new)} WHERE split = 'train'{first} "
+        f"EXCEPT SELECT {EXAMPLE_COLUMNS} FROM {as_of(old)} WHERE split = 'train'{first} "
+        "ORDER BY image_id, caption_index")
     return [Example(*r) for r in rows]
 
 
@@ -159,8 +158,8 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
         return {"status": "nothing to do", "new": len(fresh), "production": prod["_id"],
                 "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})"}
     fresh_keys = {(e.image_id, e.caption_index) for e in fresh}
-    older = [e for e in read_examples(new_ds, ["train"]) if (target == "all" or e.caption_index == 0)
-             and (e.image_id, e.caption_index) not in fresh_keys]
+    older = [e for e in for_target(read_examples(new_ds, ["train"]), target)
+             if (e.image_id, e.caption_index) not in fresh_keys]
     sample = random.Random(seed).sample(older, min(len(older), round(replay * len(fresh))))
     focus = list(focus) if focus is not None else focus_slices(fresh, older)
     with cat.run(RETRAIN_JOB, {"production": prod["_id"], "dataset": new_ds["_id"], "since": old_ds["_id"],

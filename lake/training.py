@@ -26,8 +26,8 @@ import structlog
 
 from lake.catalog import Catalog
 from lake.config import get_settings
-from lake.registry import check_name
 from lake.events import utcnow
+from lake.registry import check_name
 
 log = structlog.get_logger("lake.training")
 
@@ -74,16 +74,27 @@ def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
     return doc
 
 
+EXAMPLE_COLUMNS = "image_id, caption, caption_index, split, silver_key"  # `Example`'s fields, in order
+
+
+def as_of(dataset: dict) -> str:
+    """The data set's table as of its snapshot, for a FROM clause (Iceberg time travel through Trino)."""
+    return f"{dataset['table']} FOR VERSION AS OF {int(dataset['snapshot_id'])}"
+
+
+def for_target(rows: Iterable[Example], target: str) -> list[Example]:
+    """``first``: each image's first human caption only (one template per image); ``all``: every caption."""
+    return [e for e in rows if target == "all" or e.caption_index == 0]
+
+
 def read_examples(dataset: dict, splits: Iterable[str]) -> list[Example]:
     """The rows of the frozen data set in ``splits``, read by Iceberg time travel (stable order)."""
     from lake.clients import trino_query
 
     splits = list(splits)
     marks = ", ".join("?" * len(splits))
-    rows = trino_query(
-        f"SELECT image_id, caption, caption_index, split, silver_key FROM {dataset['table']} "
-        f"FOR VERSION AS OF {int(dataset['snapshot_id'])} WHERE split IN ({marks}) "
-        "ORDER BY image_id, caption_index", splits)
+    rows = trino_query(f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(dataset)} WHERE split IN ({marks}) "
+                       "ORDER BY image_id, caption_index", splits)
     return [Example(*r) for r in rows]
 
 
@@ -127,8 +138,7 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
     inputs = {"dataset": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"], "target": target,
               "init_from": parent, **(run_inputs or {})}
     with cat.run(TRAIN_JOB, inputs) as rec:
-        rows = list(examples) if examples is not None else [
-            e for e in read_examples(ds, ["train"]) if target == "all" or e.caption_index == 0]
+        rows = list(examples) if examples is not None else for_target(read_examples(ds, ["train"]), target)
         if not rows:
             raise DatasetError(f"data set {ds['_id']} has no training examples")
         images = fetch_silver([e.silver_key for e in rows])

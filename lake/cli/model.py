@@ -61,16 +61,10 @@ def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool
 def model_path(spec: str) -> str:
     """A registry version (``compact-v2``, ``v2``, ``production``) fetched locally, or ``spec`` itself
     (a saved model directory or a hub id)."""
-    from lake.registry import ModelNotFound, Registry, parse_spec
+    from lake.registry import ModelNotFound, model_source
 
-    if Path(spec).expanduser().exists():
-        return spec
     try:
-        parse_spec(spec)
-    except ModelNotFound:
-        return spec
-    try:
-        return str(Registry.connect().fetch(spec))
+        return model_source(spec)
     except ModelNotFound:
         raise
     except Exception as e:  # Mongo or MinIO down: say what to do instead of a traceback

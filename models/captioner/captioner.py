@@ -12,6 +12,7 @@ The compact Shapes model and a real BLIP-2 go through the same `Blip2ForConditio
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from PIL import Image
 Dtype = Literal["fp32", "bf16", "fp16"]
 Quantization = Literal["8bit", "nf4"] | None
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# transformers' from_pretrained patches torch globally while it builds a model (empty "meta" weights):
+# two loads at once in one process break each other (the API loads a new version while serving), so they take turns.
+_LOAD_LOCK = threading.Lock()
 
 
 class CaptionerError(RuntimeError):
@@ -118,8 +122,9 @@ def load(path_or_hub_id: str | Path, dtype: Dtype = "fp32", quantization: Quanti
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": dev.index or 0})
     try:
-        model = Blip2ForConditionalGeneration.from_pretrained(source, **kwargs)
-        processor = Blip2Processor.from_pretrained(source)
+        with _LOAD_LOCK:
+            model = Blip2ForConditionalGeneration.from_pretrained(source, **kwargs)
+            processor = Blip2Processor.from_pretrained(source)
     except OSError as e:
         raise CaptionerError(f"could not load a BLIP-2 model and processor from {source}: {e}") from e
     if quant is None:

@@ -47,9 +47,6 @@ from services.api.routes.images import MULTIPART_OVERHEAD, STATUS, _limited, _pr
 log = structlog.get_logger("lake.api.captions")
 
 JSON_LIMIT = 64 * 1024
-# transformers' from_pretrained patches torch globally while it builds a model (empty "meta" weights):
-# two loads at once in one process break each other, so loads take turns.
-LOAD_LOCK = threading.Lock()
 
 
 class NoModel(RuntimeError):
@@ -71,14 +68,6 @@ class _Job:
     image: Image.Image
     key: str
     future: asyncio.Future
-
-
-def load_model(path) -> Any:
-    """models.captioner.load(path), one load at a time in this process."""
-    from models.captioner import load
-
-    with LOAD_LOCK:
-        return load(path)
 
 
 def caption_batch(loaded: Loaded, images: list[Image.Image]) -> list[str]:
@@ -252,7 +241,9 @@ class CaptionService:
         if self.current is not None and doc["_id"] == self.current.version:
             return None
         self.state = f"loading {doc['_id']}"
-        captioner = load_model(self._reg.fetch(doc["_id"]))
+        from models.captioner import load
+
+        captioner = load(self._reg.fetch(doc["_id"]))  # loads take turns inside load()
         captioner.caption([Image.new("RGB", (32, 32), "white")], batch_size=1)  # proves it works before the swap
         return Loaded(doc["_id"], captioner)
 

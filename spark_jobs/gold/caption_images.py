@@ -32,19 +32,11 @@ def _captioner(model: str):
     """The worker's captioner, loaded on first use and kept: ``model`` is a saved model directory or a
     registered version (``compact-v3``), which each executor fetches (and checks) itself, so that no path
     of the driver's has to exist on the executors."""
-    from pathlib import Path
-
     from lake.clients import per_process
+    from lake.registry import model_source
     from models.captioner import load
 
-    def make():
-        if Path(model).is_dir():
-            return load(model)
-        from lake.registry import Registry
-
-        return load(Registry.connect().fetch(model))
-
-    return per_process(("captioner", model), make)
+    return per_process(("captioner", model), lambda: load(model_source(model)))
 
 
 def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_version: str, fetch: Fetch,

@@ -75,13 +75,13 @@ def lake(stack_up, tmp_path_factory):
 @pytest.fixture(scope="module")
 def direct(lake):
     """``direct(version, images)``: what `load(dir).caption` says, the reference for the API."""
-    from services.api.captions import load_model  # models.captioner.load, not while the API loads one
+    from models.captioner import load  # one load at a time in this process, also while the API loads one
 
     models = {}
 
     def caption(version: str, images: list[Image.Image]) -> list[str]:
         if version not in models:
-            models[version] = load_model(lake["reg"].fetch(version))
+            models[version] = load(lake["reg"].fetch(version))
         return models[version].caption(images)
 
     return caption
