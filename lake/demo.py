@@ -8,15 +8,20 @@
 3. Layers: Spark carries bronze through silver (normalized JPEGs, quality gate,
    catalog documents) and gold (training examples, daily aggregates, Trino views); the
    demo checks every demo image reached silver, the catalog and gold.
-4. The model: a Shapes training set (all four shapes) is bulk-ingested beside the demo
-   images and carried with them; the compact captioner trains on the frozen gold data set
-   (14 minutes on 2 cores), is registered, evaluated on the test split (per slice, into
-   lake.gold.model_evaluations and an HTML report), becomes the production model when
-   there is none yet or it scores better than the current one, and the production model
-   captions every silver image in Spark (lake.gold.captions).
+4. The model: a Shapes training set WITHOUT stars (SHAPES.md's held-back concept) is
+   bulk-ingested beside the demo images and carried with them; the compact captioner trains
+   on the frozen gold data set (14 minutes on 2 cores), is registered, evaluated on the test
+   split (per slice, into lake.gold.model_evaluations and an HTML report), and becomes the
+   production model when there is none yet or it scores better than the current one.
+5. The learning loop (`lake.demo_loop`): star images with human captions arrive through the
+   API; a gate drill (a candidate trained on shuffled captions) is rejected; the retrain
+   trains v2 from v1 on the stars plus replay, the promotion gate promotes it, the running
+   API swaps to it within seconds and now names the stars; `gate.png` compares v1 and v2.
+6. The production model captions every silver image in Spark (lake.gold.captions).
 
-    lake up && lake demo                       # ~25 minutes, most of it training
-    lake demo --train-images 0                 # without the model stage (~2 minutes)
+    lake up && lake demo                       # ~40 minutes, most of it training
+    lake demo --star-images 0                  # without the learning loop (~28 minutes)
+    lake demo --train-images 0                 # without the model stages (~2 minutes)
 """
 
 from __future__ import annotations
@@ -33,13 +38,31 @@ from lake.config import get_settings
 console = Console()
 
 
+def api_client():
+    """An httpx client for the running API with the first write key."""
+    import httpx
+
+    s = get_settings()
+    return httpx.Client(base_url=f"http://{s.host}:{s.api_port}",
+                        headers={"X-API-Key": s.api_keys[0].get_secret_value()}, timeout=60)
+
+
+def upload_by_api(files, captions: dict[str, list[str]], source: str) -> None:
+    """POST each file to /v1/images with its human captions (8 at a time), as a web app does."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with api_client() as api, ThreadPoolExecutor(8) as pool:
+        def post(path):
+            r = api.post(f"/v1/images?source={source}", files={"file": (path.name, path.read_bytes())},
+                         data={"captions": captions[path.name]})
+            r.raise_for_status()
+        list(pool.map(post, files))
+
+
 def ingest_shapes(n: int) -> dict[str, int]:
     """Generate ``n`` Shapes images (no stars), upload them by API and Kafka, land them."""
     import base64
     import hashlib
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
 
     from lake.bus import get_producer
     from lake.datasets.coco import load_sidecar
@@ -52,14 +75,7 @@ def ingest_shapes(n: int) -> dict[str, int]:
     captions = load_sidecar(out / "captions.json")
     files = sorted(out.glob("shape_*"))
     by_api, by_kafka = files[: n // 2], files[n // 2:]
-    key = s.api_keys[0].get_secret_value()
-    with httpx.Client(base_url=f"http://{s.host}:{s.api_port}", headers={"X-API-Key": key}, timeout=30) as api, \
-            ThreadPoolExecutor(8) as pool:
-        def post(path):
-            r = api.post("/v1/images?source=demo-api", files={"file": (path.name, path.read_bytes())},
-                         data={"captions": captions[path.name]})
-            r.raise_for_status()
-        list(pool.map(post, by_api))
+    upload_by_api(by_api, captions, "demo-api")
     producer = get_producer(s)
     for path in by_kafka:  # what a mobile app does: the bytes inline in the event
         data = path.read_bytes()
@@ -80,29 +96,29 @@ def ingest_shapes(n: int) -> dict[str, int]:
 
 
 def ingest_training_set(n: int) -> dict[str, int]:
-    """``n`` Shapes images with all shapes (seed 1), bulk-ingested with their captions (claim-check events)."""
+    """``n`` Shapes images WITHOUT stars (seed 1), bulk-ingested with their captions (claim-check events):
+    stars are SHAPES.md's held-back concept, brought in later by the learning loop (`lake.demo_loop`)."""
     from lake.datasets.coco import load_sidecar
     from lake.datasets.shapes import write_dataset
     from lake.ingest import ingest_paths
     from spark_jobs.bronze import ingest_uploads
 
     s = get_settings()
-    folder = s.state_dir / "demo" / "shapes-train"
+    folder = s.state_dir / "demo" / "shapes-train-nostar"
     marker = folder / f".complete-{n}"
     if not marker.is_file():  # generating is deterministic: a re-run reuses the folder
-        write_dataset(folder, n, seed=1, overwrite=True)
+        write_dataset(folder, n, seed=1, star="none", overwrite=True)
         marker.touch()
     report = ingest_paths([folder], load_sidecar(folder / "captions.json"), source="demo-bulk")
     ingest_uploads.main()
     return {"images": n, "uploaded": report.uploaded, "skipped": report.skipped}
 
 
-def train_and_caption(minutes: float) -> dict:
-    """Train on the latest data set, evaluate, make it production if there is none, caption silver."""
+def train_first(minutes: float) -> dict:
+    """Train on the latest data set, evaluate, make it production if there is none or it scores better."""
     from lake.registry import ModelNotFound, Registry
     from lake.training import evaluate_version, train_from_lake
     from models.captioner.train import TrainConfig, progress_bar
-    from spark_jobs.gold import caption_images
 
     console.print(f"Training the compact captioner for {minutes:g} minutes on the latest gold data set...")
     with progress_bar(console) as report:
@@ -121,9 +137,18 @@ def train_and_caption(minutes: float) -> dict:
                                        reason=f"CIDEr {cider:.3f} > {best:.3f} of {current['_id']}")["_id"]
     except ModelNotFound:
         production = reg.set_stage(doc["_id"], "production", by="lake demo", reason="first model")["_id"]
+    return {"model": doc, "scores": scores, "production": production}
+
+
+def caption_silver() -> dict:
+    """The production model captions every silver image in Spark (lake.gold.captions)."""
+    from lake.registry import Registry
+    from spark_jobs.gold import caption_images
+
+    reg = Registry.connect()
+    production = reg.get("production")["_id"]
     with console.status(f"Spark: captioning silver images with {production}..."):
-        captioned = caption_images.main(str(reg.fetch(production)), production)
-    return {"model": doc, "scores": scores, "production": production, "captioned": captioned}
+        return {"production": production, **caption_images.main(str(reg.fetch(production)), production)}
 
 
 def carry_through_layers(ids: list[str]) -> dict[str, int]:
@@ -140,8 +165,8 @@ def carry_through_layers(ids: list[str]) -> dict[str, int]:
     return {"silver": silver, "gold": gold, "catalog": catalogued}
 
 
-def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_minutes: float = 14.0
-        ) -> dict[str, float]:
+def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_minutes: float = 14.0,
+        star_images: int = 3000, retrain_minutes: float = 5.0) -> dict[str, float]:
     from spark_jobs.demo import hello_lake
 
     s = get_settings()
@@ -193,15 +218,25 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
                              f"{layers['gold']}, the catalog {layers['catalog']}: see `lake layers status`")
 
     model: dict = {}
+    loop: dict = {}
     if images and train_images:
         t = time.monotonic()
-        model = train_and_caption(train_minutes)
+        model = train_first(train_minutes)
         timings["model"] = time.monotonic() - t
         overall = model["scores"]["overall"]
         if overall["CIDEr"] < 6.0:
             console.print(f"[yellow]warning[/yellow]: CIDEr {overall['CIDEr']:.2f} is under 6.0: was the CPU "
                           "shared while training? (`lake model train --steps 8500 --minutes 0` trains to a fixed "
                           "point whatever the load)")
+        if star_images:
+            from lake import demo_loop
+
+            t = time.monotonic()
+            loop = demo_loop.run(star_images, retrain_minutes)
+            timings["learning loop"] = time.monotonic() - t
+        t = time.monotonic()
+        model["captioned"] = caption_silver()
+        timings["caption silver"] = time.monotonic() - t
 
     table = Table(title="lake.demo.hello, read back through Trino")
     table.add_column("shape")
@@ -222,7 +257,10 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         print_report(model["scores"], console)
         console.print(f"[green]ok[/green]: {model['model']['_id']} trained on {model['model']['dataset']['id']} "
                       f"({model['model']['train']['steps']} steps), CIDEr {model['scores']['overall']['CIDEr']:.2f}; "
-                      f"report {model['scores']['local_report']}/index.html; production is {model['production']}; "
-                      f"{model['captioned']['captioned']} silver images captioned into lake.gold.captions.")
+                      f"report {model['scores']['local_report']}/index.html; "
+                      f"{model['captioned']['captioned']} silver images captioned into lake.gold.captions by "
+                      f"{model['captioned']['production']}.")
+    if loop:
+        demo_loop.print_summary(loop, console)
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

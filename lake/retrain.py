@@ -3,6 +3,7 @@ and roll back.
 
     lake model retrain --min-new 100 --replay 1.0 --minutes 5     # nothing to do, or train + evaluate + gate
     lake model retrain --steps 200 --focus-slice shape=star --tolerance 0.05
+    lake model retrain --drill --minutes 2      # a gate drill: the candidate learns shuffled captions
     lake model rollback [--to compact-v1] --reason "stars look wrong"
 
     from lake.retrain import gate, retrain, rollback
@@ -17,6 +18,11 @@ The gate (CIDEr): reject if the candidate's overall score or any slice's falls b
 slices: those over-represented among the new examples (share of new examples at least
 `FOCUS_SHARE` and at least `FOCUS_RATIO` times their share of the older examples), e.g. ``star``
 and ``shape=star`` when star images arrive after a star-free first data set.
+
+A drill (``drill=True``) trains the candidate on the same examples with their captions shuffled
+across images, a deliberately worse model: the gate must reject it, and a drill candidate is never
+promoted whatever the gate says (a gate that passes it is reported as a failed drill). Every run
+leaves ``gate.png`` (production vs candidate per slice) in the candidate's report.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import structlog
@@ -53,7 +59,7 @@ class Decision:
 
 
 def _change(c: float, p: float) -> float | None:
-    return (c - p) / p if p else None
+    return (c - p) / p if p > 1e-6 else None  # from (about) zero a relative change means nothing
 
 
 def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slices: Sequence[str] = (),
@@ -123,6 +129,13 @@ def focus_slices(new: Sequence[Example], old: Sequence[Example]) -> list[str]:
 
 # ---- promotion events ----------------------------------------------------------------------------------------------
 
+def shuffle_captions(examples: Sequence[Example], seed: int = 0) -> list[Example]:
+    """The same images with each other's captions (a seeded permutation): what a gate drill trains on."""
+    captions = [e.caption for e in examples]
+    random.Random(seed).shuffle(captions)
+    return [replace(e, caption=c) for e, c in zip(examples, captions)]
+
+
 def publish_promoted(model: dict, previous: str | None, metrics: dict | None = None, producer=None,
                      topic: str | None = None) -> ModelPromoted:
     """Send `models.promoted` (key = model name) and wait for the broker's acknowledgement."""
@@ -141,9 +154,10 @@ def publish_promoted(model: dict, previous: str | None, metrics: dict | None = N
 
 def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, config=None,
             tolerance: float = 0.05, focus: Sequence[str] | None = None, target: str = "first", seed: int = 0,
-            meteor: bool = False, progress=None, catalog: Catalog | None = None, registry=None,
-            producer=None, report_root: Path | None = None) -> dict:
-    """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted`` or ``rejected``).
+            meteor: bool = False, drill: bool = False, progress=None, catalog: Catalog | None = None,
+            registry=None, producer=None, report_root: Path | None = None) -> dict:
+    """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted``, ``rejected``, or for a
+    drill ``drill passed`` / ``drill failed``).
     ``focus``: None picks the focus slices from the new examples, ``[]`` means none. ``report_root``: a folder
     for the evaluation reports (default: the usual ``.lake/reports/<name>-v<N>``)."""
     from lake.registry import Registry
@@ -164,31 +178,52 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
     focus = list(focus) if focus is not None else focus_slices(fresh, older)
     with cat.run(RETRAIN_JOB, {"production": prod["_id"], "dataset": new_ds["_id"], "since": old_ds["_id"],
                                "min_new": min_new, "replay": replay, "tolerance": tolerance, "focus": focus,
-                               "seed": seed}) as rec:
+                               "seed": seed, "drill": drill}) as rec:
+        examples = shuffle_captions(fresh + sample, seed) if drill else fresh + sample
         cand = train_from_lake(dataset=new_ds["_id"], name=name, config=config, target=target,
                                init_from=prod["_id"], progress=progress, catalog=cat, registry=reg,
-                               examples=fresh + sample,
-                               run_inputs={"new_examples": len(fresh), "replay_examples": len(sample)})
+                               examples=examples, run_inputs={"new_examples": len(fresh),
+                                                              "replay_examples": len(sample), "drill": drill})
         reports = {m: evaluate_version(m, dataset=new_ds["_id"], meteor=meteor, catalog=cat, registry=reg,
                                        report_dir=report_root / m if report_root else None)
                    for m in (cand["_id"], prod["_id"])}
         decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
-        doc = {"_id": rec.run_id, "kind": "retrain", "model": name, "candidate": cand["_id"],
-               "production": prod["_id"], "decision": "promote" if decision.promote else "reject",
+        chart = gate_chart(decision, cand["_id"], prod["_id"], reports[cand["_id"]]["local_report"], reg, drill)
+        promote = decision.promote and not drill
+        doc = {"_id": rec.run_id, "kind": "drill" if drill else "retrain", "model": name, "candidate": cand["_id"],
+               "production": prod["_id"], "decision": "promote" if promote else "reject",
                **asdict(decision), "tolerance": tolerance, "focus_slices": focus, "metric": METRIC,
                "dataset": new_ds["_id"], "since": old_ds["_id"], "new_examples": len(fresh),
-               "replay_examples": len(sample), "run_id": rec.run_id, "at": utcnow()}
+               "replay_examples": len(sample), "run_id": rec.run_id, "chart": chart, "at": utcnow()}
+        if drill:
+            doc["promote"] = False
+            doc["reasons"] = [("DRILL FAILED: the gate passed a candidate trained on shuffled captions: "
+                               if decision.promote else "drill (shuffled captions): ") + "; ".join(decision.reasons)]
         cat.db.promotions.insert_one(doc)
-        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"])
-        why = "; ".join(decision.reasons)
-        if decision.promote:
+        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"],
+                 drill=drill)
+        why = "; ".join(doc["reasons"])
+        if promote:
             reg.set_stage(cand["_id"], "production", by=rec.run_id, reason=f"promotion gate: {why}")
             publish_promoted(cand, prod["_id"], reports[cand["_id"]]["overall"], producer)
         else:
             reg.set_stage(cand["_id"], "rejected", by=rec.run_id, reason=f"promotion gate: {why}")
-        rec.outputs = {"candidate": cand["_id"], "decision": doc["decision"]}
+        rec.outputs = {"candidate": cand["_id"], "decision": doc["decision"], "chart": chart}
         rec.counts = {"new_examples": len(fresh), "replay_examples": len(sample)}
-    return {"status": "promoted" if decision.promote else "rejected", **doc}
+    status = ("drill failed" if decision.promote else "drill passed") if drill else \
+        ("promoted" if promote else "rejected")
+    return {"status": status, **doc}
+
+
+def gate_chart(decision: Decision, candidate: str, production: str, report: str, reg, drill: bool = False) -> str:
+    """``gate.png`` beside the candidate's evaluation report, locally and in the registry; its local path."""
+    from lake.model_report import compare_png
+
+    verdict = "promote" if decision.promote and not drill else "reject"
+    title = f"{'drill: ' if drill else ''}{candidate} vs {production} (CIDEr per slice; * focus): {verdict}"
+    path = compare_png(decision.table, production, candidate, Path(report) / "gate.png", title)
+    reg.put_report(candidate, path.parent)
+    return str(path)
 
 
 def previous_production(reg, name: str) -> dict:

@@ -219,6 +219,9 @@ def retrain(
         help="A slice that must improve (repeatable; default: those over-represented among the new examples).")]
     = None,
     seed: Annotated[int, typer.Option()] = 0,
+    drill: Annotated[bool, typer.Option(
+        help="Gate drill: train on the same examples with shuffled captions; the gate must reject it "
+             "(never promoted; exit 1 if the gate would have passed it).")] = False,
     idle_exit_code: Annotated[int, typer.Option(
         help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped).")] = 0,
 ) -> None:
@@ -238,7 +241,7 @@ def retrain(
                 bars[0](p)
 
             out = run_retrain(name=name, min_new=min_new, replay=replay, config=config, tolerance=tolerance,
-                              focus=focus_slice or None, seed=seed, progress=report)
+                              focus=focus_slice or None, seed=seed, drill=drill, progress=report)
     except (DatasetError, LookupError, ValueError) as e:
         raise _fail(e) from e
     if out["status"] == "nothing to do":
@@ -254,8 +257,11 @@ def retrain(
                       "[green]ok[/green]" if r["ok"] else "[red]no[/red]")
     console.print(f"{out['new_examples']} new + {out['replay_examples']} replayed examples since {out['since']}")
     console.print(table)
-    colour = "green" if out["status"] == "promoted" else "yellow"
+    colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
     console.print(f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"]))
+    console.print(f"chart: {out['chart']}")
+    if out["status"] == "drill failed":
+        raise typer.Exit(1)
 
 
 @model_app.command()

@@ -119,12 +119,15 @@ def register(app: typer.Typer) -> None:
             help="Shapes training set to ingest, then train, evaluate and caption with (0: no model stage).")]
         = 30000,
         train_minutes: Annotated[float, typer.Option(help="Training budget (wall clock).")] = 14.0,
+        star_images: Annotated[int, typer.Option(
+            help="Star images uploaded for the learning loop (retrain, gate, hot swap; 0: skip it).")] = 3000,
+        retrain_minutes: Annotated[float, typer.Option(help="The retrain's budget (wall clock).")] = 5.0,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake import demo as demo_mod
 
         setup_logging()
-        demo_mod.run(rows, images, train_images, train_minutes)
+        demo_mod.run(rows, images, train_images, train_minutes, star_images, retrain_minutes)
 
     @app.command()
     def logs(

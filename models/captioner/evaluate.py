@@ -34,9 +34,8 @@ def _tokenize(texts: Mapping[int, Sequence[str]], how: str) -> dict[int, list[st
     raise ValueError(f"tokenize must be simple or ptb, not {how!r}")
 
 
-def _scores(gts: dict, res: dict, meteor) -> dict[str, float]:
+def _scores(gts: dict, res: dict, meteor, cider: Mapping[int, float]) -> dict[str, float]:
     from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
@@ -44,8 +43,16 @@ def _scores(gts: dict, res: dict, meteor) -> dict[str, float]:
     if meteor is not None:
         out["METEOR"] = float(meteor.compute_score(gts, res)[0])
     out["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
-    out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    out["CIDEr"] = sum(cider[i] for i in gts) / len(gts)
     return out
+
+
+def cider_per_image(gts: dict, res: dict) -> dict[int, float]:
+    """CIDEr-D of each image, with n-gram document frequencies from ALL of ``gts`` (pycocoevalcap)."""
+    from pycocoevalcap.cider.cider import Cider
+
+    _, scores = Cider().compute_score(gts, res)
+    return {i: float(s) for i, s in zip(gts, scores)}
 
 
 def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
@@ -54,7 +61,10 @@ def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
     """``{"overall": {metric: value}, "slices": {slice: {metric: value, "n": count}}, "n": count}``.
 
     ``references[i]`` are all ground-truth captions of image ``i``; ``slices[i]`` the slice labels of image
-    ``i`` (a slice is scored on its own images: CIDEr's document frequencies come from that subset)."""
+    ``i``. A slice is scored on its own images; its CIDEr is the mean per-image CIDEr with the document
+    frequencies of the WHOLE test set, so slices are on one scale and a word that every caption of a slice
+    shares (``star`` in the star slice) keeps its weight: with the slice's own frequencies it would weigh
+    nothing there, and a model that never says it would lose little."""
     if len(predictions) != len(references) or (slices is not None and len(slices) != len(predictions)):
         raise ValueError("predictions, references and slices must have one entry per image")
     if not predictions:
@@ -68,7 +78,8 @@ def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
 
         scorer = Meteor()
     try:
-        report: dict = {"n": len(predictions), "overall": _scores(gts, res, scorer), "slices": {}}
+        cider = cider_per_image(gts, res)
+        report: dict = {"n": len(predictions), "overall": _scores(gts, res, scorer, cider), "slices": {}}
         groups: dict[str, list[int]] = defaultdict(list)
         for i, labels in enumerate(slices or []):
             for label in labels:
@@ -76,7 +87,7 @@ def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
         for label in sorted(groups):
             ids = groups[label]
             report["slices"][label] = {"n": len(ids), **_scores({i: gts[i] for i in ids}, {i: res[i] for i in ids},
-                                                                 scorer)}
+                                                                 scorer, cider)}
     finally:
         if scorer is not None:
             scorer.meteor_p.stdin.close()
@@ -145,11 +156,13 @@ def evaluate_shapes(model_dir: str | Path, shapes_dir: str | Path, split: str = 
     start = time.perf_counter()
     predictions = captioner.caption(images)
     secs = time.perf_counter() - start
-    report = evaluate(predictions, [r.captions for r in records], [slices_of(r) for r in records], meteor=meteor)
+    labels = [slices_of(r) for r in records]
+    report = evaluate(predictions, [r.captions for r in records], labels, meteor=meteor)
     report["accuracy"] = shapes_accuracy(predictions, [r.objects for r in records])
     report["caption_images_per_s"] = len(records) / secs
     report["examples"] = [{"file": r.path.name, "prediction": p, "reference": r.captions[0]}
                           for r, p in zip(records[:10], predictions[:10])]
+    report |= {"predictions": predictions, "references": [r.captions for r in records], "slice_labels": labels}
     return report
 
 

@@ -18,4 +18,7 @@ def test_learning_loop_toy_run(tmp_path, monkeypatch):
     saved = json.loads(out.read_text())
     assert saved["train"]["v2"]["new"] == 20 and saved["train"]["v2"]["replay"] == 20
     assert {"overall", "star", "no_star"} <= set(saved["cider"]["v1"]) and "promote" in saved["gate"]
-    assert result["star_ratio"] == saved["star_ratio"]
+    assert result["star_ratio"] == saved["star_ratio"] and set(saved["star_alone"]) == {"v1", "v2", "ratio"}
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--reuse-v1", "--v2-lr", "1e-4"])
+    again = learning_loop.main()
+    assert again["train"]["v1"] == saved["train"]["v1"] and again["args"]["v2_lr"] == "0.0001"

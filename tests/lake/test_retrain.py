@@ -1,6 +1,8 @@
 """The learning loop: the promotion gate (pure), and retrain / rollback on a lake of the test's own
 (real Spark, MinIO, FerretDB, Trino, Kafka) with a tiny model: a star-free v1 in production, star
-images arrive, a warm-started candidate trains on them plus replay and is gated; rollback restores v1.
+images arrive, a warm-started candidate trains on them plus replay and is gated, a drill candidate
+(shuffled captions) is never promoted, an API serving the loop's model swaps to the promoted candidate
+within seconds, and rollback restores v1 there too.
 
     .lake/venvs/core/bin/python -m pytest tests/lake/test_retrain.py -q -p no:cacheprovider
 
@@ -15,7 +17,7 @@ import uuid
 
 import pytest
 
-from lake.retrain import Decision, focus_slices, gate
+from lake.retrain import Decision, focus_slices, gate, shuffle_captions
 from lake.training import Example
 
 slow = [pytest.mark.integration, pytest.mark.slow]
@@ -64,6 +66,15 @@ def test_focus_slices_are_those_over_represented_among_the_new_examples():
     old = [ex("a small red circle on the left")] * 6 + [ex("a large blue square on the right")] * 4
     new = [ex("a small red star in the center")] * 8 + [ex("a large blue square on the right")] * 2
     assert focus_slices(new, old) == ["shape=star", "star"]
+
+
+def test_a_drill_shuffles_captions_across_the_same_images():
+    rows = [Example(f"i{n}", f"a caption {n}", 0, "train", f"k{n}") for n in range(20)]
+    shuffled = shuffle_captions(rows, seed=3)
+    assert [e.image_id for e in shuffled] == [e.image_id for e in rows]
+    assert sorted(e.caption for e in shuffled) == sorted(e.caption for e in rows)
+    assert sum(a.caption != b.caption for a, b in zip(rows, shuffled)) >= 15
+    assert shuffle_captions(rows, seed=3) == shuffled
 
 
 # ---- against the stack -----------------------------------------------------------------------------------------------
@@ -169,13 +180,63 @@ def test_star_images_train_a_candidate_that_the_gate_rejects(loop, monkeypatch):
     assert {r["slice"] for r in doc["table"]} >= {"overall", "star", "shape=star"}
 
 
+@pytest.fixture(scope="module")
+def api(loop, stack_up):
+    """The caption API serving ``<loop name>:production`` (in-process uvicorn, the stack's stores); the
+    registry poll is slowed to 5 minutes, so only the `models.promoted` event can swap it in seconds."""
+    from tests.services.test_captions import serve, service
+
+    svc = service({"settings": stack_up, "name": loop["name"], "reg": loop["reg"]}, caption_poll_s=300,
+                  caption_cache_size=0)
+    with serve(svc) as client:
+        assert svc.kafka_ready.wait(30), "the models.promoted consumer did not start"
+        yield client, svc
+
+
+def served_version(api, expect: str, within: float = 15.0) -> float:
+    """Seconds until POST /v1/captions answers with model ``expect`` (fails after ``within``)."""
+    from tests.services.test_captions import png, post_file
+
+    client, svc = api
+    start = time.monotonic()
+    while True:
+        r = post_file(client, png(int(start * 1000) % 997))
+        assert r.status_code == 200, r.text
+        if r.json()["model_version"] == expect:
+            return time.monotonic() - start
+        assert time.monotonic() - start < within, f"still {r.json()['model_version']} after {within} s ({svc.state})"
+        time.sleep(0.1)
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_a_candidate_through_the_gate_is_promoted_and_announced(loop, settings):
+def test_a_drill_candidate_is_never_promoted_even_past_an_open_gate(loop, api):
+    from lake.clients import minio_client
+    from lake.retrain import retrain
+
+    served_version(api, loop["v1"]["_id"])
+    out = retrain(min_new=5, config=loop["config"], tolerance=1.0, focus=[], drill=True, **loop["rkw"])
+    assert out["status"] == "drill failed" and out["decision"] == "reject" and out["kind"] == "drill"
+    assert out["reasons"][0].startswith("DRILL FAILED: the gate passed a candidate trained on shuffled captions")
+    reg = loop["reg"]
+    assert reg.get(out["candidate"])["stage"] == "rejected"
+    assert reg.get(f"{loop['name']}:production")["_id"] == loop["v1"]["_id"]
+    run = loop["lake"].catalog.last_run("model.train", **{"outputs.model": out["candidate"]})
+    assert run["inputs"]["drill"] is True
+    cand = reg.get(out["candidate"])
+    assert minio_client().stat_object("models", f"{cand['prefix']}report/gate.png").size > 1000
+    assert out["chart"].endswith("gate.png")
+    served_version(api, loop["v1"]["_id"], within=1)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_candidate_through_the_gate_is_promoted_announced_and_served(loop, settings, api):
     from lake.retrain import retrain
 
     out = retrain(min_new=5, config=loop["config"], tolerance=1.0, focus=[], **loop["rkw"])  # cannot fail
     assert out["status"] == "promoted", out["reasons"]
+    assert served_version(api, out["candidate"]) < 15  # the event, not the 5-minute poll
     reg = loop["reg"]
     assert reg.get(f"{loop['name']}:production")["_id"] == out["candidate"]
     assert reg.get(loop["v1"]["_id"])["stage"] == "archived"
@@ -189,7 +250,7 @@ def test_a_candidate_through_the_gate_is_promoted_and_announced(loop, settings):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_rollback_restores_the_previous_production_version(loop, settings):
+def test_rollback_restores_the_previous_production_version(loop, settings, api):
     from lake.retrain import NothingToRollBack, rollback
 
     reg, v1 = loop["reg"], loop["v1"]["_id"]
@@ -201,5 +262,6 @@ def test_rollback_restores_the_previous_production_version(loop, settings):
     assert "stars look wrong" in reg.get(current)["history"][-1]["reason"]
     event = promoted_events(settings, loop["name"])[-1]
     assert (event["model_version"], event["previous_version"]) == (v1, current)
+    assert served_version(api, v1) < 15
     with pytest.raises(NothingToRollBack, match="was never production"):
         rollback(to=loop["name"] + "-v2", **loop["kw"])  # the rejected candidate

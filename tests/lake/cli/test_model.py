@@ -46,9 +46,14 @@ def test_retrain_prints_the_gate_table_and_decision(monkeypatch):
     decision = lake.retrain.gate(cand, prod, 0.05, ["star"])
     out = {"status": "rejected", "candidate": "compact-v2", "production": "compact-v1",
            "dataset": "training_examples@2", "since": "training_examples@1", "new_examples": 120,
-           "replay_examples": 120, **asdict(decision)}
+           "replay_examples": 120, "chart": "/tmp/gate.png", **asdict(decision)}
     monkeypatch.setattr(lake.retrain, "retrain", lambda **kw: out)
     res = runner.invoke(app, ["model", "retrain", "--steps", "5"])
     assert res.exit_code == 0, res.output
     assert "120 new + 120 replayed" in res.output and "-50.0%" in res.output
     assert "compact-v2 rejected" in res.output and "star: CIDEr 0.200 -> 0.100" in res.output
+    assert "chart: /tmp/gate.png" in res.output
+    seen = {}
+    monkeypatch.setattr(lake.retrain, "retrain", lambda **kw: seen.update(kw) or {**out, "status": "drill failed"})
+    res = runner.invoke(app, ["model", "retrain", "--drill"])
+    assert res.exit_code == 1 and seen["drill"] is True and "compact-v2 drill failed" in res.output

@@ -36,6 +36,22 @@ def test_slices_are_scored_on_their_own_images():
     assert report["slices"]["objects=2"]["BLEU-1"] < 0.5
 
 
+def test_a_slice_cider_uses_the_whole_test_sets_document_frequencies():
+    """Within the star slice every reference says "star": with that slice's own frequencies the word would
+    weigh nothing, and calling the stars circles would cost little."""
+    from models.captioner.evaluate import cider_per_image
+
+    preds = [REFS[0][0], REFS[1][0], REFS[2][0], REFS[3][0].replace("star", "circle")]
+    report = evaluate(preds, REFS, SLICES, meteor=False)
+    per_image = cider_per_image({i: r for i, r in enumerate(REFS)}, {i: [p] for i, p in enumerate(preds)})
+    assert report["slices"]["star"]["CIDEr"] == pytest.approx((per_image[1] + per_image[3]) / 2)
+    assert report["overall"]["CIDEr"] == pytest.approx(sum(per_image.values()) / 4)
+    perfect = evaluate([r[0] for r in REFS], REFS, SLICES, meteor=False)["slices"]["star"]["CIDEr"]
+    alone = [evaluate(p[1::2], REFS[1::2], meteor=False)["overall"]["CIDEr"]  # the slice scored by itself
+             for p in (preds, [r[0] for r in REFS])]
+    assert report["slices"]["star"]["CIDEr"] / perfect < alone[0] / alone[1]  # the wrong word costs more
+
+
 def test_empty_prediction_and_bad_lengths():
     assert evaluate(["", REFS[1][0]], REFS[:2], meteor=False)["overall"]["CIDEr"] >= 0
     with pytest.raises(ValueError, match="one entry per image"):
