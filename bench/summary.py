@@ -54,8 +54,17 @@ def _blip2_gpu(d: dict) -> list[Row]:
     return rows
 
 
+def _learning_loop(d: dict) -> list[Row]:
+    c = d["cider"]
+    return [(f"v2 (+{d['train']['v2']['new']:,} star images) vs v1 (no stars), star-slice CIDEr",
+             f"{c['v2']['star']:.2f}", f"v1 {c['v1']['star']:.2f}", f"{d['star_ratio']:.2f}x"),
+            ("  the no-star slice (forgetting)", f"{c['v2']['no_star']:.2f}", f"v1 {c['v1']['no_star']:.2f}",
+             f"{c['v2']['no_star'] / c['v1']['no_star']:.3f}x")]
+
+
 EXTRACT: dict[str, Callable[[dict], list[Row]]] = {
-    "stack": _stack, "ingest": _ingest, "normalize": _normalize, "caption": _caption, "blip2_gpu": _blip2_gpu}
+    "stack": _stack, "ingest": _ingest, "normalize": _normalize, "caption": _caption, "blip2_gpu": _blip2_gpu,
+    "learning_loop": _learning_loop}
 
 
 def collect(results: Path = RESULTS) -> dict[str, dict]:
