@@ -130,7 +130,8 @@ def print_summary(loop: dict, out: Console | None = None) -> None:
     out.print(f"[{colour}]{ret['candidate']} {ret['status']}[/{colour}] ({ret['new_examples']} new + "
               f"{ret['replay_examples']} replayed examples): " + "; ".join(ret["reasons"]))
     if loop["swap_s"] is not None:
-        out.print(f"the running API serves {ret['candidate']} {loop['swap_s']:.1f} s after the promotion")
+        out.print(f"the running API serves {ret['candidate']} {loop['swap_s']:.1f} s after the retrain returned "
+                  "(its last step announces the promotion on models.promoted)")
     probes_t = Table(title="star images the lake never saw, captioned by the running API before and after")
     for col in ("human caption", "before", "after"):
         probes_t.add_column(col)

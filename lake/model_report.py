@@ -47,13 +47,13 @@ def compare_png(table: Sequence[dict], production: str, candidate: str, path: Pa
 
     rows = [r for r in table if r["production"] is not None or r["candidate"] is not None]
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(rows) + 3), 3.8))
     for dx, who, label, colour in ((-0.2, "production", production, "#999"), (0.2, "candidate", candidate, "#4a7ab5")):
         bars = ax.bar(x + dx, [r[who] or 0 for r in rows], 0.4, label=label, color=colour)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, [r["slice"] + (" *" if r.get("focus") else "") for r in rows], rotation=45, fontsize=8)
     ax.set(ylabel=metric, title=title or f"{candidate} vs {production}: {metric} per slice (* focus)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

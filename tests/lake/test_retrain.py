@@ -265,3 +265,21 @@ def test_rollback_restores_the_previous_production_version(loop, settings, api):
     assert served_version(api, v1) < 15
     with pytest.raises(NothingToRollBack, match="was never production"):
         rollback(to=loop["name"] + "-v2", **loop["kw"])  # the rejected candidate
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_version_reads_back_the_rows_its_data_set_froze(loop):
+    """Each version names a data set; time travel to its snapshot gives the rows counted when it was frozen,
+    although the lake has moved on since (the star images)."""
+    from collections import Counter
+
+    from lake.training import read_examples, resolve_dataset
+
+    versions = loop["reg"].versions(loop["name"])
+    assert len(versions) >= 3 and len({v["dataset"]["id"] for v in versions}) == 2
+    for v in versions:
+        ds = resolve_dataset(loop["lake"].catalog, v["dataset"]["id"])
+        assert ds["snapshot_id"] == v["dataset"]["snapshot_id"]
+        rows = read_examples(ds, ["train", "val", "test"])
+        assert Counter(e.split for e in rows) == Counter({k: n for k, n in ds["counts"].items() if n}), v["_id"]
