@@ -54,6 +54,13 @@ def _blip2_gpu(d: dict) -> list[Row]:
     return rows
 
 
+def _search(d: dict) -> list[Row]:
+    return [((f"caption search, {r['vectors']:,} {d['data']['kind']} vectors (recall@{d['k']} "
+              f"{r['chosen']['recall']}, nprobe {r['chosen']['nprobe']} of {r['n_lists']} lists)"),
+             f"{r['chosen']['p50_ms']} ms p50",
+             f"brute force {r['brute_force']['p50_ms']} ms", f"{r['chosen']['speedup_p50']}x") for r in d["runs"]]
+
+
 def _learning_loop(d: dict) -> list[Row]:
     c = d["cider"]
     return [(f"v2 (+{d['train']['v2']['new']:,} star images) vs v1 (no stars), star-slice CIDEr",
@@ -64,7 +71,7 @@ def _learning_loop(d: dict) -> list[Row]:
 
 EXTRACT: dict[str, Callable[[dict], list[Row]]] = {
     "stack": _stack, "ingest": _ingest, "normalize": _normalize, "caption": _caption, "blip2_gpu": _blip2_gpu,
-    "learning_loop": _learning_loop}
+    "search": _search, "learning_loop": _learning_loop}
 
 
 def collect(results: Path = RESULTS) -> dict[str, dict]:

@@ -42,6 +42,7 @@ INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
     "quality": [([("suite", 1), ("validated_at", -1)], {})],
     "models": [([("name", 1), ("version", -1)], {}), ([("stage", 1)], {})],
     "evaluations": [([("model", 1), ("evaluated_at", -1)], {})],
+    "captions": [([("model_version", 1)], {})],
 }
 
 
@@ -67,6 +68,8 @@ TRINO_COLUMNS: dict[str, dict[str, str]] = {
                "run_id": _S, "parent": _S, "dataset": "row(id varchar, snapshot_id bigint)"},
     "evaluations": {"_id": _S, "model": _S, "dataset": _S, "split": _S, "n": _N, "evaluated_at": _TS,
                     "report": _S},
+    "captions": {"_id": _S, "image_id": _S, "model_version": _S, "caption": _S, "filtered": _S,
+                 "source": _S, "created_at": _TS},
 }
 
 
@@ -191,6 +194,24 @@ class Catalog:
 
     def image(self, image_id: str) -> dict | None:
         return self.db.images.find_one({"_id": image_id})
+
+    # ---- captions computed outside the batch job (the API) ---------------------------------------------------------
+
+    def stored_caption(self, image_id: str, model_version: str) -> dict | None:
+        """The caption ``model_version`` already wrote for ``image_id`` (the API stores each one it computes)."""
+        return self.db.captions.find_one({"_id": f"{image_id}:{model_version}"})
+
+    def store_caption(self, image_id: str, model_version: str, caption: str, filtered: str | None,
+                      source: str = "api") -> None:
+        """Keep a computed caption (``filtered``: the moderation reason, or None); the first one stays."""
+        self.db.captions.update_one({"_id": f"{image_id}:{model_version}"}, {"$setOnInsert": {
+            "image_id": image_id, "model_version": model_version, "caption": caption, "filtered": filtered,
+            "source": source, "created_at": utcnow()}}, upsert=True)
+
+    def stored_captions(self, model_version: str) -> list[tuple[str, str]]:
+        """(image_id, caption) of every caption stored for ``model_version``: the batch job reuses them."""
+        return [(d["image_id"], d["caption"]) for d in
+                self.db.captions.find({"model_version": model_version}, {"image_id": 1, "caption": 1})]
 
     # ---- datasets and quality --------------------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
         caption_poll_s (float, 5): how often the API re-reads the production version (besides the
             `models.promoted` events that wake it at once).
         caption_cache_size (int, 4096): captions remembered per (model version, image).
+        caption_blocklist (list[str], []): words/phrases a caption may not hold (lake.moderation), JSON in env.
+        caption_filter (str, ""): another caption filter, "module:factory" called with the settings.
     """
 
     model_config = SettingsConfigDict(env_prefix="LAKE_", extra="ignore")
@@ -126,6 +128,8 @@ class Settings(BaseSettings):
     caption_timeout_s: float = Field(30.0, gt=0)
     caption_poll_s: float = Field(5.0, gt=0)
     caption_cache_size: int = Field(4096, ge=0)
+    caption_blocklist: list[str] = Field(default_factory=list)
+    caption_filter: str = ""
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

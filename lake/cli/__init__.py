@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from lake.cli import capacity, datasets, ingest, layers, model, stack
+from lake.cli import capacity, datasets, ingest, layers, model, search, stack
 
 app = typer.Typer(help="Lake: an open medallion data lake for images.", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -18,6 +18,7 @@ capacity.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(layers.layers_app, name="layers")
 app.add_typer(layers.quality_app, name="quality")
+app.add_typer(search.search_app, name="search")
 
 
 def main() -> None:

@@ -79,14 +79,20 @@ def caption_batch(loaded: Loaded, images: list[Image.Image]) -> list[str]:
 class CaptionService:
     settings: Settings
     registry: Callable[[], Any] | None = None   # builds a lake.registry.Registry; default Registry.connect
+    catalog: Callable[[], Any] | None = None    # builds the lake.catalog.Catalog captions are stored in
     current: Loaded | None = None
     state: str = "starting"
     stats: dict = field(default_factory=lambda: {"batches": 0, "images": 0, "max_batch": 0, "sizes": Counter(),
-                                                  "swaps": 0, "rejected_full": 0, "timeouts": 0})
+                                                  "swaps": 0, "rejected_full": 0, "timeouts": 0, "stored_hits": 0,
+                                                  "filtered": Counter(), "store_errors": 0})
     caption_batch: Callable[[Loaded, list[Image.Image]], list[str]] = caption_batch  # tests wrap it
 
     def __post_init__(self) -> None:
-        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        from lake.moderation import get_filter
+
+        self.moderate = get_filter(self.settings)
+        self._cat = None
+        self._cache: OrderedDict[tuple[str, str], tuple[str, str | None]] = OrderedDict()
         self._tasks: list[asyncio.Task] = []
         self._stop = threading.Event()
         self.kafka_ready = threading.Event()   # the consumer is positioned at the topic's end
@@ -131,17 +137,51 @@ class CaptionService:
                           else f"no model loaded yet ({self.state})")
         return self.current
 
-    def cached(self, key: str) -> tuple[str, str] | None:
-        """(caption, version) remembered for ``key`` under the loaded version, or None."""
+    def cached(self, key: str) -> tuple[str, str, str | None] | None:
+        """(caption, version, filter reason) remembered for ``key`` under the loaded version, or None."""
         loaded = self.require_model()
-        cap = self._cache.get((loaded.version, key))
-        if cap is not None:
+        hit = self._cache.get((loaded.version, key))
+        if hit is not None:
             self._cache.move_to_end((loaded.version, key))
-            return cap, loaded.version
+            return hit[0], loaded.version, hit[1]
         return None
 
-    async def caption(self, image: Image.Image, key: str) -> tuple[str, str]:
-        """(caption, model version) of ``image``, batched with whatever else is waiting."""
+    # ---- the lake's copy: computed once per (image, version), whichever replica or job did it ------------------
+
+    def _catalog(self):
+        if self._cat is None:
+            from lake.catalog import Catalog
+
+            self._cat = self.catalog() if self.catalog else Catalog.connect(self.settings)
+        return self._cat
+
+    def stored(self, image_id: str) -> tuple[str, str, str | None] | None:
+        """(caption, version, filter reason) the loaded version already stored for ``image_id``, or None; an
+        unreachable catalog is a miss, not an error."""
+        version = self.require_model().version
+        try:
+            doc = self._catalog().stored_caption(image_id, version)
+        except Exception as e:  # noqa: BLE001 -- the catalog is down: compute the caption instead
+            self.stats["store_errors"] += 1
+            log.warning("stored caption look-up failed", error=str(e)[:200])
+            return None
+        if doc is None:
+            return None
+        self.stats["stored_hits"] += 1
+        self._remember(version, image_id, doc["caption"], doc.get("filtered"))
+        return doc["caption"], version, doc.get("filtered")
+
+    def store(self, image_id: str, version: str, caption: str, reason: str | None) -> None:
+        """Keep the caption in the catalog (`lake.gold.captions` takes it from there, see caption_images)."""
+        try:
+            self._catalog().store_caption(image_id, version, caption, reason)
+        except Exception as e:  # noqa: BLE001 -- the answer stands; the batch job computes it later
+            self.stats["store_errors"] += 1
+            log.warning("storing a caption failed", image_id=image_id, error=str(e)[:200])
+
+    async def caption(self, image: Image.Image, key: str) -> tuple[str, str, str | None]:
+        """(caption, model version, filter reason) of ``image``, batched with whatever else is waiting; the
+        caption has been through the moderation filter ("" and a reason when it was filtered)."""
         self.require_model()
         job = _Job(image, key, self._loop.create_future())
         try:
@@ -190,15 +230,18 @@ class CaptionService:
             self.stats["images"] += len(live)
             self.stats["sizes"][len(live)] += 1
             self.stats["max_batch"] = max(self.stats["max_batch"], len(live))
-            for j, cap in zip(live, captions, strict=True):
-                self._remember(loaded.version, j.key, cap)
+            for j, raw in zip(live, captions, strict=True):
+                verdict = self.moderate(raw)
+                if verdict.filtered:
+                    self.stats["filtered"][verdict.reason] += 1
+                self._remember(loaded.version, j.key, verdict.text, verdict.reason)
                 if not j.future.done():
-                    j.future.set_result((cap, loaded.version))
+                    j.future.set_result((verdict.text, loaded.version, verdict.reason))
 
-    def _remember(self, version: str, key: str, cap: str) -> None:
+    def _remember(self, version: str, key: str, cap: str, reason: str | None = None) -> None:
         if self.settings.caption_cache_size <= 0:
             return
-        self._cache[(version, key)] = cap
+        self._cache[(version, key)] = (cap, reason)
         self._cache.move_to_end((version, key))
         while len(self._cache) > self.settings.caption_cache_size:
             self._cache.popitem(last=False)
@@ -284,10 +327,12 @@ class CaptionService:
 # ---- HTTP ----------------------------------------------------------------------------------------------------------
 
 class CaptionPublic(BaseModel):
-    caption: str
+    caption: str = Field(description='the caption; "" when the moderation filter withheld it')
     model_version: str = Field(description="the registry version that wrote it, e.g. compact-v3")
-    image_id: str | None = Field(None, description="when the request named one")
-    cached: bool = Field(description="answered from the per-version cache, without running the model")
+    image_id: str | None = Field(None, description="the image's id: the one named, or the sha256 of the upload")
+    cached: bool = Field(description="answered without running the model: this process's cache, or the caption "
+                                     "the lake already stores for this image and version")
+    filtered: str | None = Field(None, description="why the moderation filter withheld the caption, if it did")
 
 
 def get_captions(request: Request) -> CaptionService:
@@ -380,16 +425,17 @@ async def create_caption(request: Request, _: ApiKey, settings: SettingsDep, mc:
     try:
         svc.require_model()  # before reading a body that could not be captioned anyway
         data, image_id = await _read_request(request, settings.max_upload_bytes)
-        key = f"id:{image_id}" if image_id else f"sha256:{hashlib.sha256(data).hexdigest()}"
-        if hit := svc.cached(key):
-            return CaptionPublic(caption=hit[0], model_version=hit[1], image_id=image_id, cached=True)
+        key = image_id or hashlib.sha256(data).hexdigest()  # DESIGN.md: image_id = sha256 of the uploaded bytes
+        if hit := svc.cached(key) or await run_in_threadpool(svc.stored, key):
+            return CaptionPublic(caption=hit[0], model_version=hit[1], image_id=key, cached=True, filtered=hit[2])
         if image_id:
             data = await run_in_threadpool(_silver_jpeg, mc, image_id)
             if data is None:
                 raise _problem(404, "not_found", f"no image {image_id} in silver: unknown, or not normalized yet "
                                                  "(`lake layers run`); upload it as `file` to caption it now")
         image = await run_in_threadpool(_decode, data, settings)
-        caption, version = await svc.caption(image, key)
+        caption, version, reason = await svc.caption(image, key)
+        await run_in_threadpool(svc.store, key, version, caption, reason)
     except NoModel as e:
         raise HTTPException(503, {"reason": "no_model", "message": str(e)}, headers={"Retry-After": "30"}) from e
     except Overloaded as e:
@@ -397,4 +443,4 @@ async def create_caption(request: Request, _: ApiKey, settings: SettingsDep, mc:
     except TimeoutError as e:
         raise HTTPException(504, {"reason": "timeout", "message": f"not captioned within "
                                                                   f"{settings.caption_timeout_s} s"}) from e
-    return CaptionPublic(caption=caption, model_version=version, image_id=image_id, cached=False)
+    return CaptionPublic(caption=caption, model_version=version, image_id=key, cached=False, filtered=reason)

@@ -1,5 +1,6 @@
 """Lake API (FastAPI): uploads, captions, search and query data (see DESIGN.md).
-Routes: /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions.
+Routes: /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions,
+GET /v1/search, GET /v1/images/{id}/similar.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 """
@@ -11,12 +12,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lake import __version__
-from services.api import captions, metrics
+from services.api import captions, metrics, search
 from services.api.routes import health, images
 
 
-def create_app(caption_service: captions.CaptionService | None = None) -> FastAPI:
-    """The app; ``caption_service`` replaces the one built from the settings (tests pass their own)."""
+def create_app(caption_service: captions.CaptionService | None = None,
+               search_service: search.SearchService | None = None) -> FastAPI:
+    """The app; ``caption_service`` replaces the one built from the settings (tests pass their own). The search
+    service starts with the app when given (the served app passes one), else on the first search request."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -25,9 +28,13 @@ def create_app(caption_service: captions.CaptionService | None = None) -> FastAP
         svc = caption_service or captions.CaptionService(get_settings())
         app.state.captions = svc
         await svc.start()  # loads the production model in the background: uploads are served meanwhile
+        if search_service is not None:
+            app.state.search = search_service.start()  # a thread loads the sentence model and the index
         try:
             yield
         finally:
+            if getattr(app.state, "search", None) is not None:
+                app.state.search.stop()
             await svc.stop()
 
     app = FastAPI(
@@ -39,8 +46,9 @@ def create_app(caption_service: captions.CaptionService | None = None) -> FastAP
     app.include_router(health.router)
     app.include_router(images.router)
     app.include_router(captions.router)
+    app.include_router(search.router)
     metrics.install(app)
     return app
 
 
-app = create_app()
+app = create_app(search_service=search.SearchService())

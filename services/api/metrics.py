@@ -36,8 +36,15 @@ class CaptionCollector:
         for name, key, doc in (("batches", "batches", "generate() calls"), ("images", "images", "images captioned"),
                                ("rejected_full", "rejected_full", "requests refused with 503 (queue full)"),
                                ("timeouts", "timeouts", "requests answered 504"),
-                               ("model_swaps", "swaps", "models loaded (the first one included)")):
+                               ("model_swaps", "swaps", "models loaded (the first one included)"),
+                               ("stored_hits", "stored_hits", "answers the lake already stored (not computed)"),
+                               ("store_errors", "store_errors", "catalog look-ups or writes that failed")):
             yield CounterMetricFamily(f"lake_caption_{name}", doc, value=s.get(key, 0))
+        filtered = CounterMetricFamily("lake_captions_filtered", "captions withheld by the moderation filter",
+                                       labels=["reason"])
+        for reason, n in sorted(s.get("filtered", {}).items()):
+            filtered.add_metric([reason], n)
+        yield filtered
         sizes = s.get("sizes", {})
         buckets = [(str(b), sum(n for size, n in sizes.items() if size <= b)) for b in BATCH_BUCKETS]
         buckets.append(("+Inf", sum(sizes.values())))

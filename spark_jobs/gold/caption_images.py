@@ -1,6 +1,8 @@
 """Silver -> gold captions: batch captioning of silver images with one model version.
 
-Incremental: only images with no caption from that version in `lake.gold.captions`. The
+Incremental: only images with no caption from that version in `lake.gold.captions`; captions the
+API already computed with that version (the catalog's `captions`) are written as they are, not
+computed again. Every caption passes the moderation filter (`lake.moderation`) first. The
 model is loaded once per Python worker (not per task or row) and `generate` runs on
 batches; JPEGs come from s3://silver on the executors. Rows are MERGEd on (image_id,
 model_version), so a re-run adds nothing; `lake.gold.image_captions` shows the latest. The
@@ -47,7 +49,9 @@ def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_ver
 
     from PIL import Image
 
-    captioner = _captioner(model_dir)
+    from lake.moderation import get_filter, moderate_all
+
+    captioner, check = _captioner(model_dir), get_filter()
     for pdf in batches:
         for start in range(0, len(pdf), batch_size):
             part = pdf.iloc[start:start + batch_size]
@@ -57,7 +61,7 @@ def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_ver
                 if data is None:
                     raise FileNotFoundError(f"silver object {key} is missing")
                 images.append(Image.open(io.BytesIO(data)).convert("RGB"))
-            captions = captioner.caption(images, batch_size=batch_size)
+            captions, _ = moderate_all(captioner.caption(images, batch_size=batch_size), check)
             yield pd.DataFrame({"image_id": list(part.image_id), "model_version": model_version,
                                 "caption": captions})
 
@@ -97,13 +101,22 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
         with cat.run(STAGE, {"model_dir": model_dir, "model_version": model_version}) as rec:
             done = spark.table(t.captions).where(F.col("model_version") == model_version).select("image_id")
             todo = spark.table(t.silver).join(done, "image_id", "left_anti")
-            out = transform(todo, model_dir, model_version, fetch_factory, batch_size) \
+            stored = cat.stored_captions(model_version)  # what the API computed with this version
+            reused, n_reused = None, 0
+            if stored:
+                api = spark.createDataFrame(stored, "image_id string, caption string")
+                reused = todo.select("image_id").join(api, "image_id") \
+                    .select("image_id", F.lit(model_version).alias("model_version"), "caption")
+                todo = todo.join(api.select("image_id"), "image_id", "left_anti")
+                n_reused = reused.count()  # before the merge: afterwards they are done
+            out = transform(todo, model_dir, model_version, fetch_factory, batch_size)
+            out = (out.unionByName(reused) if reused is not None else out) \
                 .withColumn("generated_at", F.current_timestamp()).withColumn("run_id", F.lit(rec.run_id))
             n = merge_changed(spark, out, t.captions, ["image_id", "model_version"],
                               compare=["image_id", "model_version"], update=False)
-            rec.counts = {"captioned": n}
-    log.info("captioning done", model_version=model_version, captioned=n)
-    return {"captioned": n}
+            rec.counts = {"captioned": n, "stored_by_api": n_reused}
+    log.info("captioning done", model_version=model_version, captioned=n, stored_by_api=n_reused)
+    return {"captioned": n, "stored_by_api": n_reused}
 
 
 def main(model_dir: str, model_version: str, batch_size: int = 32) -> dict[str, int]:

@@ -88,10 +88,12 @@ def direct(lake):
 
 
 def service(lake, model: str | None = None, **overrides):
+    """A caption service on the test's registry; captions are stored in the test's catalog database."""
+    from lake.catalog import Catalog
     from services.api.captions import CaptionService
 
     s = lake["settings"].model_copy(update={"caption_model": model or f"{lake['name']}:production", **overrides})
-    return CaptionService(s, registry=lambda: lake["reg"])
+    return CaptionService(s, registry=lambda: lake["reg"], catalog=lambda: Catalog(lake["reg"].db))
 
 
 @contextmanager
@@ -141,7 +143,8 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
     [want] = direct(lake["v1"], [rgb(data)])
     r = post_file(c, data)
     assert r.status_code == 200, r.text
-    assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": None, "cached": False}
+    assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": hashlib.sha256(data).hexdigest(),
+                        "cached": False, "filtered": None}
     again = post_file(c, data).json()
     assert again["cached"] is True and again["caption"] == want
     raw = c.post("/v1/captions", content=data, headers={"content-type": "application/octet-stream"})
@@ -157,7 +160,8 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
         [want] = direct(lake["v1"], [rgb(jpeg)])
         r = c.post("/v1/captions", json={"image_id": image_id})
         assert r.status_code == 200, r.text
-        assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": False}
+        assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": False,
+                            "filtered": None}
         assert c.post("/v1/captions", files={"image_id": (None, image_id)}).json()["cached"] is True
         assert c.post("/v1/captions", data={"image_id": image_id}).json()["caption"] == want
     finally:
@@ -317,6 +321,37 @@ def test_polling_swaps_the_model_when_no_event_comes(lake):
         reg.set_stage(target, "production", by="test", reason="no event")  # a registry change, nothing sent
         wait_for_version(seen, target, 10)
     assert {s for s, _ in seen} == {200}, [x for x in seen if x[0] != 200][:3]
+
+
+def test_a_caption_is_computed_once_and_a_filtered_one_is_withheld(lake, direct):
+    """A second process (another replica, or after a restart) answers from the lake's copy; a blocklisted
+    word withholds the caption, and that is what is stored, returned and counted."""
+    import hashlib
+
+    from lake.catalog import Catalog
+
+    data = png(500)
+    image_id = hashlib.sha256(data).hexdigest()
+    [want] = direct(lake["v1"], [rgb(data)])
+    with serve(service(lake, caption_cache_size=0)) as c:
+        assert post_file(c, data).json()["cached"] is False
+    doc = Catalog(lake["reg"].db).stored_caption(image_id, lake["v1"])
+    assert (doc["caption"], doc["source"], doc.get("filtered")) == (want, "api", None)
+    other = service(lake, caption_cache_size=0)
+    with serve(other) as c:
+        again = post_file(c, data).json()
+    assert again == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": True,
+                     "filtered": None}
+    assert other.stats["batches"] == 0 and other.stats["stored_hits"] == 1
+
+    strict = service(lake, caption_blocklist=["knife"])
+    strict.caption_batch = lambda loaded, images: ["a small knife on the left"] * len(images)  # what it said
+    with serve(strict) as c:
+        r = post_file(c, png(501)).json()
+        text = c.get("/metrics").text
+    assert r["caption"] == "" and r["filtered"] == "blocklist" and r["cached"] is False
+    assert Catalog(lake["reg"].db).stored_caption(r["image_id"], lake["v1"])["filtered"] == "blocklist"
+    assert 'lake_captions_filtered_total{reason="blocklist"} 1.0' in text
 
 
 def test_metrics_show_latency_batches_and_the_model(api, lake):

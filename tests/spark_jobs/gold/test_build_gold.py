@@ -87,16 +87,21 @@ def test_rerun_commits_nothing(spark, built):
 
 
 def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
+    """Every silver image once; one the API captioned already (stored in the catalog) keeps that caption."""
     from spark_jobs.gold import caption_images
 
     lake, _, _ = built
+    first = sorted(r.image_id for r in spark.table(lake.silver.silver).select("image_id").collect())[0]
+    lake.catalog.store_caption(first, "tiny-v1", "a caption the api wrote", None)
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog,
-                              batch_size=4) == {"captioned": 10}
+                              batch_size=4) == {"captioned": 10, "stored_by_api": 1}
     ns = lake.gold.gold
     rows = trino_query(f"SELECT model_version, count(*) FROM {ns}.image_captions "
                        "WHERE model_caption IS NOT NULL GROUP BY 1")
     assert rows == [["tiny-v1", 10]]
+    assert trino_query(f"SELECT caption FROM {ns}.captions WHERE image_id = ?", [first]) == [
+        ["a caption the api wrote"]]
     snaps = spark.table(f"{lake.gold.captions}.snapshots").count()
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog) == {
-        "captioned": 0}
+        "captioned": 0, "stored_by_api": 0}
     assert spark.table(f"{lake.gold.captions}.snapshots").count() == snaps

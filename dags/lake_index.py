@@ -1,0 +1,49 @@
+"""
+### Lake index: gold captions -> caption search index
+
+Runs whenever the caption DAG writes model captions to `lake.gold.captions`, or the layers DAG
+rebuilds gold (new silver images show their human caption until the model captions them), or by
+hand. `lake search index` reads `lake.gold.image_captions` through Trino and embeds (all-MiniLM-L6-v2)
+only the captions not indexed yet:
+
+- only new images: their vectors join the nearest existing lists;
+- a changed caption (a new production model re-captioned the lake), or lists grown unbalanced:
+  PCA and k-means are refitted on the stored vectors plus the new ones.
+
+Each change publishes a new version under `s3://gold/search/v<N>/`, then the pointer
+`s3://gold/search/current.json`; the API loads it within 30 s. Nothing new: the task is
+**skipped** (exit 99). Runs are recorded in `catalog.lake.runs` (job `search.index`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+MODEL_CAPTIONS = Asset("lake://gold/captions")
+TRAINING_EXAMPLES = Asset("lake://gold/training_examples")  # the layers DAG's gold task (views rebuilt)
+SEARCH_INDEX = Asset("lake://gold/search_index")
+CORE = "cd \"$LAKE_REPO\" && \"$LAKE_CORE_PYTHON\""
+
+
+@dag(
+    schedule=MODEL_CAPTIONS | TRAINING_EXAMPLES,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # one writer of the index (the job also takes an advisory lock)
+    tags=["lake", "gold", "search"],
+    doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(hours=1)},
+)
+def lake_index():
+    @task.bash(outlets=[SEARCH_INDEX])
+    def index() -> str:
+        """Embed new gold captions, add them (or refit), publish s3://gold/search/v<N>/."""
+        return f"{CORE} -m lake.cli search index --idle-exit-code 99"
+
+    index()
+
+
+lake_index()
