@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 
-from bench import caption, ingest, normalize, search, stack, summary
+from bench import caption, ingest, normalize, search, serving, stack, summary
 
 BENCHES = {"stack": stack.main, "ingest": ingest.main, "normalize": normalize.main,
-           "caption": caption.main, "search": search.main, "summary": summary.main}
+           "caption": caption.main, "serving": lambda: serving.main([]), "search": search.main,
+           "summary": summary.main}
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(BENCHES)

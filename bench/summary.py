@@ -54,6 +54,20 @@ def _blip2_gpu(d: dict) -> list[Row]:
     return rows
 
 
+def _serving(d: dict) -> list[Row]:
+    runs = {(r["mode"], r["clients"]): r for r in d["runs"]}
+    rows = []
+    for c, ratio in d["speedup"].items():
+        b, one = runs["batched", int(c)], runs["batch1", int(c)]
+        rows.append((f"caption API, dynamic batching, {c} client{'s' * (c != '1')}, p50 / p99 ms",
+                     f"{b['images_per_s']} img/s, {b['p50_ms']:.0f} / {b['p99_ms']:.0f}",
+                     f"batch-1 {one['images_per_s']} img/s, {one['p50_ms']:.0f} / {one['p99_ms']:.0f}", f"{ratio}x"))
+    m = d["rss_mib"]
+    rows.append(("  API process RSS, compact model loaded", f"{m['model_loaded']:.0f} MiB",
+                 f"before the load {m['before_load']:.0f} MiB", ""))
+    return rows
+
+
 def _search(d: dict) -> list[Row]:
     return [((f"caption search, {r['vectors']:,} {d['data']['kind']} vectors (recall@{d['k']} "
               f"{r['chosen']['recall']}, nprobe {r['chosen']['nprobe']} of {r['n_lists']} lists)"),
@@ -71,7 +85,7 @@ def _learning_loop(d: dict) -> list[Row]:
 
 EXTRACT: dict[str, Callable[[dict], list[Row]]] = {
     "stack": _stack, "ingest": _ingest, "normalize": _normalize, "caption": _caption, "blip2_gpu": _blip2_gpu,
-    "search": _search, "learning_loop": _learning_loop}
+    "serving": _serving, "search": _search, "learning_loop": _learning_loop}
 
 
 def collect(results: Path = RESULTS) -> dict[str, dict]:
