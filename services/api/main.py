@@ -1,6 +1,6 @@
 """Lake API (FastAPI): uploads, captions, search and query data (see DESIGN.md).
 Routes: /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions,
-GET /v1/search, GET /v1/images/{id}/similar.
+GET /v1/search, GET /v1/images/{id}/similar, GET /v1/data/examples.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 """
@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lake import __version__
-from services.api import captions, metrics, search
+from services.api import captions, data, metrics, search
 from services.api.routes import health, images
 
 
@@ -47,6 +47,7 @@ def create_app(caption_service: captions.CaptionService | None = None,
     app.include_router(images.router)
     app.include_router(captions.router)
     app.include_router(search.router)
+    app.include_router(data.router)
     metrics.install(app)
     return app
 
