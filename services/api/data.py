@@ -14,7 +14,7 @@ first seen after a watermark. The key is required: the answer hands out signed U
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -63,7 +63,7 @@ def read_page(dataset: dict, split: str | None, since: datetime | None, after: t
         params.append(split)
     if since:
         where.append("first_seen_at > ?")
-        params.append(since.replace(tzinfo=None))
+        params.append(since)
     if after:
         where.append("(image_id > ? OR (image_id = ? AND caption_index > ?))")
         params += [after[0], after[0], after[1]]
@@ -79,8 +79,8 @@ async def examples(
     _: ApiKey,
     mc: MinioDep,
     catalog: Annotated[object, Depends(get_catalog)],
-    dataset: Annotated[str | None, Query(max_length=120, description="training_examples@<snapshot>; "
-                                                                       "default the latest")] = None,
+    dataset: Annotated[str | None, Query(pattern=r"^training_examples@-?\d{1,20}$",
+                                         description="training_examples@<snapshot>; default the latest")] = None,
     split: Annotated[str | None, Query(pattern="^(train|val|test)$")] = None,
     since: Annotated[datetime | None, Query(description="only images first seen after this instant")] = None,
     after: Annotated[str | None, Query(max_length=80, description="the `next` of the previous page")] = None,
@@ -90,6 +90,11 @@ async def examples(
     from lake.training import DatasetError, resolve_dataset
     from spark_jobs.silver.normalize_images import SILVER_BUCKET
 
+    if since is not None:
+        if since.tzinfo is not None:
+            since = since.astimezone(timezone.utc).replace(tzinfo=None)
+        if not 1970 <= since.year <= 9999:
+            raise HTTPException(400, {"reason": "bad_since", "message": "`since` must be between 1970 and 9999"})
     cursor = None
     if after is not None:
         if not (m := _CURSOR.match(after)):

@@ -101,7 +101,10 @@ def test_split_watermark_and_snapshot(client, lake, spark):
 def test_bad_input_is_refused_clearly(client):
     assert client.get("/v1/data/examples", headers={"X-API-Key": "nope"}).status_code == 401
     assert client.get("/v1/data/examples", params={"after": "x' OR 1=1"}).json()["detail"]["reason"] == "bad_cursor"
-    r = client.get("/v1/data/examples", params={"dataset": "training_examples@1'; DROP TABLE x"})
+    assert client.get("/v1/data/examples", params={"dataset": "training_examples@1'; DROP TABLE x"}).status_code == 422
+    r = client.get("/v1/data/examples", params={"dataset": "training_examples@12345"})
     assert r.status_code == 404 and r.json()["detail"]["reason"] == "not_found"
+    r = client.get("/v1/data/examples", params={"since": "0339-02-18T13:47:13"})  # found by schemathesis
+    assert r.status_code == 400 and r.json()["detail"]["reason"] == "bad_since"
     assert client.get("/v1/data/examples", params={"split": "everything"}).status_code == 422
     assert client.get("/v1/data/examples", params={"limit": 5000}).status_code == 422
