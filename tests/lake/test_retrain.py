@@ -164,7 +164,8 @@ def test_star_images_train_a_candidate_that_the_gate_rejects(loop, monkeypatch):
     lake, reg = loop["lake"], loop["reg"]
     ds = lake.catalog.latest_dataset("training_examples")
     assert out["status"] == "rejected" and out["dataset"] == ds["_id"] and out["focus_slices"] == ["shape=star", "star"]
-    assert any(r.startswith("focus slice star:") for r in out["reasons"])
+    # "does not improve", or "is not in the ... report" when no star image fell in the test split (~1.5 %)
+    assert any(r.startswith("focus slice star") for r in out["reasons"]), out["reasons"]
     cand = reg.get(out["candidate"])
     assert cand["stage"] == "rejected" and cand["parent"] == loop["v1"]["_id"] and cand["dataset"]["id"] == ds["_id"]
     assert reg.get(f"{loop['name']}:production")["_id"] == loop["v1"]["_id"]

@@ -67,9 +67,9 @@ def land_later(spark, scratch, samples, first: int) -> None:
     from datetime import timedelta
 
     from lake.clients import minio_client
+    from lake.storage import put_bronze
     from spark_jobs.gold import build_gold
     from spark_jobs.silver import normalize_images
-    from lake.storage import put_bronze
     from tests.utils.bronze import T0, event_row, sha
 
     for s in samples:
@@ -108,3 +108,12 @@ def test_bad_input_is_refused_clearly(client):
     assert r.status_code == 400 and r.json()["detail"]["reason"] == "bad_since"
     assert client.get("/v1/data/examples", params={"split": "everything"}).status_code == 422
     assert client.get("/v1/data/examples", params={"limit": 5000}).status_code == 422
+
+
+def test_cors_is_off_by_default(client):
+    """No cross-origin grants: a browser page elsewhere cannot read the API with a user's key."""
+    r = client.options("/v1/data/examples", headers={"Origin": "https://elsewhere.example",
+                                                     "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in r.headers
+    r = client.get("/v1/data/examples", headers={"Origin": "https://elsewhere.example"})
+    assert "access-control-allow-origin" not in r.headers
