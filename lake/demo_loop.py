@@ -103,32 +103,17 @@ def run(star_images: int = 3000, minutes: float = 5.0, drill_minutes: float = 1.
                        for p, b, a in zip(probe, before, after)]}
 
 
-def _row(r: dict | None) -> str:
-    return "-" if r is None else f"{r:.3f}"
-
-
 def print_summary(loop: dict, out: Console | None = None) -> None:
+    from lake.cli.model import gate_table, outcome
+
     out = out or console
     drill, ret = loop["drill"], loop["retrain"]
     if ret["status"] == "nothing to do":
         out.print(f"learning loop: {ret['message']} (the stars were learned by an earlier run)")
         return
-    table = Table(title=f"{ret['candidate']} vs {ret['production']} on {ret['dataset']} (test split, CIDEr; "
-                        f"drill candidate {drill['candidate']})")
-    for col in ("slice", "n", ret["production"], ret["candidate"], "change", "drill"):
-        table.add_column(col, justify="left" if col == "slice" else "right")
-    drilled = {r["slice"]: r["candidate"] for r in drill.get("table", [])}
-    for r in ret["table"]:
-        table.add_row(r["slice"] + (" *" if r["focus"] else ""), str(r.get("n") or "-"), _row(r["production"]),
-                      _row(r["candidate"]), "-" if r["change"] is None else f"{r['change']:+.1%}",
-                      _row(drilled.get(r["slice"])))
-    out.print(table)
-    colour = "green" if drill["status"] == "drill passed" else "red"
-    out.print(f"[{colour}]gate drill {drill['status']}[/{colour}]: {drill['candidate']} rejected: "
-              + "; ".join(drill["reasons"])[:400])
-    colour = "green" if ret["status"] == "promoted" else "yellow"
-    out.print(f"[{colour}]{ret['candidate']} {ret['status']}[/{colour}] ({ret['new_examples']} new + "
-              f"{ret['replay_examples']} replayed examples): " + "; ".join(ret["reasons"]))
+    out.print(gate_table(ret, drill))
+    out.print(f"gate drill: {outcome(drill)}")
+    out.print(f"retrain ({ret['new_examples']} new + {ret['replay_examples']} replayed examples): {outcome(ret)}")
     if loop["swap_s"] is not None:
         out.print(f"the running API serves {ret['candidate']} {loop['swap_s']:.1f} s after the retrain returned "
                   "(its last step announces the promotion on models.promoted)")

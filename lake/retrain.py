@@ -189,20 +189,20 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
                    for m in (cand["_id"], prod["_id"])}
         decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
         chart = gate_chart(decision, cand["_id"], prod["_id"], reports[cand["_id"]]["local_report"], reg, drill)
-        promote = decision.promote and not drill
+        promote = decision.promote and not drill  # a drill candidate is never promoted
+        reasons = decision.reasons if not drill else [
+            ("DRILL FAILED: the gate passed a candidate trained on shuffled captions: " if decision.promote
+             else "drill (shuffled captions): ") + "; ".join(decision.reasons)]
         doc = {"_id": rec.run_id, "kind": "drill" if drill else "retrain", "model": name, "candidate": cand["_id"],
                "production": prod["_id"], "decision": "promote" if promote else "reject",
-               **asdict(decision), "tolerance": tolerance, "focus_slices": focus, "metric": METRIC,
-               "dataset": new_ds["_id"], "since": old_ds["_id"], "new_examples": len(fresh),
-               "replay_examples": len(sample), "run_id": rec.run_id, "chart": chart, "at": utcnow()}
-        if drill:
-            doc["promote"] = False
-            doc["reasons"] = [("DRILL FAILED: the gate passed a candidate trained on shuffled captions: "
-                               if decision.promote else "drill (shuffled captions): ") + "; ".join(decision.reasons)]
+               **asdict(decision), "promote": promote, "reasons": reasons, "tolerance": tolerance,
+               "focus_slices": focus, "metric": METRIC, "dataset": new_ds["_id"], "since": old_ds["_id"],
+               "new_examples": len(fresh), "replay_examples": len(sample), "run_id": rec.run_id, "chart": chart,
+               "at": utcnow()}
         cat.db.promotions.insert_one(doc)
         log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"],
                  drill=drill)
-        why = "; ".join(doc["reasons"])
+        why = "; ".join(reasons)
         if promote:
             reg.set_stage(cand["_id"], "production", by=rec.run_id, reason=f"promotion gate: {why}")
             publish_promoted(cand, prod["_id"], reports[cand["_id"]]["overall"], producer)

@@ -247,21 +247,38 @@ def retrain(
     if out["status"] == "nothing to do":
         console.print(out["message"])
         raise typer.Exit(idle_exit_code)
-    table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)")
-    for col in ("slice", "production", "candidate", "change", "focus", "ok"):
-        table.add_column(col)
-    for r in out["table"]:
-        num = (lambda v: "-" if v is None else f"{v:.3f}")
-        table.add_row(r["slice"], num(r["production"]), num(r["candidate"]),
-                      "-" if r["change"] is None else f"{r['change']:+.1%}", "yes" if r["focus"] else "",
-                      "[green]ok[/green]" if r["ok"] else "[red]no[/red]")
     console.print(f"{out['new_examples']} new + {out['replay_examples']} replayed examples since {out['since']}")
-    console.print(table)
-    colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
-    console.print(f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"]))
+    console.print(gate_table(out))
+    console.print(outcome(out))
     console.print(f"chart: {out['chart']}")
     if out["status"] == "drill failed":
         raise typer.Exit(1)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def gate_table(out: dict, drill: dict | None = None) -> Table:
+    """The promotion gate's table of a retrain (what `lake.retrain.retrain` answers); given a drill's answer
+    too, its candidate's scores as the last column."""
+    table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)"
+                        + (f"; drill {drill['candidate']}" if drill else ""))
+    for col in ("slice", "n", "production", "candidate", "change", "focus", "ok", *(("drill",) if drill else ())):
+        table.add_column(col, justify="left" if col == "slice" else "right")
+    drilled = {r["slice"]: r["candidate"] for r in (drill or {}).get("table", [])}
+    for r in out["table"]:
+        table.add_row(r["slice"], str(r.get("n") or "-"), _num(r["production"]), _num(r["candidate"]),
+                      "-" if r["change"] is None else f"{r['change']:+.1%}", "yes" if r["focus"] else "",
+                      "[green]ok[/green]" if r["ok"] else "[red]no[/red]",
+                      *((_num(drilled.get(r["slice"])),) if drill else ()))
+    return table
+
+
+def outcome(out: dict) -> str:
+    """One line: the candidate, what became of it, and the gate's reasons."""
+    colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
+    return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"])
 
 
 @model_app.command()
