@@ -317,7 +317,8 @@ log.retention.hours=168
         if not (self.dir("data") / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             res = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
+                # "=": a base64 id starts with "-" one time in 64, which the tool's parser takes for an option
+                self._java("kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
                            "-c", str(self.config), heap="256m"),
                 capture_output=True, text=True,
             )
