@@ -57,7 +57,9 @@ def test_results_file_shape(toy):
     assert data["stack_calls"] == {m: {"stored_hits": 0, "store_errors": 0} for m in ("batched", "batch1")}
     assert set(data["captions_identical"]) == {"1", "4"}
     rss = data["rss_mib"]
-    assert 0 < rss["before_load"] <= rss["model_loaded"] and rss["after_bench"] > 0
+    # all three are positive; no order: in a test process that already holds other tests' memory, a collection
+    # while the tiny model loads can leave RSS lower after the load than before it
+    assert min(rss["before_load"], rss["model_loaded"], rss["after_bench"]) > 0
     assert len(data["load_average_before"]) == len(data["load_average_after"]) == 3
 
 
