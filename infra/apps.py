@@ -7,6 +7,7 @@ mode when left at the local default).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -15,10 +16,11 @@ import threading
 from pathlib import Path
 
 import httpx
+from rich.console import Console
 
 from infra.procs import StackError
 from infra.services import Service, _secret, _write_private
-from lake.config import REPO_ROOT, Settings
+from lake.config import LOCAL_SECRETS, REPO_ROOT, Settings
 
 
 # The venvs belong to the checkout (infra/bootstrap.sh), whatever LAKE_STATE_DIR says.
@@ -55,6 +57,27 @@ def _once(stamp: Path, key: str, argv: list[str], env: dict[str, str], what: str
 
 
 _KEYS_LOCK = threading.Lock()
+
+
+def ui_password(s: Settings, app: str) -> str:
+    """The admin password of a web UI (``app`` is "airflow" or "superset").
+
+    ``LAKE_<APP>_PASSWORD`` when set; otherwise (local mode only: other modes refuse the
+    default) one generated for this state dir on first use, kept in
+    ``.lake/secrets/<app>_admin_password`` (mode 0600) and printed once, on the terminal
+    only: never into a log file.
+    """
+    value = _secret(s, f"{app}_password")
+    if value not in LOCAL_SECRETS:
+        return value
+    path = s.state_dir / "secrets" / f"{app}_admin_password"
+    with _KEYS_LOCK:
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(15))
+            Console(stderr=True).print(
+                f"[bold]{app.capitalize()} login[/bold]: user [cyan]{getattr(s, f'{app}_user')}[/cyan], password "
+                f"[cyan]{path.read_text()}[/cyan] (shown once; kept in {path})", highlight=False)
+        return path.read_text()
 
 
 class Airflow(Service):
@@ -126,7 +149,7 @@ class Airflow(Service):
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         _write_private(self.home / "passwords.json",
-                       json.dumps({self.s.airflow_user: _secret(self.s, "airflow_password")}))
+                       json.dumps({self.s.airflow_user: ui_password(self.s, "airflow")}))
         env = {**os.environ, **self.env()}
         _once(self.home / ".migrated", _installed(self.venv, "apache_airflow"),
               [str(self.venv / "bin" / "airflow"), "db", "migrate"], env, "airflow db migrate")
@@ -196,12 +219,16 @@ class Superset(Service):
         home = s.state_dir / "superset"
         version = _installed(self.venv, "apache_superset")
         _once(home / ".upgraded", version, self._cli("db", "upgrade"), env, "superset db upgrade")
-        password = _secret(s, "superset_password")
+        password = ui_password(s, "superset")
         # The password goes to the prompt on stdin, never into argv (which `ps` shows).
         _once(home / ".admin", s.superset_user, self._cli(
             "fab", "create-admin", "--username", s.superset_user, "--firstname", "Lake", "--lastname", "Admin",
             "--email", f"{s.superset_user}@lake.local"), env, "superset fab create-admin",
             stdin=f"{password}\n{password}\n")
+        # A changed password (or one generated after the admin was made) is set again; the key is its hash.
+        _once(home / ".admin-password", f"{s.superset_user}:{hashlib.sha256(password.encode()).hexdigest()}",
+              self._cli("fab", "reset-password", "--username", s.superset_user), env,
+              "superset fab reset-password", stdin=f"{password}\n{password}\n")
         _once(home / ".init", version, self._cli("init"), env, "superset init")
         # The Trino database; re-registering the same URI is a no-op.
         _once(home / ".trino", f"{s.trino_host}:{s.trino_port}", self._cli(

@@ -7,6 +7,8 @@ import time
 import httpx
 import pytest
 
+from infra.apps import ui_password
+
 pytestmark = pytest.mark.integration
 
 
@@ -15,7 +17,7 @@ def airflow(stack_up):
     s = stack_up
     base = f"http://{s.host}:{s.airflow_port}"
     r = httpx.post(f"{base}/auth/token", json={"username": s.airflow_user,
-                                               "password": s.airflow_password.get_secret_value()})
+                                               "password": ui_password(s, "airflow")})
     assert r.status_code == 201, r.text
     return httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {r.json()['access_token']}"},
                         timeout=30)
@@ -59,7 +61,7 @@ def test_superset_queries_trino(stack_up):
     c = httpx.Client(base_url=f"http://{s.host}:{s.superset_port}", timeout=60)
     assert c.get("/health").text == "OK"
     login = c.post("/api/v1/security/login", json={"username": s.superset_user, "provider": "db", "refresh": False,
-                                                   "password": s.superset_password.get_secret_value()})
+                                                   "password": ui_password(s, "superset")})
     assert login.status_code == 200, login.text
     h = {"Authorization": f"Bearer {login.json()['access_token']}"}
     dbs = {d["database_name"]: d["id"] for d in c.get("/api/v1/database/", headers=h).json()["result"]}
