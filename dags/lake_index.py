@@ -1,7 +1,7 @@
 """
 ### Lake index: gold captions -> caption search index
 
-Runs whenever the caption DAG writes model captions to `lake.gold.captions`, or the layers DAG
+Runs whenever the caption DAG writes model captions to `lake.gold.captions`, or `lake_ingest`
 rebuilds gold (new silver images show their human caption until the model captions them), or by
 hand. `lake search index` reads `lake.gold.image_captions` through Trino and embeds (all-MiniLM-L6-v2)
 only the captions not indexed yet:
@@ -17,31 +17,24 @@ Each change publishes a new version under `s3://gold/search/v<N>/`, then the poi
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
-from airflow.sdk import Asset, dag, task
-
-MODEL_CAPTIONS = Asset("lake://gold/captions")
-TRAINING_EXAMPLES = Asset("lake://gold/training_examples")  # the layers DAG's gold task (views rebuilt)
-SEARCH_INDEX = Asset("lake://gold/search_index")
-CORE = "cd \"$LAKE_REPO\" && \"$LAKE_CORE_PYTHON\""
+from _lake import CORE, MODEL_CAPTIONS, SEARCH_INDEX, SKIPPED, START, TRAINING_EXAMPLES, policy
+from airflow.sdk import dag, task
 
 
 @dag(
     schedule=MODEL_CAPTIONS | TRAINING_EXAMPLES,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START,
     catchup=False,
     max_active_runs=1,  # one writer of the index (the job also takes an advisory lock)
     tags=["lake", "gold", "search"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "execution_timeout": timedelta(hours=1)},
+    default_args=policy(timeout_hours=1),
 )
 def lake_index():
-    @task.bash(outlets=[SEARCH_INDEX])
+    @task.bash(outlets=[SEARCH_INDEX], skip_on_exit_code=SKIPPED)
     def index() -> str:
         """Embed new gold captions, add them (or refit), publish s3://gold/search/v<N>/."""
-        return f"{CORE} -m lake.cli search index --idle-exit-code 99"
+        return f"{CORE} -m lake.cli search index --idle-exit-code {SKIPPED}"
 
     index()
 

@@ -14,16 +14,13 @@ Trigger it from the Airflow UI (http://localhost:8080) or:
 
 from __future__ import annotations
 
-import pendulum
+from _lake import CORE, START
 from airflow.sdk import dag, task
-
-# Set by `lake up` (infra/apps.py); templated at run time, never looked up while parsing.
-CORE = "cd \"$LAKE_REPO\" && \"$LAKE_CORE_PYTHON\""
 
 
 @dag(
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    start_date=START,
     catchup=False,
     tags=["lake", "smoke"],
     doc_md=__doc__,

@@ -19,7 +19,9 @@ T = TypeVar("T")
 
 
 _shared: dict[tuple, object] = {}
-_shared_lock = threading.Lock()
+# Re-entrant: a ``make`` may itself ask for a shared client (the Spark captioner's loader builds a
+# registry, which asks for the MinIO client); a plain Lock deadlocked there.
+_shared_lock = threading.RLock()
 
 
 def per_process(key: tuple, make: Callable[[], T]) -> T:

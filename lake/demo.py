@@ -18,10 +18,14 @@
    trains v2 from v1 on the stars plus replay, the promotion gate promotes it, the running
    API swaps to it within seconds and now names the stars; `gate.png` compares v1 and v2.
 6. The production model captions every silver image in Spark (lake.gold.captions).
+7. Airflow runs each DAG once (`airflow dags test`, recorded like any run: lake_stack_smoke,
+   lake_ingest, lake_caption, lake_retrain, lake_index; with nothing new their work tasks are
+   skipped, the index is built), and the demo checks through the Airflow REST API that the
+   last run of every DAG succeeded.
 
     lake up && lake demo                       # ~40 minutes, most of it training
     lake demo --star-images 0                  # without the learning loop (~28 minutes)
-    lake demo --train-images 0                 # without the model stages (~2 minutes)
+    lake demo --train-images 0 --no-airflow    # without the model stages and the DAG runs (~2 minutes)
 """
 
 from __future__ import annotations
@@ -151,6 +155,27 @@ def caption_silver() -> dict:
         return {"production": production, **caption_images.main(str(reg.fetch(production)), production)}
 
 
+DEMO_DAGS = ("lake_stack_smoke", "lake_ingest", "lake_caption", "lake_retrain", "lake_index")
+
+
+def run_dags() -> list[dict]:
+    """Each DAG once through Airflow; what the REST API then says of every DAG's last run (all must succeed)."""
+    from lake.orchestration import run_dag, status
+
+    for dag_id in DEMO_DAGS:
+        with console.status(f"Airflow: running {dag_id} (`lake dags run {dag_id}`)..."):
+            done = run_dag(dag_id)
+        console.print(f"Airflow {dag_id}: {done.state} in {done.seconds:.0f} s "
+                      f"({', '.join(f'{t} {st}' for t, st in done.tasks.items())})")
+        if not done.ok:
+            raise SystemExit(f"the Airflow DAG {dag_id} ended {done.state}: see {done.log} or the Airflow UI")
+    rows = status()
+    failed = [r["dag_id"] for r in rows if r["state"] != "success"]
+    if failed:
+        raise SystemExit(f"the Airflow REST API shows a last run that did not succeed for {', '.join(failed)}")
+    return rows
+
+
 def carry_through_layers(ids: list[str]) -> dict[str, int]:
     """bronze -> silver -> gold, then count the demo images in each place."""
     from lake.catalog import Catalog
@@ -166,7 +191,7 @@ def carry_through_layers(ids: list[str]) -> dict[str, int]:
 
 
 def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_minutes: float = 14.0,
-        star_images: int = 3000, retrain_minutes: float = 5.0) -> dict[str, float]:
+        star_images: int = 3000, retrain_minutes: float = 5.0, airflow: bool = True) -> dict[str, float]:
     from spark_jobs.demo import hello_lake
 
     s = get_settings()
@@ -237,6 +262,11 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         t = time.monotonic()
         model["captioned"] = caption_silver()
         timings["caption silver"] = time.monotonic() - t
+    dags: list[dict] = []
+    if images and airflow:
+        t = time.monotonic()
+        dags = run_dags()
+        timings["airflow"] = time.monotonic() - t
 
     table = Table(title="lake.demo.hello, read back through Trino")
     table.add_column("shape")
@@ -262,5 +292,11 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
                       f"{model['captioned']['production']}.")
     if loop:
         demo_loop.print_summary(loop, console)
+    if dags:
+        from lake.cli.dags import dags_table
+
+        console.print(dags_table(dags))
+        console.print("[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
+                      "(http://localhost:8080, `lake dags status`).")
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

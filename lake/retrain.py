@@ -155,9 +155,9 @@ def publish_promoted(model: dict, previous: str | None, metrics: dict | None = N
 def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, config=None,
             tolerance: float = 0.05, focus: Sequence[str] | None = None, target: str = "first", seed: int = 0,
             meteor: bool = False, drill: bool = False, progress=None, catalog: Catalog | None = None,
-            registry=None, producer=None, report_root: Path | None = None) -> dict:
+            registry=None, producer=None, report_root: Path | None = None, check_only: bool = False) -> dict:
     """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted``, ``rejected``, or for a
-    drill ``drill passed`` / ``drill failed``).
+    drill ``drill passed`` / ``drill failed``; with ``check_only``, ``due`` instead of training).
     ``focus``: None picks the focus slices from the new examples, ``[]`` means none. ``report_root``: a folder
     for the evaluation reports (default: the usual ``.lake/reports/<name>-v<N>``)."""
     from lake.registry import Registry
@@ -171,6 +171,10 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
     if len(fresh) < min_new:
         return {"status": "nothing to do", "new": len(fresh), "production": prod["_id"],
                 "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})"}
+    if check_only:
+        return {"status": "due", "new": len(fresh), "production": prod["_id"],
+                "message": f"retrain due: {len(fresh)} new examples in {new_ds['_id']} since {old_ds['_id']} "
+                           f"(need {min_new})"}
     fresh_keys = {(e.image_id, e.caption_index) for e in fresh}
     older = [e for e in for_target(read_examples(new_ds, ["train"]), target)
              if (e.image_id, e.caption_index) not in fresh_keys]

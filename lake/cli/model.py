@@ -173,6 +173,8 @@ def show(version: Annotated[str, typer.Argument(help="compact-vN, vN or producti
 def caption_silver(
     version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production",
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many images, newest first (0: all): a sample "
+                                                   "to try a version on.")] = 0,
 ) -> None:
     """Spark: caption every silver image that has no caption from VERSION yet (-> lake.gold.captions)."""
     from lake.registry import ModelNotFound, Registry
@@ -185,7 +187,7 @@ def caption_silver(
             console.print(f"no production model yet, nothing captioned: {e}")
             raise typer.Exit(99) from e
         raise _fail(e) from e
-    counts = caption_images.main(doc["_id"], doc["_id"], batch_size)  # each executor fetches the version
+    counts = caption_images.main(doc["_id"], doc["_id"], batch_size, limit or None)  # executors fetch the version
     console.print(f"{counts['captioned']} silver images captioned by {doc['_id']} -> lake.gold.captions")
 
 
@@ -224,6 +226,9 @@ def retrain(
              "(never promoted; exit 1 if the gate would have passed it).")] = False,
     idle_exit_code: Annotated[int, typer.Option(
         help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped).")] = 0,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only say whether a retrain is due (exit 0) or not (the idle exit code); train nothing.")]
+    = False,
 ) -> None:
     """Warm-start the production model on new gold examples plus a replay sample; promote it if the gate holds."""
     from lake.retrain import retrain as run_retrain
@@ -241,12 +246,12 @@ def retrain(
                 bars[0](p)
 
             out = run_retrain(name=name, min_new=min_new, replay=replay, config=config, tolerance=tolerance,
-                              focus=focus_slice or None, seed=seed, drill=drill, progress=report)
+                              focus=focus_slice or None, seed=seed, drill=drill, progress=report, check_only=check)
     except (DatasetError, LookupError, ValueError) as e:
         raise _fail(e) from e
-    if out["status"] == "nothing to do":
+    if out["status"] in ("nothing to do", "due"):
         console.print(out["message"])
-        raise typer.Exit(idle_exit_code)
+        raise typer.Exit(idle_exit_code if out["status"] == "nothing to do" else 0)
     console.print(f"{out['new_examples']} new + {out['replay_examples']} replayed examples since {out['since']}")
     console.print(gate_table(out))
     console.print(outcome(out))
@@ -279,6 +284,28 @@ def outcome(out: dict) -> str:
     """One line: the candidate, what became of it, and the gate's reasons."""
     colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
     return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"])
+
+
+@model_app.command()
+def serving(
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the API to answer with the model.")] = 60.0,
+    idle_exit_code: Annotated[int, typer.Option(
+        help="Exit code when there is no such model yet (Airflow's lake_retrain uses 99: skipped).")] = 0,
+) -> None:
+    """Check that the running API captions with the model it is configured to serve (LAKE_CAPTION_MODEL, by default
+    the production version: it swaps on `models.promoted`)."""
+    from lake.config import get_settings
+    from lake.demo_loop import wait_served
+    from lake.registry import ModelNotFound, Registry
+
+    spec = get_settings().caption_model
+    try:
+        version = Registry.connect().get(spec)["_id"]
+    except ModelNotFound as e:
+        console.print(f"nothing to check: {e}")
+        raise typer.Exit(idle_exit_code) from e
+    seconds = wait_served(version, within=wait)
+    console.print(f"the API serves {version} ({spec}; answered in {seconds:.1f} s)")
 
 
 @model_app.command()

@@ -122,12 +122,14 @@ def register(app: typer.Typer) -> None:
         star_images: Annotated[int, typer.Option(
             help="Star images uploaded for the learning loop (retrain, gate, hot swap; 0: skip it).")] = 3000,
         retrain_minutes: Annotated[float, typer.Option(help="The retrain's budget (wall clock).")] = 5.0,
+        airflow: Annotated[bool, typer.Option(
+            help="Run each Airflow DAG once at the end and check their last runs through the REST API.")] = True,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake import demo as demo_mod
 
         setup_logging()
-        demo_mod.run(rows, images, train_images, train_minutes, star_images, retrain_minutes)
+        demo_mod.run(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
 
     @app.command()
     def logs(

@@ -88,8 +88,9 @@ def minio_fetch() -> Fetch:
 
 
 def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factory=minio_fetch, tables=None,
-        batch_size: int = 32, catalog=None) -> dict[str, int]:
-    """Caption the silver images that have no caption from ``model_version`` yet."""
+        batch_size: int = 32, catalog=None, limit: int | None = None) -> dict[str, int]:
+    """Caption the silver images that have no caption from ``model_version`` yet (``limit``: at most that many,
+    the most recently normalized first: a sample to try a version on)."""
     from lake.catalog import Catalog
     from lake.iceberg import merge_changed
     from lake.locks import single_writer
@@ -98,9 +99,11 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
     t, cat = tables or Tables(), catalog or Catalog.connect()
     with single_writer(f"captions:{t.captions}"):
         ensure_tables(spark, t)
-        with cat.run(STAGE, {"model_dir": model_dir, "model_version": model_version}) as rec:
+        with cat.run(STAGE, {"model_dir": model_dir, "model_version": model_version, "limit": limit}) as rec:
             done = spark.table(t.captions).where(F.col("model_version") == model_version).select("image_id")
             todo = spark.table(t.silver).join(done, "image_id", "left_anti")
+            if limit:
+                todo = todo.orderBy(F.col("normalized_at").desc(), "image_id").limit(limit)
             stored = cat.stored_captions(model_version)  # what the API computed with this version
             reused, n_reused = None, 0
             if stored:
@@ -119,12 +122,12 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
     return {"captioned": n, "stored_by_api": n_reused}
 
 
-def main(model_dir: str, model_version: str, batch_size: int = 32) -> dict[str, int]:
+def main(model_dir: str, model_version: str, batch_size: int = 32, limit: int | None = None) -> dict[str, int]:
     from lake.spark import spark_session
 
     spark = spark_session("gold-caption-images")
     try:
-        return run(spark, model_dir, model_version, batch_size=batch_size)
+        return run(spark, model_dir, model_version, batch_size=batch_size, limit=limit)
     finally:
         spark.stop()
 
@@ -135,5 +138,6 @@ if __name__ == "__main__":
                     "version (compact-v3)")
     ap.add_argument("--model-version", required=True, help="recorded with every caption, e.g. shapes-v1")
     ap.add_argument("--batch-size", type=int, default=32, help="images per generate() call")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many images, newest first (0: all)")
     a = ap.parse_args()
-    print(main(a.model, a.model_version, a.batch_size))
+    print(main(a.model, a.model_version, a.batch_size, a.limit or None))

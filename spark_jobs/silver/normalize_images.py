@@ -384,5 +384,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max-side", type=int, default=384, help="longest side of the silver JPEG, in pixels")
     ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the silver image")
+    ap.add_argument("--idle-exit-code", type=int, default=0,
+                    help="exit code when bronze had no new events (Airflow's lake_ingest: 99 = skipped)")
     a = ap.parse_args()
-    print(main(a.max_side, a.quality))
+    done = main(a.max_side, a.quality)
+    print(done)
+    if not done["events"]:
+        raise SystemExit(a.idle_exit_code)

@@ -1,0 +1,33 @@
+"""What every Lake DAG file shares (not a DAG; `.airflowignore` keeps the DAG processor off it):
+how a task runs Lake code, the assets DAGs schedule on, the default retry/timeout policy.
+
+A task runs Lake code with the core venv's interpreter from the checkout, as set by `lake up`
+(infra/apps.py exports LAKE_CORE_PYTHON and LAKE_REPO); nothing heavy is imported here, so
+parsing a DAG file stays cheap and offline. Exit code 99 from a task means "nothing to do":
+the task shows *skipped* (`skip_on_exit_code`) and emits no asset event.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset
+
+CORE = "cd \"$LAKE_REPO\" && \"$LAKE_CORE_PYTHON\""
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+SKIPPED = 99
+
+# Data-aware scheduling: a DAG runs when a task of another one updated what it reads.
+UPLOAD_EVENTS = Asset("lake://bronze/upload_events")
+SILVER_IMAGES = Asset("lake://silver/images")
+TRAINING_EXAMPLES = Asset("lake://gold/training_examples")
+MODEL_CAPTIONS = Asset("lake://gold/captions")
+PRODUCTION_MODEL = Asset("lake://models/production")
+SEARCH_INDEX = Asset("lake://gold/search_index")
+
+
+def policy(retries: int = 2, retry_minutes: float = 1, timeout_hours: float = 2) -> dict:
+    """Default task arguments: retries with a delay, a hard timeout, failures shown in the UI with the log."""
+    return {"retries": retries, "retry_delay": timedelta(minutes=retry_minutes),
+            "execution_timeout": timedelta(hours=timeout_hours)}
