@@ -184,7 +184,8 @@ class AirflowTriggerer(Airflow):
 
 
 class Superset(Service):
-    """Superset under gunicorn, with Trino's `lake` catalog registered as a database."""
+    """Superset under gunicorn, with Trino's `lake` catalog registered as a database and Lake's
+    dashboards (superset/assets) imported."""
 
     wave = 2
     health_timeout = 180.0
@@ -232,9 +233,30 @@ class Superset(Service):
         _once(home / ".init", version, self._cli("init"), env, "superset init")
         # The Trino database; re-registering the same URI is a no-op.
         _once(home / ".trino", f"{s.trino_host}:{s.trino_port}", self._cli(
-            "set-database-uri", "--database_name", "Lake (Trino)",
-            "--uri", f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.iceberg_catalog}"),
+            "set-database-uri", "--database_name", "Lake (Trino)", "--uri", self.trino_uri),
             env, "superset set-database-uri")
+        self.import_dashboards()
+
+    @property
+    def trino_uri(self) -> str:
+        s = self.s
+        return f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.iceberg_catalog}"
+
+    def import_dashboards(self, force: bool = False) -> Path:
+        """Import Lake's dashboards (superset/assets; infra/superset_assets.py) once per content
+        hash, overwriting what changed; ``force``: again even if unchanged. Their charts read
+        the gold views, which need not exist yet. Returns the zip imported."""
+        from infra.superset_assets import IMPORTER, build_zip, content_hash
+
+        s, home = self.s, self.s.state_dir / "superset"
+        bundle = build_zip(home / "lake_dashboards.zip")
+        stamp = home / ".dashboards"
+        if force:
+            stamp.unlink(missing_ok=True)
+        _once(stamp, f"{content_hash()} {s.superset_user} {self.trino_uri}", [
+            str(self.venv / "bin" / "python"), str(IMPORTER), str(bundle), "--user", s.superset_user,
+            "--database-uri", self.trino_uri], {**os.environ, **self.env()}, "superset dashboard import")
+        return bundle
 
     def argv(self) -> list[str]:
         return [str(self.venv / "bin" / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",

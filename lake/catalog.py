@@ -70,6 +70,13 @@ TRINO_COLUMNS: dict[str, dict[str, str]] = {
                     "report": _S},
     "captions": {"_id": _S, "image_id": _S, "model_version": _S, "caption": _S, "filtered": _S,
                  "source": _S, "created_at": _TS},
+    # every gate decision (lake.retrain) and rollback; read by the view lake.gold.model_promotions
+    "promotions": {"_id": _S, "kind": _S, "model": _S, "candidate": _S, "production": _S, "decision": _S,
+                   "promote": "boolean", "reasons": "array(varchar)",
+                   "table": "array(row(slice varchar, production double, candidate double, change double, "
+                            "focus boolean, ok boolean, n bigint))",
+                   "tolerance": "double", "focus_slices": "array(varchar)", "metric": _S, "dataset": _S, "since": _S,
+                   "new_examples": _N, "replay_examples": _N, "run_id": _S, "chart": _S, "at": _TS},
 }
 
 

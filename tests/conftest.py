@@ -43,3 +43,57 @@ def spark(stack_up):
     session = spark_session("lake-tests")
     yield session
     session.stop()
+
+
+# The short demo that gives a fresh lake a history: every stage runs (ingest, layers, a production model
+# trained 20 s, its evaluation, a gate drill and a retrain decision, captioning), in a few minutes.
+SHORT_DEMO = ["demo", "--images", "20", "--train-images", "400", "--train-minutes", "0.3", "--star-images", "200",
+              "--retrain-minutes", "0.3", "--no-airflow"]
+
+
+@pytest.fixture(scope="session")
+def lake_with_history(stack_up):
+    """The stack's own lake with something for every dashboard chart: images through every layer, model
+    captions, a production `compact` model with evaluations, a gate decision. A lake that has them (after
+    `make demo`) is left as it is; a fresh one gets them from a short `lake demo`. The gold views and the
+    Superset dashboards are then (re)made as this checkout defines them."""
+    import subprocess
+    import sys
+
+    from infra.apps import Superset
+    from lake.catalog import Catalog
+    from lake.clients import trino_query
+    from lake.registry import ModelNotFound, Registry
+    from spark_jobs.gold.build_gold import create_views
+
+    try:
+        Registry.connect().get("compact:production")
+        has_model = True
+    except ModelNotFound:
+        has_model = False
+    cat = Catalog.connect()
+    if not (has_model and cat.db.promotions.find_one({"kind": "retrain"})
+            and trino_query("SELECT count(*) FROM lake.gold.captions")[0][0]):
+        res = subprocess.run([sys.executable, "-m", "lake.cli", *SHORT_DEMO], capture_output=True, text=True,
+                             timeout=1800, check=False)
+        assert res.returncode == 0, f"lake {' '.join(SHORT_DEMO)} failed:\n{(res.stdout + res.stderr)[-4000:]}"
+    create_views()
+    Superset("superset", stack_up).import_dashboards()
+    return stack_up
+
+
+@pytest.fixture(scope="session")
+def superset_api(lake_with_history):
+    """Superset's REST API, logged in as the admin (a bearer token), on the lake with a history."""
+    import httpx
+
+    from infra.apps import ui_password
+
+    s = lake_with_history
+    c = httpx.Client(base_url=f"http://{s.host}:{s.superset_port}", timeout=120)
+    login = c.post("/api/v1/security/login", json={"username": s.superset_user, "provider": "db", "refresh": False,
+                                                   "password": ui_password(s, "superset")})
+    assert login.status_code == 200, login.text
+    c.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    yield c
+    c.close()

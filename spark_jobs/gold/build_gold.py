@@ -7,7 +7,9 @@
 - `lake.gold.ingest_daily`: uploads, distinct and new images, bytes per day and source.
 - `lake.gold.captions`: model captions (written by the captioning job; created here empty).
 - Views (Trino SQL, created through Trino): `image_captions` (each image with its latest
-  model caption and first human caption), `layer_counts`, `quarantine_by_reason`.
+  model caption and first human caption), `layer_counts`, `quarantine_by_reason`, and those
+  the Superset dashboards read (superset/assets): `quarantine_rate`, `caption_coverage`,
+  `image_sizes`, `model_metrics`, `model_promotions`, `caption_lengths`, `caption_vocabulary`.
 
 Rows are MERGEd only where they differ, so a re-run with nothing new commits nothing.
 
@@ -36,6 +38,7 @@ class Tables:
     silver: str = "lake.silver.images"
     quarantine: str = "lake.bronze.quarantine"
     gold: str = "lake.gold"  # namespace of the gold tables and views
+    catalog: str = "catalog.lake"  # the MongoDB catalog in Trino (model promotions)
 
     @property
     def training_examples(self) -> str:
@@ -79,8 +82,36 @@ def ingest_daily(events: DataFrame) -> DataFrame:
         F.sum(F.col("is_first").cast("long")).alias("new_images"), F.sum("size_bytes").alias("bytes"))
 
 
-def views(t: Tables) -> dict[str, str]:
-    """name -> Trino SELECT of each gold view."""
+# model_promotions: (column, type, expression over catalog.<db>.promotions p). The same
+# columns, all NULL, stand in while the catalog has no promotions (or not all their fields),
+# so the view, and the dashboard chart on it, exist from the first gold run.
+PROMOTION_COLUMNS = [
+    ("at", "timestamp(6)", "p.at"), ("kind", "varchar", "p.kind"), ("model", "varchar", "p.model"),
+    ("candidate", "varchar", "p.candidate"), ("production", "varchar", "p.production"),
+    ("decision", "varchar", "p.decision"), ("promoted", "boolean", "p.promote"), ("metric", "varchar", "p.metric"),
+    ("production_score", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).production, 3)"),
+    ("candidate_score", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).candidate, 3)"),
+    ("change", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).change, 4)"),
+    ("dataset", "varchar", "p.dataset"), ("reasons", "varchar", "array_join(p.reasons, '; ')"),
+    ("run_id", "varchar", "p._id"),
+]
+PROMOTION_FIELDS = {"_id", "at", "kind", "model", "candidate", "production", "decision", "promote", "metric",
+                     "table", "dataset", "reasons"}
+
+
+def _words(col: str) -> str:
+    return f"regexp_extract_all(lower({col}), '[a-z0-9]+')"
+
+
+def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
+    """name -> Trino SELECT of each gold view, in creation order (later ones may read earlier ones);
+    ``promotions=False``: `model_promotions` as an empty stand-in (see PROMOTION_COLUMNS)."""
+    evaluations, q = f"{t.gold}.model_evaluations", "'bronze.ingest_uploads'"
+    if promotions:
+        promoted = ", ".join(f"CAST({e} AS {ty}) AS {c}" for c, ty, e in PROMOTION_COLUMNS)
+        promoted += f" FROM {t.catalog}.promotions p"
+    else:
+        promoted = ", ".join(f"CAST(NULL AS {ty}) AS {c}" for c, ty, _ in PROMOTION_COLUMNS) + " WHERE false"
     return {
         "image_captions": f"""
             SELECT s.image_id, s.split, s.width, s.height, s.src_format, s.sightings, s.first_seen_at,
@@ -104,7 +135,53 @@ def views(t: Tables) -> dict[str, str]:
         "quarantine_by_reason": f"""
             SELECT stage, reason, count(*) AS n FROM {t.quarantine} GROUP BY stage, reason
             UNION ALL
-            SELECT 'bronze.ingest_uploads', reason, count(*) FROM {t.rejected} GROUP BY reason""",
+            SELECT {q}, reason, count(*) FROM {t.rejected} GROUP BY reason""",
+        # Rejected events out of all upload messages read; quarantined images out of the
+        # distinct images bronze holds.
+        "quarantine_rate": f"""
+            WITH totals AS (SELECT (SELECT count(*) FROM {t.events}) + (SELECT count(*) FROM {t.rejected}) AS messages,
+                                   (SELECT count(DISTINCT image_id) FROM {t.events}) AS images)
+            SELECT r.stage, r.reason, r.n, IF(r.stage = {q}, messages, images) AS out_of,
+                   r.n / CAST(nullif(IF(r.stage = {q}, messages, images), 0) AS double) AS rate
+            FROM {t.gold}.quarantine_by_reason r CROSS JOIN totals""",
+        # Share of silver images with a caption: per model version, by any model, and human
+        # (the gold training examples).
+        "caption_coverage": f"""
+            WITH captioned AS (
+                SELECT model_version AS captioner, image_id FROM {t.captions}
+                UNION ALL SELECT 'any model', image_id FROM {t.captions}
+                UNION ALL SELECT 'human (gold)', image_id FROM {t.training_examples}),
+            total AS (SELECT count(*) AS images FROM {t.silver})
+            SELECT c.captioner, count(DISTINCT c.image_id) AS captioned_images, max(total.images) AS silver_images,
+                   count(DISTINCT c.image_id) / CAST(max(total.images) AS double) AS coverage
+            FROM captioned c JOIN {t.silver} s ON s.image_id = c.image_id CROSS JOIN total
+            GROUP BY c.captioner""",
+        # Silver images by source format and longest source side, rounded up to a power of two.
+        "image_sizes": f"""
+            SELECT src_format,
+                   CAST(power(2, ceiling(log2(greatest(coalesce(src_width, 1), coalesce(src_height, 1), 1))))
+                        AS bigint) AS longest_side_px,
+                   count(*) AS images, sum(bytes_out) AS silver_bytes
+            FROM {t.silver} GROUP BY 1, 2""",
+        "model_metrics": f"""
+            SELECT model_name, model_version, dataset, split, slice, metric, value, n,
+                   CAST(evaluated_at AT TIME ZONE 'UTC' AS timestamp(6)) AS evaluated_at, run_id
+            FROM {evaluations}""",
+        "model_promotions": f"SELECT {promoted}",
+        # Words: runs of [a-z0-9] in the lower-cased caption; human = the gold training examples.
+        "caption_lengths": f"""
+            SELECT captioner, cardinality(words) AS words, count(*) AS captions
+            FROM (SELECT model_version AS captioner, {_words('caption')} AS words FROM {t.captions}
+                  UNION ALL SELECT 'human (gold)', {_words('caption')} FROM {t.training_examples})
+            GROUP BY 1, 2""",
+        "caption_vocabulary": f"""
+            WITH c AS (SELECT model_version AS captioner, {_words('caption')} AS words FROM {t.captions}
+                       UNION ALL SELECT 'human (gold)', {_words('caption')} FROM {t.training_examples}),
+            vocab AS (SELECT captioner, count(DISTINCT word) AS vocabulary
+                      FROM c CROSS JOIN UNNEST(words) AS w(word) GROUP BY 1)
+            SELECT c.captioner, count(*) AS captions, avg(cardinality(c.words)) AS avg_words,
+                   coalesce(max(v.vocabulary), 0) AS vocabulary
+            FROM c LEFT JOIN vocab v ON v.captioner = c.captioner GROUP BY 1""",
     }
 
 
@@ -123,12 +200,19 @@ def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
 
 
 def create_views(t: Tables = Tables()) -> list[str]:
-    """(Re)create the gold views through Trino (the engine users query them with)."""
+    """(Re)create the gold views through Trino (the engine users query them with); cheap, so
+    also run on its own (`python -c "from spark_jobs.gold.build_gold import create_views; create_views()"`)."""
     from lake.clients import trino_query
+    from lake.training import ensure_evaluations_table
 
-    for name, sql in views(t).items():
+    ensure_evaluations_table(f"{t.gold}.model_evaluations")  # model_metrics reads it before any evaluation
+    catalog, db = t.catalog.split(".")
+    fields = {r[0] for r in trino_query(f"SELECT column_name FROM {catalog}.information_schema.columns "
+                                        "WHERE table_schema = ? AND table_name = 'promotions'", [db])}
+    made = views(t, promotions=PROMOTION_FIELDS <= fields)
+    for name, sql in made.items():
         trino_query(f"CREATE OR REPLACE VIEW {t.gold}.{name} AS {sql}")
-    return list(views(t))
+    return list(made)
 
 
 def run(spark: SparkSession, *, tables: Tables = Tables(), catalog=None, with_views: bool = True) -> dict[str, int]:
@@ -196,5 +280,11 @@ def main() -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    print(main())
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--idle-exit-code", type=int, default=0,
+                    help="exit code when gold did not change (Airflow's lake_ingest: 99 = skipped)")
+    a = ap.parse_args()
+    done = main()
+    print(done)
+    if not any(done.values()):
+        raise SystemExit(a.idle_exit_code)

@@ -76,6 +76,22 @@ def test_views_answer_through_trino(built):
     assert n == 10
 
 
+def test_dashboard_views_answer_through_trino(built):
+    """The views superset/assets reads, on the scratch lake (no model captions, evaluations yet)."""
+    lake, _, _ = built
+    ns = lake.gold.gold
+    assert sum(r[2] for r in trino_query(f"SELECT * FROM {ns}.image_sizes")) == 10
+    assert trino_query(f"SELECT captioner, captioned_images, silver_images, coverage FROM {ns}.caption_coverage") == [
+        ["human (gold)", 10, 10, 1.0]]
+    assert trino_query(f"SELECT captioner, sum(captions) FROM {ns}.caption_lengths GROUP BY 1") == [["human (gold)", 30]]
+    (captioner, captions, avg_words, vocabulary), = trino_query(f"SELECT * FROM {ns}.caption_vocabulary")
+    assert (captioner, captions) == ("human (gold)", 30) and avg_words > 2 and vocabulary > 5
+    assert trino_query(f"SELECT * FROM {ns}.quarantine_rate") == []  # nothing rejected or quarantined
+    assert trino_query(f"SELECT count(*) FROM {ns}.model_metrics") == [[0]]  # its table is created empty
+    columns = [r[0] for r in trino_query(f"DESCRIBE {ns}.model_promotions")]
+    assert columns == [c for c, _, _ in gold.PROMOTION_COLUMNS]
+
+
 def test_rerun_commits_nothing(spark, built):
     lake, _, _ = built
     tables = [lake.gold.training_examples, lake.gold.ingest_daily, lake.silver.silver]
