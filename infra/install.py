@@ -229,6 +229,28 @@ def postgres_bindir() -> Path:
     return found[-1].parent
 
 
+def chromium_bin(s: Settings) -> Path:
+    """Debian's Chromium for the browser tests (apt-get install chromium when missing).
+
+    The .debs are kept under ``cache_dir/apt`` so the next fresh machine installs
+    without downloading them again; Playwright drives this binary and never
+    downloads a browser of its own.
+    """
+    exe = Path("/usr/bin/chromium")
+    if exe.exists():
+        return exe
+    if os.geteuid() != 0:
+        raise StackError("Chromium missing: sudo apt-get install -y chromium")
+    archives = s.cache_dir / "apt"
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    _run(["apt-get", "update", "-q"], "apt-get update")
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", f"Dir::Cache::archives={archives}",
+          "chromium"], "apt-get install chromium", env={"DEBIAN_FRONTEND": "noninteractive"})
+    if not exe.exists():
+        raise StackError(f"apt-get installed chromium but {exe} is missing")
+    return exe
+
+
 def install_all(s: Settings) -> dict[str, Path]:
     """Everything `lake up` needs, in the order a fresh machine should fetch it."""
     return {
