@@ -13,6 +13,8 @@ production model yet the task is **skipped**, not failed. `lake model list` show
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from _lake import CORE, MODEL_CAPTIONS, SILVER_IMAGES, SKIPPED, START, policy
 from airflow.sdk import Param, dag, task
 
@@ -22,6 +24,7 @@ from airflow.sdk import Param, dag, task
     start_date=START,
     catchup=False,
     max_active_runs=1,  # one writer per table
+    dagrun_timeout=timedelta(hours=3),  # a run past this fails (red in the grid), freeing the slot
     tags=["lake", "gold", "model"],
     doc_md=__doc__,
     default_args=policy(),

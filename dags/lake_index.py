@@ -17,6 +17,8 @@ Each change publishes a new version under `s3://gold/search/v<N>/`, then the poi
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from _lake import CORE, MODEL_CAPTIONS, SEARCH_INDEX, SKIPPED, START, TRAINING_EXAMPLES, policy
 from airflow.sdk import dag, task
 
@@ -26,6 +28,7 @@ from airflow.sdk import dag, task
     start_date=START,
     catchup=False,
     max_active_runs=1,  # one writer of the index (the job also takes an advisory lock)
+    dagrun_timeout=timedelta(hours=2),  # a run past this fails (red in the grid), freeing the slot
     tags=["lake", "gold", "search"],
     doc_md=__doc__,
     default_args=policy(timeout_hours=1),

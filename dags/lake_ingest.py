@@ -34,6 +34,7 @@ from airflow.sdk import dag, task
     start_date=START,
     catchup=False,
     max_active_runs=1,  # one stream per checkpoint, one writer per table
+    dagrun_timeout=timedelta(hours=4),  # a run past this fails (red in the grid), freeing the slot
     tags=["lake", "bronze", "silver", "gold"],
     doc_md=__doc__,
     default_args=policy(),

@@ -37,6 +37,7 @@ RETRAIN = f'{CORE} -m lake.cli model retrain --name "$LAKE_DAG_MODEL" --min-new 
     start_date=START,
     catchup=False,
     max_active_runs=1,  # one candidate at a time
+    dagrun_timeout=timedelta(hours=2),  # a run past this fails (red in the grid), freeing the slot
     tags=["lake", "model"],
     doc_md=__doc__,
     default_args=policy(retries=1, retry_minutes=2, timeout_hours=1),
