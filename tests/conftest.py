@@ -82,7 +82,7 @@ def lake_with_history(stack_up):
     return stack_up
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # per module: Superset's access tokens expire after 15 minutes
 def superset_api(lake_with_history):
     """Superset's REST API, logged in as the admin (a bearer token), on the lake with a history."""
     import httpx

@@ -106,7 +106,10 @@ def _words(col: str) -> str:
 def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
     """name -> Trino SELECT of each gold view, in creation order (later ones may read earlier ones);
     ``promotions=False``: `model_promotions` as an empty stand-in (see PROMOTION_COLUMNS)."""
+    from lake.events import Reason
+
     evaluations, q = f"{t.gold}.model_evaluations", "'bronze.ingest_uploads'"
+    known_reasons = ", ".join(f"'{r}'" for r in sorted({*map(str, Reason), "quality_gate"}))
     if promotions:
         promoted = ", ".join(f"CAST({e} AS {ty}) AS {c}" for c, ty, e in PROMOTION_COLUMNS)
         promoted += f" FROM {t.catalog}.promotions p"
@@ -138,12 +141,18 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
             SELECT {q}, reason, count(*) FROM {t.rejected} GROUP BY reason""",
         # Rejected events out of all upload messages read; quarantined images out of the
         # distinct images bronze holds.
+        # Every reason Lake knows has a row: one seen nowhere yet shows 0 (stage `none`), so a clean
+        # lake shows zeros, not an empty chart.
         "quarantine_rate": f"""
             WITH totals AS (SELECT (SELECT count(*) FROM {t.events}) + (SELECT count(*) FROM {t.rejected}) AS messages,
-                                   (SELECT count(DISTINCT image_id) FROM {t.events}) AS images)
+                                   (SELECT count(DISTINCT image_id) FROM {t.events}) AS images),
+            known(reason) AS (VALUES {known_reasons})
             SELECT r.stage, r.reason, r.n, IF(r.stage = {q}, messages, images) AS out_of,
                    r.n / CAST(nullif(IF(r.stage = {q}, messages, images), 0) AS double) AS rate
-            FROM {t.gold}.quarantine_by_reason r CROSS JOIN totals""",
+            FROM {t.gold}.quarantine_by_reason r CROSS JOIN totals
+            UNION ALL
+            SELECT 'none', k.reason, 0, images, 0.0 FROM known k CROSS JOIN totals
+            WHERE k.reason NOT IN (SELECT reason FROM {t.gold}.quarantine_by_reason)""",
         # Share of silver images with a caption: per model version, by any model, and human
         # (the gold training examples).
         "caption_coverage": f"""

@@ -10,6 +10,7 @@ import pytest
 
 from lake.clients import minio_client, trino_query
 from lake.datasets.shapes import generate
+from lake.events import Reason
 from lake.storage import put_bronze
 from spark_jobs.gold import build_gold as gold
 from spark_jobs.silver import normalize_images as silver
@@ -86,7 +87,10 @@ def test_dashboard_views_answer_through_trino(built):
     assert trino_query(f"SELECT captioner, sum(captions) FROM {ns}.caption_lengths GROUP BY 1") == [["human (gold)", 30]]
     (captioner, captions, avg_words, vocabulary), = trino_query(f"SELECT * FROM {ns}.caption_vocabulary")
     assert (captioner, captions) == ("human (gold)", 30) and avg_words > 2 and vocabulary > 5
-    assert trino_query(f"SELECT * FROM {ns}.quarantine_rate") == []  # nothing rejected or quarantined
+    # nothing rejected or quarantined: a zero for every reason Lake knows, not an empty chart
+    rows = trino_query(f"SELECT stage, reason, n, rate FROM {ns}.quarantine_rate")
+    assert sorted(r[1] for r in rows) == sorted({*map(str, Reason), "quality_gate"})
+    assert all(r[0] == "none" and r[2] == 0 and r[3] == 0 for r in rows)
     assert trino_query(f"SELECT count(*) FROM {ns}.model_metrics") == [[0]]  # its table is created empty
     columns = [r[0] for r in trino_query(f"DESCRIBE {ns}.model_promotions")]
     assert columns == [c for c, _, _ in gold.PROMOTION_COLUMNS]
