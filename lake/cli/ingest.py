@@ -54,4 +54,8 @@ def register(app: typer.Typer) -> None:
         from spark_jobs.bronze import ingest_uploads
 
         setup_logging()
-        ingest_uploads.main(continuous=continuous, trigger_seconds=trigger_seconds)
+        try:
+            ingest_uploads.main(continuous=continuous, trigger_seconds=trigger_seconds)
+        except ingest_uploads.StreamFailed as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1) from e

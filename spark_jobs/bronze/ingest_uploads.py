@@ -9,12 +9,16 @@ with their reason. The checkpoint lives on MinIO.
 
     python -m spark_jobs.bronze.ingest_uploads                  # drain what is there, stop (Airflow)
     python -m spark_jobs.bronze.ingest_uploads --continuous     # keep running (`lake stream`)
+    python -m spark_jobs.bronze.ingest_uploads --namespace lake.t1 --checkpoint ...   # tests: tables of their own
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 import structlog
@@ -26,6 +30,41 @@ log = structlog.get_logger("lake.bronze")
 
 EVENTS = "lake.bronze.upload_events"
 REJECTED = "lake.bronze.rejected_events"
+
+
+class StreamFailed(RuntimeError):
+    """The stream stopped on an error; the message names its cause in one line."""
+
+
+# Spark and py4j wrap the cause of a failed batch in layers of their own (and pages of plan).
+_WRAPPERS = ("Py4JJavaError", "Py4JException", "ForeachBatchUserFuncException", "StreamingQueryException")
+_EXCEPTION = re.compile(r"((?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error)): ([^\n]+)")
+_SQLSTATE = re.compile(r" SQLSTATE: \w+$")
+_STREAM_FAILED = re.compile(r"^\[STREAM_FAILED\] Query \[.*?\] terminated with exception: ")
+
+
+def failure_cause(e: Exception) -> str:
+    """The first exception in a failed stream's message that is not a wrapper, as `Class: message`."""
+    text = str(e).split("=== Streaming Query ===")[0]
+    for m in _EXCEPTION.finditer(text):
+        if not m.group(1).endswith(_WRAPPERS):
+            message = _SQLSTATE.sub("", m.group(2)).strip()
+            return f"{m.group(1).rsplit('.', 1)[-1]}: {message}"[:500]
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return _SQLSTATE.sub("", _STREAM_FAILED.sub("", first))[:500]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The tables one run writes (tests point these at a namespace of their own)."""
+
+    events: str = EVENTS
+    rejected: str = REJECTED
+
+    @classmethod
+    def under(cls, namespace: str) -> Tables:
+        return cls(f"{namespace}.upload_events", f"{namespace}.rejected_events")
+
 
 RESULT_COLUMNS = [
     ("ok", "boolean"), ("reason", "string"), ("error", "string"), ("event_id", "string"), ("image_id", "string"),
@@ -111,7 +150,7 @@ def transform(kafka_rows: DataFrame) -> DataFrame:
         _check_partition, RESULT_SCHEMA)
 
 
-def write_batch(batch: DataFrame, batch_id: int) -> None:
+def write_batch(batch: DataFrame, batch_id: int, t: Tables = Tables()) -> None:
     """foreachBatch sink: idempotent MERGEs, then the dead letters (at least once)."""
     spark = batch.sparkSession
     checked = transform(batch).withColumn("batch_id", F.lit(batch_id)).persist()
@@ -119,7 +158,7 @@ def write_batch(batch: DataFrame, batch_id: int) -> None:
         good = (checked.filter("ok").dropDuplicates(["event_id"])
                 .withColumn("ingested_at", F.current_timestamp()))
         good.createOrReplaceTempView("good_events")
-        spark.sql(f"""MERGE INTO {EVENTS} t USING good_events s ON t.event_id = s.event_id
+        spark.sql(f"""MERGE INTO {t.events} t USING good_events s ON t.event_id = s.event_id
                       WHEN NOT MATCHED THEN INSERT (event_id, image_id, source, content_type, size_bytes,
                         uploaded_at, user_id, captions, tags, bronze_key, delivery, kafka_topic, kafka_partition,
                         kafka_offset, kafka_timestamp, ingested_at, batch_id)
@@ -128,7 +167,7 @@ def write_batch(batch: DataFrame, batch_id: int) -> None:
                         s.kafka_partition, s.kafka_offset, s.kafka_timestamp, s.ingested_at, s.batch_id)""")
         bad = checked.filter("NOT ok").withColumn("rejected_at", F.current_timestamp())
         bad.createOrReplaceTempView("bad_events")
-        spark.sql(f"""MERGE INTO {REJECTED} t USING bad_events s
+        spark.sql(f"""MERGE INTO {t.rejected} t USING bad_events s
                       ON t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition
                          AND t.kafka_offset = s.kafka_offset
                       WHEN NOT MATCHED THEN INSERT (kafka_topic, kafka_partition, kafka_offset, kafka_key,
@@ -156,14 +195,15 @@ def _publish_dead_letters(rows) -> None:
         future.get(timeout=30)
 
 
-def ensure_tables(spark: SparkSession) -> None:
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.bronze")
-    spark.sql(EVENTS_DDL)
-    spark.sql(REJECTED_DDL)
+def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
+    for table in (t.events, t.rejected):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
+    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))
+    spark.sql(REJECTED_DDL.replace(REJECTED, t.rejected))
 
 
 def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
-         max_offsets: int = 1000) -> None:
+         max_offsets: int = 1000, tables: Tables = Tables()) -> None:
     from lake.config import get_settings
     from lake.spark import spark_session
 
@@ -177,7 +217,7 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
         raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time") from e
     # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
     spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
-    ensure_tables(spark)
+    ensure_tables(spark, tables)
     stream = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", s.kafka_bootstrap)
               .option("subscribe", s.topic_uploads)
@@ -186,7 +226,7 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
               .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
               .load())
     for attempt in range(1, 4):
-        writer = (stream.writeStream.foreachBatch(write_batch)
+        writer = (stream.writeStream.foreachBatch(partial(write_batch, t=tables))
                   .option("checkpointLocation", checkpoint)
                   .queryName("bronze_ingest_uploads"))
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds") if continuous \
@@ -199,7 +239,9 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
             # offset log entry can fail in KafkaMicroBatchStream.metrics() with an NPE, *after*
             # the batch ran. Starting again from the same checkpoint proceeds; MERGEs are idempotent.
             if attempt == 3 or "Option.get()" not in str(e):
-                raise
+                # Spark logged the whole trace above; end with the cause, which it buries under the plan.
+                raise StreamFailed(f"bronze stream failed: {failure_cause(e)}. Fix that and run it again: it "
+                                   f"resumes from its checkpoint ({checkpoint}), and no event lands twice") from e
             log.warning("restarting the stream after Spark's Kafka metrics NPE (SPARK-55271)", attempt=attempt)
     spark.stop()
     lock.close()
@@ -211,5 +253,10 @@ if __name__ == "__main__":
     ap.add_argument("--trigger-seconds", type=int, default=5)
     ap.add_argument("--checkpoint", help="override the checkpoint URI (tests, replays)")
     ap.add_argument("--max-offsets", type=int, default=1000, help="events per micro-batch at most")
+    ap.add_argument("--namespace", default=EVENTS.rsplit(".", 1)[0],
+                    help="Iceberg namespace of upload_events and rejected_events (tests, replays)")
     a = ap.parse_args()
-    main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets)
+    try:
+        main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets, Tables.under(a.namespace))
+    except StreamFailed as e:
+        raise SystemExit(f"error: {e}") from None

@@ -4,6 +4,7 @@ content type and file name are ignored: keys are the sha256 of the bytes)."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -124,18 +125,23 @@ async def _read_form(form: FormData, limit: int) -> tuple[bytes, list[str], dict
     response_model=ImagePublic,
 )
 async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: MinioDep, producer: KafkaDep,
-                       source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api"):
+                       source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api",
+                       event_id: Annotated[uuid.UUID | None, Query(
+                           description="A UUID the client picks once per upload and sends again on a retry "
+                                       "(after a 503): the retry then lands once, even if the first try's event "
+                                       "was delivered after all. Default: a new one.")] = None):
     data, captions, tags, user_id = await _read_upload(request, settings.max_upload_bytes)
     try:
         up = await run_in_threadpool(upload_bytes, data, captions=captions, source=source, s=settings,
-                                             mc=mc, producer=producer, user_id=user_id, tags=tags)
+                                     mc=mc, producer=producer, user_id=user_id, tags=tags, event_id=event_id)
     except Rejected as e:
         raise _problem(STATUS.get(e.reason, 400), e.reason.value, e.message) from e
     except ValidationError as e:
         msg = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()[:5])
         raise _problem(422, Reason.INVALID_EVENT.value, msg) from e
     except KafkaError as e:
-        # The bytes are safe in bronze; retrying the same upload completes it.
+        # The bytes are safe in bronze; retrying the same upload (same event_id) completes it. The event may
+        # still be delivered (the producer keeps retrying it): only the event_id keeps the retry from doubling it.
         raise HTTPException(503, {"reason": "bus_unavailable", "message": str(e)[:200]},
                             headers={"Retry-After": "5"}) from e
     ev = up.event
