@@ -41,12 +41,13 @@ def upload(n: int, seed: int) -> dict[str, str]:
     return out
 
 
-def ids_in(table: str, ids, column: str = "image_id", where: str = "") -> set[str]:
+def ids_in(table: str, ids) -> set[str]:
+    """Which of ``ids`` are image ids of ``table``."""
     from lake.clients import trino_query
 
     ids = sorted(ids)
     marks = ", ".join("?" for _ in ids)
-    rows = trino_query(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks}) {where}", ids)
+    rows = trino_query(f"SELECT DISTINCT image_id FROM {table} WHERE image_id IN ({marks})", ids)
     return {r[0] for r in rows}
 
 
@@ -69,8 +70,10 @@ def lake(stack_up, tmp_path_factory):
     trained (in name) on the data set that run froze. Cleans up NAME's traces afterwards."""
     from lake.catalog import Catalog
     from lake.clients import minio_client, trino_query
+    from lake.datasets.shapes import generate
     from lake.registry import BUCKET, Registry
-    from tests.models.captioner.conftest import TINY
+    from models.captioner.compact import CompactConfig
+    from tests.models.captioner.conftest import TINY, save_tiny_model
 
     seed = int(RUN[6:12], 16)
     state = {"seed": seed, "a": upload(8, seed)}
@@ -79,7 +82,8 @@ def lake(stack_up, tmp_path_factory):
     state["dataset_a"] = cat.latest_dataset("training_examples")
     reg = Registry.connect()
     try:
-        model_dir = tiny_model(tmp_path_factory.mktemp("tiny"), TINY)
+        model_dir = save_tiny_model(tmp_path_factory.mktemp("tiny"), CompactConfig(**TINY),
+                                    [c for sample in generate(40, seed=7) for c in sample.captions])
         ds = state["dataset_a"]
         reg.register(NAME, model_dir, run_id="dag-test", train={"steps": 0},
                      dataset={"id": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"],
@@ -95,20 +99,6 @@ def lake(stack_up, tmp_path_factory):
         cat.db.models.delete_many({"name": NAME})
         cat.db.evaluations.delete_many({"model": {"$regex": f"^{NAME}-v"}})
         cat.db.promotions.delete_many({"model": NAME})
-
-
-def tiny_model(out, config: dict):
-    """An untrained tiny compact model saved as a real checkpoint directory is."""
-    import torch
-
-    from lake.datasets.shapes import generate
-    from models.captioner.compact import CompactConfig, build
-
-    torch.manual_seed(0)
-    model, processor = build(CompactConfig(**config), [c for s in generate(40, seed=7) for c in s.captions])
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
 
 
 def test_lake_ingest_carries_uploads_through_every_layer(lake):

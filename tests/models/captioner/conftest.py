@@ -28,17 +28,23 @@ def tiny_config():
     return CompactConfig(**TINY)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, shapes_dir, tiny_config):
-    """An untrained tiny compact model saved with save_pretrained, as a real checkpoint directory is."""
+def save_tiny_model(out, config, captions):
+    """An untrained tiny compact model (vocabulary from ``captions``) saved with save_pretrained into ``out``,
+    as a real checkpoint directory is."""
     import torch
 
     from models.captioner.compact import build
-    from models.captioner.data import read_shapes
 
     torch.manual_seed(0)
-    model, processor = build(tiny_config, [c for r in read_shapes(shapes_dir) for c in r.captions])
-    out = tmp_path_factory.mktemp("tiny_model")
+    model, processor = build(config, list(captions))
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, shapes_dir, tiny_config):
+    from models.captioner.data import read_shapes
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), tiny_config,
+                           [c for r in read_shapes(shapes_dir) for c in r.captions])
