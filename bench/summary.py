@@ -69,10 +69,19 @@ def _serving(d: dict) -> list[Row]:
 
 
 def _search(d: dict) -> list[Row]:
-    return [((f"caption search, {r['vectors']:,} {d['data']['kind']} vectors (recall@{d['k']} "
-              f"{r['chosen']['recall']}, nprobe {r['chosen']['nprobe']} of {r['n_lists']} lists)"),
-             f"{r['chosen']['p50_ms']} ms p50",
-             f"brute force {r['brute_force']['p50_ms']} ms", f"{r['chosen']['speedup_p50']}x") for r in d["runs"]]
+    from lake.search_index import NPROBE  # what the API probes
+
+    rows = []
+    for r in d["runs"]:
+        served = next((c for c in r["curve"] if c["nprobe"] == NPROBE), None)
+        for label, c in (("smallest nprobe at the recall goal", r["chosen"]), ("as the API serves it", served)):
+            if c is None or (c is served and c["nprobe"] == r["chosen"]["nprobe"]):
+                continue
+            rows.append((f"caption search, {r['vectors']:,} {d['data']['kind']} vectors, {label} (nprobe "
+                         f"{c['nprobe']} of {r['n_lists']} lists, recall@{d['k']} {c['recall']})",
+                         f"{c['p50_ms']} ms p50", f"brute force {r['brute_force']['p50_ms']} ms",
+                         f"{round(r['brute_force']['p50_ms'] / c['p50_ms'], 1)}x"))
+    return rows
 
 
 def _learning_loop(d: dict) -> list[Row]:

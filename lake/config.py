@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Local-only credentials: fine on loopback, refused in any other mode.
 LOCAL_SECRETS = frozenset({"lake-local-secret", "lake-local", "changeme", ""})
+LOCAL_KEYS = frozenset({"lake-local-key", "lake-local-admin-key"})
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
         api_port (int, 8000), api_workers (int, 1): uvicorn worker processes, api_keys (list[secret], ["lake-local-key"]): keys for writes.
+        admin_keys (list[secret], ["lake-local-admin-key"]): keys for /v1/admin (promote, roll back); no key is both.
         max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
         caption_model (str, "production"): the registry spec the API captions with (e.g. "compact:production").
@@ -114,6 +116,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = 1
     api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-key")])
+    admin_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-admin-key")])
 
     # Limits on what the front door accepts (API, `lake ingest`, inline Kafka events).
     max_upload_bytes: int = 16 * 2**20
@@ -139,6 +142,8 @@ class Settings(BaseSettings):
         self.postgres_host = self.postgres_host or self.host
         self.mongo_uri = self.mongo_uri or f"mongodb://{self.host}:{self.mongo_port}/"
         self.trino_host = self.trino_host or self.host
+        if {k.get_secret_value() for k in self.api_keys} & {k.get_secret_value() for k in self.admin_keys}:
+            raise ValueError("a key is in both LAKE_API_KEYS and LAKE_ADMIN_KEYS: an admin key must be its own")
         if self.mode != "local":
             weak = [
                 name
@@ -146,8 +151,9 @@ class Settings(BaseSettings):
                              "superset_secret_key")
                 if getattr(self, name).get_secret_value() in LOCAL_SECRETS
             ]
-            if any(k.get_secret_value() in LOCAL_SECRETS | {"lake-local-key"} for k in self.api_keys):
-                weak.append("api_keys")
+            for name in ("api_keys", "admin_keys"):
+                if any(k.get_secret_value() in LOCAL_SECRETS | LOCAL_KEYS for k in getattr(self, name)):
+                    weak.append(name)
             if weak:
                 env = ", ".join(f"LAKE_{n.upper()}" for n in weak)
                 raise ValueError(f"mode={self.mode} refuses local default secrets: set {env}")

@@ -37,9 +37,11 @@ log = structlog.get_logger("lake.registry")
 BUCKET = "models"
 DEFAULT_NAME = "compact"
 STAGES = ("candidate", "production", "archived", "rejected")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_VERSION = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}?)-)?v(?P<version>\d{1,6})$")
-_STAGE = re.compile(r"^(?:(?P<name>[a-z0-9][a-z0-9_-]{0,62}):)?(?P<stage>candidate|production)$")
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"                               # a model name: also an object prefix
+VERSION_PATTERN = rf"(?:(?P<name>{NAME_PATTERN}?)-)?v(?P<version>\d{{1,6}})"  # compact-v3 or v3
+_NAME = re.compile(rf"^{NAME_PATTERN}$")
+_VERSION = re.compile(rf"^{VERSION_PATTERN}$")
+_STAGE = re.compile(rf"^(?:(?P<name>{NAME_PATTERN}):)?(?P<stage>candidate|production)$")
 
 
 class ModelNotFound(LookupError):
@@ -57,7 +59,7 @@ def code_version() -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # fullmatch: `$` alone also matches before a trailing newline
         raise ValueError(f"model name {name!r}: lower-case letters, digits, - and _ only (at most 63)")
     return name
 
@@ -66,7 +68,7 @@ def parse_spec(spec: str, default_name: str = DEFAULT_NAME) -> tuple[str, int | 
     """``compact-v3`` / ``v3`` / ``production`` / ``compact:production`` -> (name, version, stage). A version's
     id is DESIGN.md's ``model_version``: ``<name>-v<N>``."""
     spec = spec.strip()
-    m = _VERSION.match(spec) or _STAGE.match(spec)
+    m = _VERSION.fullmatch(spec) or _STAGE.fullmatch(spec)
     if not m:
         raise ModelNotFound(f"{spec!r} is not a model version: use NAME-vN, vN, production or NAME:production")
     version = m.groupdict().get("version")

@@ -48,7 +48,7 @@ FOCUS_RATIO = 3.0   # ... and at least 3x its share of the older ones (a 2x marg
 
 
 class NothingToRollBack(LookupError):
-    """No earlier production version to go back to."""
+    """Nothing to change: no earlier production version to go back to, or the version is production already."""
 
 
 @dataclass(frozen=True)
@@ -239,8 +239,36 @@ def previous_production(reg, name: str) -> dict:
     return max(was, key=lambda d: d["history"][-1]["at"])
 
 
+def promote(version: str, *, by: str = "lake model promote", reason: str = "promoted by hand",
+            catalog: Catalog | None = None, registry=None, producer=None) -> dict:
+    """Make ``version`` production by hand (the production version before it is archived): recorded in
+    ``promotions`` beside the gate's decisions and announced on `models.promoted`."""
+    from lake.registry import ModelNotFound, Registry
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    target = reg.get(version)
+    try:
+        current = reg.get(f"{target['name']}:production")["_id"]
+    except ModelNotFound:
+        current = None
+    if current == target["_id"]:
+        raise NothingToRollBack(f"{target['_id']} is already production")
+    doc = reg.set_stage(target["_id"], "production", by=by, reason=reason)
+    _announce("promote", doc, current, reason, cat, producer)
+    log.info("model promoted by hand", model=doc["_id"], previous=current, by=by, reason=reason)
+    return doc
+
+
+def _announce(kind: str, doc: dict, previous: str | None, reason: str, cat: Catalog, producer) -> None:
+    cat.db.promotions.insert_one({"kind": kind, "model": doc["name"], "candidate": doc["_id"],
+                                  "production": previous, "decision": kind, "promote": True,
+                                  "reasons": [reason], "table": [], "at": utcnow()})
+    publish_promoted(doc, previous, (doc.get("evaluation") or {}).get("overall"), producer)
+
+
 def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rolled back by hand",
-             catalog: Catalog | None = None, registry=None, producer=None) -> dict:
+             by: str = "lake model rollback", catalog: Catalog | None = None, registry=None, producer=None) -> dict:
     """Make the previous production version (or ``to``) production again; the current one is archived."""
     from lake.registry import Registry
 
@@ -252,12 +280,8 @@ def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rol
         raise NothingToRollBack(f"{target['_id']} is already production")
     if not any(h["stage"] == "production" for h in target.get("history", [])):
         raise NothingToRollBack(f"{target['_id']} was never production: promote it with `lake model promote`")
-    by = "lake model rollback"
     reg.set_stage(current["_id"], "archived", by=by, reason=f"rolled back to {target['_id']}: {reason}")
     doc = reg.set_stage(target["_id"], "production", by=by, reason=f"rollback from {current['_id']}: {reason}")
-    cat.db.promotions.insert_one({"kind": "rollback", "model": name, "candidate": target["_id"],
-                                  "production": current["_id"], "decision": "rollback", "promote": True,
-                                  "reasons": [reason], "table": [], "at": utcnow()})
-    publish_promoted(doc, current["_id"], (doc.get("evaluation") or {}).get("overall"), producer)
-    log.info("model rolled back", model=doc["_id"], previous=current["_id"], reason=reason)
+    _announce("rollback", doc, current["_id"], reason, cat, producer)
+    log.info("model rolled back", model=doc["_id"], previous=current["_id"], by=by, reason=reason)
     return doc

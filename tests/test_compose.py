@@ -14,7 +14,7 @@ from lake.config import REPO_ROOT
 
 SECRETS = ["LAKE_S3_SECRET_KEY", "LAKE_POSTGRES_PASSWORD", "LAKE_MONGO_PASSWORD", "LAKE_AIRFLOW_PASSWORD",
            "AIRFLOW_JWT_SECRET", "LAKE_SUPERSET_PASSWORD", "LAKE_SUPERSET_SECRET_KEY", "AIRFLOW_FERNET_KEY",
-           "LAKE_API_KEYS"]
+           "LAKE_API_KEYS", "LAKE_ADMIN_KEYS"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def _filled_env(tmp_path):
         if key in SECRETS and line.endswith("="):
             if key == "AIRFLOW_FERNET_KEY":
                 line += base64.urlsafe_b64encode(os.urandom(32)).decode()
-            elif key == "LAKE_API_KEYS":
+            elif key in ("LAKE_API_KEYS", "LAKE_ADMIN_KEYS"):
                 line += f'["{secrets.token_urlsafe(24)}"]'
             else:
                 line += secrets.token_urlsafe(24)

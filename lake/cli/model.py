@@ -196,12 +196,12 @@ def promote(
     version: Annotated[str, typer.Argument(help="compact-vN or vN.")],
     reason: Annotated[str, typer.Option(help="Recorded with the stage change.")] = "promoted by hand",
 ) -> None:
-    """Make a version the production model (the previous one is archived)."""
-    from lake.registry import ModelNotFound, Registry
+    """Make a version the production model (the previous one is archived; the running API swaps to it)."""
+    from lake.retrain import promote as run_promote
 
     try:
-        doc = Registry.connect().set_stage(version, "production", by="lake model promote", reason=reason)
-    except ModelNotFound as e:
+        doc = run_promote(version, reason=reason)
+    except LookupError as e:
         raise _fail(e) from e
     console.print(f"[green]{doc['_id']}[/green] is production")
 

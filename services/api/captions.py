@@ -148,19 +148,28 @@ class CaptionService:
 
     # ---- the lake's copy: computed once per (image, version), whichever replica or job did it ------------------
 
-    def _catalog(self):
+    def lake_catalog(self):
+        """The catalog captions are stored in (also the admin routes' registry database)."""
         if self._cat is None:
             from lake.catalog import Catalog
 
             self._cat = self.catalog() if self.catalog else Catalog.connect(self.settings)
         return self._cat
 
+    def model_registry(self):
+        """The registry the served version comes from (also the admin routes')."""
+        from lake.registry import Registry
+
+        if self._reg is None:
+            self._reg = self.registry() if self.registry else Registry.connect(self.settings)
+        return self._reg
+
     def stored(self, image_id: str) -> tuple[str, str, str | None] | None:
         """(caption, version, filter reason) the loaded version already stored for ``image_id``, or None; an
         unreachable catalog is a miss, not an error."""
         version = self.require_model().version
         try:
-            doc = self._catalog().stored_caption(image_id, version)
+            doc = self.lake_catalog().stored_caption(image_id, version)
         except Exception as e:  # noqa: BLE001 -- the catalog is down: compute the caption instead
             self.stats["store_errors"] += 1
             log.warning("stored caption look-up failed", error=str(e)[:200])
@@ -174,7 +183,7 @@ class CaptionService:
     def store(self, image_id: str, version: str, caption: str, reason: str | None) -> None:
         """Keep the caption in the catalog (`lake.gold.captions` takes it from there, see caption_images)."""
         try:
-            self._catalog().store_caption(image_id, version, caption, reason)
+            self.lake_catalog().store_caption(image_id, version, caption, reason)
         except Exception as e:  # noqa: BLE001 -- the answer stands; the batch job computes it later
             self.stats["store_errors"] += 1
             log.warning("storing a caption failed", image_id=image_id, error=str(e)[:200])
@@ -271,12 +280,10 @@ class CaptionService:
 
     def _check(self) -> Loaded | None:
         """The production version loaded and warmed up when it differs from the one served, else None."""
-        from lake.registry import ModelNotFound, Registry
+        from lake.registry import ModelNotFound
 
-        if self._reg is None:
-            self._reg = self.registry() if self.registry else Registry.connect(self.settings)
         try:
-            doc = self._reg.get(self.settings.caption_model)
+            doc = self.model_registry().get(self.settings.caption_model)
         except ModelNotFound:
             if self.current is None:
                 self.state = "no production model"
@@ -286,7 +293,7 @@ class CaptionService:
         self.state = f"loading {doc['_id']}"
         from models.captioner import load
 
-        captioner = load(self._reg.fetch(doc["_id"]))  # loads take turns inside load()
+        captioner = load(self.model_registry().fetch(doc["_id"]))  # loads take turns inside load()
         captioner.caption([Image.new("RGB", (32, 32), "white")], batch_size=1)  # proves it works before the swap
         return Loaded(doc["_id"], captioner)
 

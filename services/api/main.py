@@ -1,6 +1,7 @@
 """Lake API (FastAPI): uploads, captions, search and query data (see DESIGN.md).
 Routes: /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions,
-GET /v1/search, GET /v1/images/{id}/similar, GET /v1/data/examples.
+GET /v1/search, GET /v1/images/{id}/similar, GET /v1/data/examples; with an admin key GET /v1/admin/models,
+POST /v1/admin/models/{version}/promote, POST /v1/admin/models/{name}/rollback.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 """
@@ -12,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from lake import __version__
-from services.api import captions, data, metrics, search
+from services.api import admin, captions, data, metrics, search
 from services.api.routes import health, images
 
 
@@ -48,6 +49,7 @@ def create_app(caption_service: captions.CaptionService | None = None,
     app.include_router(captions.router)
     app.include_router(search.router)
     app.include_router(data.router)
+    app.include_router(admin.router)
     metrics.install(app)
     return app
 

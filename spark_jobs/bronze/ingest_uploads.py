@@ -54,6 +54,9 @@ def failure_cause(e: Exception) -> str:
     return _SQLSTATE.sub("", _STREAM_FAILED.sub("", first))[:500]
 
 
+NAMESPACE = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+")
+
+
 @dataclass(frozen=True)
 class Tables:
     """The tables one run writes (tests point these at a namespace of their own)."""
@@ -63,6 +66,9 @@ class Tables:
 
     @classmethod
     def under(cls, namespace: str) -> Tables:
+        """``catalog.namespace``: plain identifiers only (it is written into SQL)."""
+        if not NAMESPACE.fullmatch(namespace):
+            raise ValueError(f"namespace {namespace!r}: catalog.schema, lower-case letters, digits and _")
         return cls(f"{namespace}.upload_events", f"{namespace}.rejected_events")
 
 
@@ -253,7 +259,7 @@ if __name__ == "__main__":
     ap.add_argument("--trigger-seconds", type=int, default=5)
     ap.add_argument("--checkpoint", help="override the checkpoint URI (tests, replays)")
     ap.add_argument("--max-offsets", type=int, default=1000, help="events per micro-batch at most")
-    ap.add_argument("--namespace", default=EVENTS.rsplit(".", 1)[0],
+    ap.add_argument("--namespace", type=lambda v: Tables.under(v) and v, default=EVENTS.rsplit(".", 1)[0],
                     help="Iceberg namespace of upload_events and rejected_events (tests, replays)")
     a = ap.parse_args()
     try:

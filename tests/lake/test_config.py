@@ -35,7 +35,17 @@ def test_refuses_local_secrets_outside_local_mode(monkeypatch, mode):
     with pytest.raises(ValidationError, match="LAKE_API_KEYS"):
         Settings(_env_file=None)
     monkeypatch.setenv("LAKE_API_KEYS", '["a-real-api-key"]')
+    with pytest.raises(ValidationError, match="LAKE_ADMIN_KEYS"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("LAKE_ADMIN_KEYS", '["a-real-admin-key"]')
     assert Settings(_env_file=None).mode == mode
+
+
+def test_an_admin_key_is_not_also_a_write_key(monkeypatch):
+    monkeypatch.setenv("LAKE_API_KEYS", '["k1", "shared"]')
+    monkeypatch.setenv("LAKE_ADMIN_KEYS", '["shared"]')
+    with pytest.raises(ValidationError, match="both LAKE_API_KEYS and LAKE_ADMIN_KEYS"):
+        Settings(_env_file=None)
 
 
 def test_secrets_never_printed():

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from PIL import Image, PngImagePlugin
 
 API_KEY = "lake-local-key"
+ADMIN_KEY = "lake-local-admin-key"  # Settings.admin_keys in local mode: /v1/admin only
 LIMIT = 16 * 2**20  # Settings.max_upload_bytes
 RUN = uuid.uuid4().hex[:12]  # makes this process's good images new to the lake
 
