@@ -230,6 +230,16 @@ def gate_chart(decision: Decision, candidate: str, production: str, report: str,
     return str(path)
 
 
+def version_of(name: str, spec: str) -> str:
+    """``v3`` or ``<name>-v3`` -> ``<name>-v3``; a version of another model, or a stage, is refused."""
+    from lake.registry import ModelNotFound, parse_spec
+
+    other, version, _ = parse_spec(spec, default_name=name)
+    if version is None or other != name:
+        raise ModelNotFound(f"{spec!r} is not a version of {name}: use v<N> or {name}-v<N>")
+    return f"{name}-v{version}"
+
+
 def previous_production(reg, name: str) -> dict:
     """The most recently archived version that had been production."""
     was = [d for d in reg.versions(name) if d["stage"] == "archived"
@@ -275,7 +285,7 @@ def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rol
     cat = catalog or Catalog.connect()
     reg = registry or Registry.connect(db=cat.db)
     current = reg.get(f"{name}:production")
-    target = reg.get(to) if to else previous_production(reg, name)
+    target = reg.get(version_of(name, to)) if to else previous_production(reg, name)
     if target["_id"] == current["_id"]:
         raise NothingToRollBack(f"{target['_id']} is already production")
     if not any(h["stage"] == "production" for h in target.get("history", [])):

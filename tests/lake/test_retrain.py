@@ -68,6 +68,16 @@ def test_focus_slices_are_those_over_represented_among_the_new_examples():
     assert focus_slices(new, old) == ["shape=star", "star"]
 
 
+def test_a_rollback_target_is_a_version_of_the_same_model():
+    from lake.registry import ModelNotFound
+    from lake.retrain import version_of
+
+    assert version_of("star", "v3") == version_of("star", "star-v3") == "star-v3"
+    for spec in ("compact-v3", "production", "star:production", "../v1"):
+        with pytest.raises(ModelNotFound):
+            version_of("star", spec)
+
+
 def test_a_drill_shuffles_captions_across_the_same_images():
     rows = [Example(f"i{n}", f"a caption {n}", 0, "train", f"k{n}") for n in range(20)]
     shuffled = shuffle_captions(rows, seed=3)

@@ -22,7 +22,8 @@ def stack_secrets(s) -> dict[str, str]:
 
     found = {name: getattr(s, name).get_secret_value() for name, field in type(s).model_fields.items()
              if field.annotation is SecretStr}
-    found |= {f"api_keys[{i}]": k.get_secret_value() for i, k in enumerate(s.api_keys)}
+    found |= {f"{kind}[{i}]": k.get_secret_value() for kind in ("api_keys", "admin_keys")
+              for i, k in enumerate(getattr(s, kind))}
     found |= {f"{app} admin password": ui_password(s, app) for app in ("airflow", "superset")}
     keys = s.run_dir / "airflow-keys.json"
     if keys.exists():

@@ -82,3 +82,12 @@ def test_unknown_or_malformed_names_are_refused(admin, method, path, status):
     c, _ = admin
     r = getattr(c, method)(path, headers=ADMIN)
     assert r.status_code == status, r.text
+
+
+def test_a_rollback_target_must_be_a_version_of_that_model(admin, lake):  # noqa: F811 -- the fixture imported above
+    c, _ = admin
+    before = {d["_id"]: d["stage"] for d in lake["reg"].versions(lake["name"])}
+    for to in ("compact-v1", "production"):  # another model's version; a stage
+        r = c.post(f"/v1/admin/models/{lake['name']}/rollback", params={"to": to}, headers=ADMIN)
+        assert r.status_code in (404, 422), r.text
+    assert {d["_id"]: d["stage"] for d in lake["reg"].versions(lake["name"])} == before
