@@ -18,3 +18,10 @@ def test_summary_of_the_committed_results_and_a_broken_file(tmp_path):
     table = out.read_text()
     assert "| ingest | unreadable (KeyError" in table and "| normalize | silver normalize" in table
     assert len(list(tmp_path.glob("20*.json"))) == 1
+
+
+def test_an_unknown_benchmark_is_named_and_nothing_runs(capsys):
+    from bench.__main__ import main
+
+    assert main(["serving", "nosuch"]) == 2
+    assert "unknown benchmark nosuch: choose from stack, ingest" in capsys.readouterr().out
