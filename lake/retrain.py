@@ -270,11 +270,21 @@ def promote(version: str, *, by: str = "lake model promote", reason: str = "prom
     return doc
 
 
-def _announce(kind: str, doc: dict, previous: str | None, reason: str, cat: Catalog, producer) -> None:
+def _announce(kind: str, doc: dict, previous: str | None, reason: str, cat: Catalog, producer) -> bool:
+    """Record a change made by hand and announce it; an unreachable Kafka only delays the swap (the API polls the
+    registry every ``caption_poll_s``), so it is logged, not raised: the change itself is done."""
+    from kafka.errors import KafkaError
+
     cat.db.promotions.insert_one({"kind": kind, "model": doc["name"], "candidate": doc["_id"],
                                   "production": previous, "decision": kind, "promote": True,
                                   "reasons": [reason], "table": [], "at": utcnow()})
-    publish_promoted(doc, previous, (doc.get("evaluation") or {}).get("overall"), producer)
+    try:
+        publish_promoted(doc, previous, (doc.get("evaluation") or {}).get("overall"), producer)
+    except KafkaError as e:
+        log.warning("models.promoted not sent: replicas find the change at their next registry poll",
+                    model=doc["_id"], error=str(e)[:200])
+        return False
+    return True
 
 
 def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rolled back by hand",

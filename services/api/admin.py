@@ -11,7 +11,7 @@ hash (never the key), announced on `models.promoted` so every API replica swaps 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import structlog
@@ -45,12 +45,17 @@ class ModelVersion(BaseModel):
     reason: str | None
 
 
+def _utc(at: datetime | None) -> datetime | None:
+    """The catalog hands back naive UTC datetimes: say that they are UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+
 def version_row(doc: dict) -> ModelVersion:
     last = (doc.get("history") or [{}])[-1]
     overall = (doc.get("evaluation") or {}).get("overall") or {}
     return ModelVersion(model_version=doc["_id"], name=doc["name"], version=doc["version"], stage=doc["stage"],
-                        created_at=doc["created_at"], dataset=(doc.get("dataset") or {}).get("id"),
-                        cider=overall.get("CIDEr"), changed_by=last.get("by"), changed_at=last.get("at"),
+                        created_at=_utc(doc["created_at"]), dataset=(doc.get("dataset") or {}).get("id"),
+                        cider=overall.get("CIDEr"), changed_by=last.get("by"), changed_at=_utc(last.get("at")),
                         reason=last.get("reason"))
 
 
@@ -60,6 +65,8 @@ def _stores(request: Request):
 
 
 def _change(action, **kw) -> ModelVersion:
+    from pymongo.errors import PyMongoError
+
     from lake.registry import ModelNotFound
     from lake.retrain import NothingToRollBack
 
@@ -69,6 +76,9 @@ def _change(action, **kw) -> ModelVersion:
         raise HTTPException(404, {"reason": "not_found", "message": str(e)}) from None
     except NothingToRollBack as e:
         raise HTTPException(409, {"reason": "no_change", "message": str(e)}) from None
+    except PyMongoError as e:  # the registry is unreachable: nothing was changed, or the history says what was
+        raise HTTPException(503, {"reason": "registry_unavailable", "message": str(e)[:200]},
+                            headers={"Retry-After": "5"}) from None
 
 
 @router.get("/models", summary="Every registered model version: stage, data set, CIDEr, last change")

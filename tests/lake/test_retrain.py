@@ -78,6 +78,24 @@ def test_a_rollback_target_is_a_version_of_the_same_model():
             version_of("star", spec)
 
 
+def test_a_change_by_hand_is_recorded_even_when_kafka_is_down():
+    from types import SimpleNamespace
+
+    from kafka.errors import KafkaTimeoutError
+
+    from lake.retrain import _announce
+
+    class DownProducer:
+        def send(self, *a, **kw):
+            raise KafkaTimeoutError("no broker")
+
+    recorded = []
+    cat = SimpleNamespace(db=SimpleNamespace(promotions=SimpleNamespace(insert_one=recorded.append)))
+    doc = {"_id": "star-v2", "name": "star", "evaluation": None}
+    assert _announce("rollback", doc, "star-v3", "bad v3", cat, DownProducer()) is False
+    assert [(r["kind"], r["candidate"], r["production"]) for r in recorded] == [("rollback", "star-v2", "star-v3")]
+
+
 def test_a_drill_shuffles_captions_across_the_same_images():
     rows = [Example(f"i{n}", f"a caption {n}", 0, "train", f"k{n}") for n in range(20)]
     shuffled = shuffle_captions(rows, seed=3)

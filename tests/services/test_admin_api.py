@@ -55,6 +55,7 @@ def test_promote_and_roll_back_through_the_api(admin, lake):  # noqa: F811 -- th
     r = c.post(f"/v1/admin/models/{v2}/promote", params={"reason": "on-call: v2 fixes stars"}, headers=ADMIN)
     assert r.status_code == 200, r.text
     assert r.json()["stage"] == "production" and r.json()["changed_by"] == f"api {key_id(ADMIN_KEY)}"
+    assert r.json()["changed_at"].endswith(("Z", "+00:00"))  # UTC, said so
     wait_for_model(svc, v2, within=15)
     assert lake["reg"].get(v1)["stage"] == "archived"
     again = c.post(f"/v1/admin/models/{v2}/promote", headers=ADMIN)
