@@ -238,19 +238,12 @@ def open_lane(s: Settings, logs: Path, partitions: int = 3) -> Iterator[Lane]:
 
 
 def _drop_lane(lane: Lane) -> None:
-    from lake.clients import kafka_admin, minio_client, trino_query
+    from lake.clients import minio_client
     from lake.events import BRONZE_BUCKET, bronze_key
+    from lake.scratch import drop_lane
 
-    s = lane.s
-    for table in ("upload_events", "rejected_events"):
-        trino_query(f"DROP TABLE IF EXISTS {lane.schema}.{table}", s=s)
-    trino_query(f"DROP SCHEMA IF EXISTS {lane.schema}", s=s)
-    with kafka_admin(s) as admin:
-        admin.delete_topics([lane.topic, f"{lane.topic}.dlq"])
-    mc = minio_client(s)
-    bucket, prefix = lane.checkpoint("").removeprefix("s3a://").split("/", 1)
-    for o in mc.list_objects(bucket, prefix=prefix, recursive=True):
-        mc.remove_object(bucket, o.object_name)
+    drop_lane(lane.s, lane.topic, lane.schema, lane.checkpoint(""))
+    mc = minio_client(lane.s)
     # The images are random pixels made by this test: no one else has the same bytes.
     for image_id in lane.uploaded:
         mc.remove_object(BRONZE_BUCKET, bronze_key(image_id))
