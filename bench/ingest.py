@@ -33,7 +33,6 @@ from rich.table import Table
 
 from lake.clients import kafka_admin, minio_client, trino_query
 from lake.config import REPO_ROOT, get_settings
-from lake.events import BRONZE_BUCKET, bronze_key
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
@@ -130,10 +129,7 @@ def stream_bench(n: int = 10000) -> dict:
         wall, cpu = _run_job(topic, checkpoints + "full", namespace)
         (landed,), = trino_query(f"SELECT count(*) FROM {namespace}.upload_events")
     finally:
-        drop_lane(s, topic, namespace, checkpoints)
-        mc = minio_client(s)
-        for image_id in sent:  # the job put the inline bytes in bronze
-            mc.remove_object(BRONZE_BUCKET, bronze_key(image_id))
+        drop_lane(s, topic, namespace, checkpoints, image_ids=sent)  # the job put the inline bytes in bronze
     busy = (cpu - empty_cpu) / ((wall - empty_wall) * (os.cpu_count() or 1))
     return {"events": n, "landed": landed, "job_wall_s": round(wall, 1), "job_startup_s": round(empty_wall, 1),
             "events_per_s": round(n / (wall - empty_wall), 1), "cpu_utilisation_while_landing": round(busy, 2),

@@ -4,12 +4,13 @@ nothing they send lands in the users' tables. `drop_lane` removes all three.
 
     ns = scratch_namespace("bench")            # lake.bench_3f2a9c1d
     ... python -m spark_jobs.bronze.ingest_uploads --namespace <ns> --checkpoint <prefix>/main ...
-    drop_lane(s, topic, ns, "s3a://warehouse/_checkpoints/bench/<id>/")
+    drop_lane(s, topic, ns, "s3a://warehouse/_checkpoints/bench/<id>/", image_ids=sent)
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from lake.config import Settings
 
@@ -21,10 +22,13 @@ def scratch_namespace(kind: str, s: Settings | None = None) -> str:
     return f"{(s or get_settings()).iceberg_catalog}.{kind}_{uuid.uuid4().hex[:8]}"
 
 
-def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str) -> None:
-    """Drop the namespace's bronze tables and the namespace, delete the topic and its DLQ, and remove every
-    object under the checkpoint prefix (``s3a://bucket/prefix/``)."""
+def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str,
+              image_ids: Iterable[str] = ()) -> None:
+    """Drop the namespace's bronze tables and the namespace, delete the topic and its DLQ, remove every object
+    under the checkpoint prefix (``s3a://bucket/prefix/``) and the bronze objects of ``image_ids`` (images the
+    caller made for the lane: no one else has their bytes)."""
     from lake.clients import kafka_admin, minio_client, trino_query
+    from lake.events import BRONZE_BUCKET, bronze_key
     from spark_jobs.bronze.ingest_uploads import Tables
 
     tables = Tables.under(namespace)  # checks the namespace: it is written into SQL
@@ -37,3 +41,5 @@ def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str) -
     bucket, prefix = checkpoint_prefix.removeprefix("s3a://").split("/", 1)
     for o in mc.list_objects(bucket, prefix=prefix, recursive=True):
         mc.remove_object(bucket, o.object_name)
+    for image_id in image_ids:
+        mc.remove_object(BRONZE_BUCKET, bronze_key(image_id))

@@ -238,15 +238,10 @@ def open_lane(s: Settings, logs: Path, partitions: int = 3) -> Iterator[Lane]:
 
 
 def _drop_lane(lane: Lane) -> None:
-    from lake.clients import minio_client
-    from lake.events import BRONZE_BUCKET, bronze_key
     from lake.scratch import drop_lane
 
-    drop_lane(lane.s, lane.topic, lane.schema, lane.checkpoint(""))
-    mc = minio_client(lane.s)
     # The images are random pixels made by this test: no one else has the same bytes.
-    for image_id in lane.uploaded:
-        mc.remove_object(BRONZE_BUCKET, bronze_key(image_id))
+    drop_lane(lane.s, lane.topic, lane.schema, lane.checkpoint(""), image_ids=lane.uploaded)
 
 
 # ---- servers ------------------------------------------------------------------------
