@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lake.tables import CHECKPOINTS, WAREHOUSE_BUCKET, Tables
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Local-only credentials: fine on loopback, refused in any other mode.
@@ -35,11 +37,11 @@ class Settings(BaseSettings):
         topic_uploads, topic_uploads_dlq, topic_models_promoted (str): DESIGN.md topics.
         s3_port (int, 9000), s3_console_port (int, 9001), s3_endpoint (str),
         s3_access_key (str), s3_secret_key (secret), s3_region (str).
-        buckets (list[str]): bronze, silver, gold, models, warehouse.
         postgres_port (int, 5432), postgres_user (str), postgres_password (secret),
         postgres_db (str): the Iceberg JDBC catalog database.
         mongo_port (int, 27017), mongo_uri (str), mongo_db (str, "lake").
-        trino_port (int, 8085), trino_user (str), trino_heap (str, "2G").
+        trino_port (int, 8085), trino_user (str), trino_heap (str, "2G"),
+        trino_mongo_catalog (str, "catalog"): Trino's name for the MongoDB catalog.
         spark_master (str, "local[2]"), spark_driver_memory (str, "2g").
         iceberg_catalog (str, "lake"), warehouse (str, "s3://warehouse/").
         airflow_port (int, 8080), airflow_user (str, "admin"), airflow_password (secret),
@@ -83,7 +85,6 @@ class Settings(BaseSettings):
     s3_access_key: str = "lake"
     s3_secret_key: SecretStr = SecretStr("lake-local-secret")
     s3_region: str = "us-east-1"
-    buckets: list[str] = Field(default_factory=lambda: ["bronze", "silver", "gold", "models", "warehouse"])
 
     postgres_host: str = ""
     postgres_port: int = 5432
@@ -99,11 +100,12 @@ class Settings(BaseSettings):
     trino_port: int = 8085
     trino_user: str = "lake"
     trino_heap: str = "2G"
+    trino_mongo_catalog: str = "catalog"
 
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
     iceberg_catalog: str = "lake"
-    warehouse: str = "s3://warehouse/"
+    warehouse: str = f"s3://{WAREHOUSE_BUCKET}/"
 
     airflow_port: int = 8080
     airflow_user: str = "admin"
@@ -159,6 +161,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"mode={self.mode} refuses local default secrets: set {env}")
         return self
 
+    @property
+    def tables(self) -> Tables:
+        """The lake's Iceberg tables (lake.tables), named under this catalog and database."""
+        return Tables.of(self)
+
     # Paths of the local stack (all under state_dir).
     @property
     def run_dir(self) -> Path:
@@ -174,7 +181,7 @@ class Settings(BaseSettings):
 
     def checkpoint_uri(self, name: str) -> str:
         """Where a streaming job keeps its checkpoint (on the object store, via S3A)."""
-        return f"s3a://{self.warehouse.removeprefix('s3://').split('/')[0]}/_checkpoints/{name}"
+        return f"s3a://{self.warehouse.removeprefix('s3://').split('/')[0]}/{CHECKPOINTS}/{name}"
 
     @property
     def postgres_dsn(self) -> str:

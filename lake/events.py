@@ -21,22 +21,13 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lake.tables import ImageId, bronze_key
+
 SCHEMA_VERSION = 1
-BRONZE_BUCKET = "bronze"
-IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
-ImageId = Annotated[str, Field(pattern=IMAGE_ID.pattern, description="hex sha256 of the image bytes")]
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def bronze_key(image_id: str) -> str:
-    """The object key of an image in the bronze bucket: content-addressed, never user text."""
-    # fullmatch: `$` alone also matches before a trailing newline
-    if not isinstance(image_id, str) or not IMAGE_ID.fullmatch(image_id):
-        raise ValueError("image_id must be 64 lower-case hex digits")
-    return f"images/{image_id}"
 
 
 class Reason(StrEnum):
