@@ -106,7 +106,7 @@ def _run_job(topic: str, checkpoint: str, namespace: str) -> tuple[float, float]
 def stream_bench(n: int = 10000) -> dict:
     """The bronze job over ``n`` inline events in a scratch lane (topic, namespace, checkpoint of its own,
     dropped afterwards): the users' tables get nothing, and every run starts from empty tables."""
-    from lake.scratch import drop_lane, scratch_namespace
+    from lake.apps.scratch import drop_lane, scratch_namespace
 
     s = get_settings()
     namespace = scratch_namespace("bench", s)

@@ -33,7 +33,7 @@ def _timed_up(s) -> float:
 
 
 def main(settle_s: float = 30.0) -> dict:
-    from lake import demo
+    from lake.apps import demo
 
     s = get_settings()
     stack.down(s)

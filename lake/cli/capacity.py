@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """How many cores, GPUs, brokers and nodes each stage needs, storage per day and month, and
         bandwidth, from measured per-core figures (bench/results/*.json) where present."""
-        from lake.capacity import RESULTS, Figures, Workload, plan
+        from lake.apps.capacity import RESULTS, Figures, Workload, plan
 
         if gpu_batch is not None and gpu_latency_ms is None:
             raise typer.BadParameter("give --gpu-latency-ms with it: the latency of one batch of that size",

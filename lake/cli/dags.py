@@ -13,22 +13,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from lake.apps.reports import styled, dags_table
 
 console = Console()
 dags_app = typer.Typer(help="Airflow DAGs: run one now, show the last run of each.", no_args_is_help=True)
 
-STATE_STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "yellow", "skipped": "dim"}
-
-
-def _styled(state: str | None) -> str:
-    return f"[{STATE_STYLE.get(state or '', 'white')}]{state or '-'}[/]"
-
-
 @dags_app.command("status")
 def status_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The last run of every DAG, from the Airflow REST API."""
-    from lake.orchestration import AirflowError, status
+    from lake.apps.orchestration import AirflowError, status
 
     try:
         rows = status()
@@ -41,18 +35,6 @@ def status_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     console.print(dags_table(rows))
 
 
-def dags_table(rows: list[dict]) -> Table:
-    """`lake.orchestration.status` as a table (also the end of `make demo`)."""
-    table = Table(title="Airflow DAGs (http://localhost:8080)")
-    for col in ("DAG", "paused", "last run", "by", "state", "started (UTC)", "took"):
-        table.add_column(col)
-    for r in rows:
-        took = f"{r['duration_s']:.0f} s" if r["duration_s"] is not None else "-"
-        table.add_row(r["dag_id"], "yes" if r["paused"] else "no", (r["last_run"] or "-").split("__")[0],
-                      r["triggered_by"] or "-", _styled(r["state"]), (r["start"] or "-")[:19].replace("T", " "), took)
-    return table
-
-
 @dags_app.command("run")
 def run(
     dag_id: Annotated[str, typer.Argument(help="lake_ingest, lake_caption, lake_retrain, lake_index ...")],
@@ -60,7 +42,7 @@ def run(
 ) -> None:
     """Run every task of a DAG now (`airflow dags test`, recorded in Airflow like any run); exit 1 unless it
     succeeded."""
-    from lake.orchestration import AirflowError, run_dag
+    from lake.apps.orchestration import AirflowError, run_dag
 
     try:
         params = json.loads(conf)
@@ -75,7 +57,7 @@ def run(
     except AirflowError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
-    tasks = ", ".join(f"{t} {_styled(st)}" for t, st in done.tasks.items())
-    console.print(f"{dag_id} {done.run_id}: {_styled(done.state)} in {done.seconds:.0f} s ({tasks}); log {done.log}")
+    tasks = ", ".join(f"{t} {styled(st)}" for t, st in done.tasks.items())
+    console.print(f"{dag_id} {done.run_id}: {styled(done.state)} in {done.seconds:.0f} s ({tasks}); log {done.log}")
     if not done.ok:
         raise typer.Exit(1)

@@ -28,7 +28,7 @@ def run_layers(
     max_side: Annotated[int, typer.Option(min=16, max=4096, help="Longest side of silver JPEGs.")] = 384,
 ) -> None:
     """Carry what is new in bronze through silver and gold. Re-runs with nothing new change nothing."""
-    from lake.layers import carry
+    from lake.apps.layers import carry
 
     setup_logging("WARNING")
     with console.status("Spark: bronze -> silver -> gold..."):
@@ -40,7 +40,7 @@ def run_layers(
 @layers_app.command("status")
 def layers_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Counts per layer, quarantine, how far silver lags behind bronze, and the last run of each job."""
-    from lake.layers import status
+    from lake.apps.layers import status
 
     st = status()
     if as_json:

@@ -23,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lake.apps.reports import gate_table, outcome
+
 console = Console()
 model_app = typer.Typer(help="Train, evaluate and manage captioning models (registry: s3://models + catalog).",
                         no_args_is_help=True)
@@ -260,32 +262,6 @@ def retrain(
         raise typer.Exit(1)
 
 
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
-
-
-def gate_table(out: dict, drill: dict | None = None) -> Table:
-    """The promotion gate's table of a retrain (what `lake.retrain.retrain` answers); given a drill's answer
-    too, its candidate's scores as the last column."""
-    table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)"
-                        + (f"; drill {drill['candidate']}" if drill else ""))
-    for col in ("slice", "n", "production", "candidate", "change", "focus", "ok", *(("drill",) if drill else ())):
-        table.add_column(col, justify="left" if col == "slice" else "right")
-    drilled = {r["slice"]: r["candidate"] for r in (drill or {}).get("table", [])}
-    for r in out["table"]:
-        table.add_row(r["slice"], str(r.get("n") or "-"), _num(r["production"]), _num(r["candidate"]),
-                      "-" if r["change"] is None else f"{r['change']:+.1%}", "yes" if r["focus"] else "",
-                      "[green]ok[/green]" if r["ok"] else "[red]no[/red]",
-                      *((_num(drilled.get(r["slice"])),) if drill else ()))
-    return table
-
-
-def outcome(out: dict) -> str:
-    """One line: the candidate, what became of it, and the gate's reasons."""
-    colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
-    return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"])
-
-
 @model_app.command()
 def serving(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the API to answer with the model.")] = 60.0,
@@ -295,7 +271,7 @@ def serving(
     """Check that the running API captions with the model it is configured to serve (LAKE_CAPTION_MODEL, by default
     the production version: it swaps on `models.promoted`)."""
     from lake.config import get_settings
-    from lake.demo_loop import wait_served
+    from lake.apps.serving import wait_served
     from lake.registry import ModelNotFound, Registry
 
     spec = get_settings().caption_model

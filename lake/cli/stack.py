@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
             help="Run each Airflow DAG once at the end and check their last runs through the REST API.")] = True,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
-        from lake import demo as demo_mod
+        from lake.apps import demo as demo_mod
 
         setup_logging()
         demo_mod.run(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)

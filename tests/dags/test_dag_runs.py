@@ -1,4 +1,4 @@
-"""Each Lake DAG run for real (`airflow dags test` through `lake.orchestration.run_dag`, recorded in
+"""Each Lake DAG run for real (`airflow dags test` through `lake.apps.orchestration.run_dag`, recorded in
 Airflow like any run) against the running stack and the stack's own lake, then the data it produced
 checked in the lake: uploads through the API -> lake_ingest -> lake_caption -> lake_retrain (nothing
 new: skipped; new data: candidate, evaluation, gate decision) -> lake_index.
@@ -28,7 +28,7 @@ NAME = f"tdag{uuid.uuid4().hex[:8]}"
 def upload(n: int, seed: int) -> dict[str, str]:
     """``n`` new Shapes images with their human caption through POST /v1/images: image_id -> caption."""
     from lake.datasets.shapes import generate
-    from lake.demo import api_client
+    from lake.apps.demo import api_client
 
     out = {}
     with api_client() as api:
@@ -52,7 +52,7 @@ def ids_in(table: str, ids) -> set[str]:
 
 
 def ran(dag_id: str, conf: dict | None = None):
-    from lake.orchestration import AirflowApi, run_dag
+    from lake.apps.orchestration import AirflowApi, run_dag
 
     done = run_dag(dag_id, conf, timeout=1200)
     assert done.ok, f"{dag_id} {done.state} {done.tasks}; log {done.log}:\n{done.log.read_text()[-4000:]}"

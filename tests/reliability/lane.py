@@ -238,7 +238,7 @@ def open_lane(s: Settings, logs: Path, partitions: int = 3) -> Iterator[Lane]:
 
 
 def _drop_lane(lane: Lane) -> None:
-    from lake.scratch import drop_lane
+    from lake.apps.scratch import drop_lane
 
     # The images are random pixels made by this test: no one else has the same bytes.
     drop_lane(lane.s, lane.topic, lane.schema, lane.checkpoint(""), image_ids=lane.uploaded)

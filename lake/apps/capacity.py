@@ -1,7 +1,7 @@
 """Capacity planning: cores, GPUs, brokers and nodes per stage, storage and bandwidth for a
 workload, from measured per-core figures (bench/results/*.json) or documented defaults.
 
-    from lake.capacity import Figures, Workload, plan
+    from lake.apps.capacity import Figures, Workload, plan
     p = plan(Workload(), Figures.measured(), gpu_latency_ms=2.56)
     p.uploads_s                                   # 11,574/s: 100 M users x 10 uploads a day
     [(s.name, s.need_peak, s.unit) for s in p.stages]
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 DAY_S = 86_400
 MONTH_DAYS = 30
 CAPTION_KB = 0.2  # one gold.captions row: ids, model version, ~100 characters of text
-RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+RESULTS = REPO_ROOT / "bench" / "results"
 
 
 class Workload(BaseModel):

@@ -13,7 +13,7 @@
    on the frozen gold data set (14 minutes on 2 cores), is registered, evaluated on the test
    split (per slice, into lake.gold.model_evaluations and an HTML report), and becomes the
    production model when there is none yet or it scores better than the current one.
-5. The learning loop (`lake.demo_loop`): star images with human captions arrive through the
+5. The learning loop (`lake.apps.demo_loop`): star images with human captions arrive through the
    API; a gate drill (a candidate trained on shuffled captions) is rejected; the retrain
    trains v2 from v1 on the stars plus replay, the promotion gate promotes it, the running
    API swaps to it within seconds and now names the stars; `gate.png` compares v1 and v2.
@@ -39,28 +39,7 @@ from rich.table import Table
 from lake.clients import mongo_client, trino_query
 from lake.config import get_settings
 
-console = Console()
-
-
-def api_client():
-    """An httpx client for the running API with the first write key."""
-    import httpx
-
-    s = get_settings()
-    return httpx.Client(base_url=f"http://{s.host}:{s.api_port}",
-                        headers={"X-API-Key": s.api_keys[0].get_secret_value()}, timeout=60)
-
-
-def upload_by_api(files, captions: dict[str, list[str]], source: str) -> None:
-    """POST each file to /v1/images with its human captions (8 at a time), as a web app does."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with api_client() as api, ThreadPoolExecutor(8) as pool:
-        def post(path):
-            r = api.post(f"/v1/images?source={source}", files={"file": (path.name, path.read_bytes())},
-                         data={"captions": captions[path.name]})
-            r.raise_for_status()
-        list(pool.map(post, files))
+from lake.apps.reports import console, dags_table
 
 
 def ingest_shapes(n: int) -> dict[str, int]:
@@ -101,7 +80,7 @@ def ingest_shapes(n: int) -> dict[str, int]:
 
 def ingest_training_set(n: int) -> dict[str, int]:
     """``n`` Shapes images WITHOUT stars (seed 1), bulk-ingested with their captions (claim-check events):
-    stars are SHAPES.md's held-back concept, brought in later by the learning loop (`lake.demo_loop`)."""
+    stars are SHAPES.md's held-back concept, brought in later by the learning loop (`lake.apps.demo_loop`)."""
     from lake.datasets.coco import load_sidecar
     from lake.datasets.shapes import write_dataset
     from lake.ingest import ingest_paths
@@ -160,7 +139,7 @@ DEMO_DAGS = ("lake_stack_smoke", "lake_ingest", "lake_caption", "lake_retrain", 
 
 def run_dags() -> list[dict]:
     """Each DAG once through Airflow; what the REST API then says of every DAG's last run (all must succeed)."""
-    from lake.orchestration import run_dag, status
+    from lake.apps.orchestration import run_dag, status
 
     for dag_id in DEMO_DAGS:
         with console.status(f"Airflow: running {dag_id} (`lake dags run {dag_id}`)..."):
@@ -179,7 +158,7 @@ def run_dags() -> list[dict]:
 def carry_through_layers(ids: list[str]) -> dict[str, int]:
     """bronze -> silver -> gold, then count the demo images in each place."""
     from lake.catalog import Catalog
-    from lake.layers import carry
+    from lake.apps.layers import carry
 
     carry()
     marks = ", ".join("?" * len(ids))
@@ -254,7 +233,7 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
                           "shared while training? (`lake model train --steps 8500 --minutes 0` trains to a fixed "
                           "point whatever the load)")
         if star_images:
-            from lake import demo_loop
+            from lake.apps import demo_loop
 
             t = time.monotonic()
             loop = demo_loop.run(star_images, retrain_minutes)
@@ -293,8 +272,6 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
     if loop:
         demo_loop.print_summary(loop, console)
     if dags:
-        from lake.cli.dags import dags_table
-
         console.print(dags_table(dags))
         console.print("[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
                       "(http://localhost:8080, `lake dags status`).")

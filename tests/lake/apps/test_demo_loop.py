@@ -1,4 +1,4 @@
-"""lake.demo_loop.print_summary: the gate table with the drill's column, the two outcomes, the probes (pure)."""
+"""lake.apps.demo_loop.print_summary: the gate table with the drill's column, the two outcomes, the probes (pure)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from rich.console import Console
 
-from lake.demo_loop import print_summary
+from lake.apps.demo_loop import print_summary
 from lake.retrain import gate
 
 

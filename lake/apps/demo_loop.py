@@ -4,7 +4,7 @@ on shuffled captions) is rejected; `lake model retrain` trains v2 from v1 on the
 sample, the promotion gate promotes it, the running API swaps to it within seconds and now says "star".
 
     lake demo                                   # steps 1-6, this is step 5
-    python -c "from lake.demo_loop import run; run(3000, 5.0)"      # on a lake whose production has no stars
+    python -c "from lake.apps.demo_loop import run; run(3000, 5.0)"      # on a lake whose production has no stars
 
 Each retrain leaves ``gate.png`` (production vs candidate per slice) beside the candidate's report.
 On a lake that already learned the stars (a second `make demo`), the retrain has nothing new and says so.
@@ -19,43 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lake.config import get_settings
-from lake.demo import api_client, console, upload_by_api
+from lake.apps.reports import console, gate_table, outcome
+from lake.apps.serving import ask_api, probes, upload_by_api, wait_served
 
-PROBE_SEED = 5   # images the lake never sees: the same probes before and after
 STAR_SEED = 2    # the star uploads (the first training set is seed 1, the demo images seed 0)
-
-
-def probes(n: int = 6) -> list[tuple[str, bytes, str]]:
-    """``n`` star images (file name, PNG bytes, first human caption), drawn apart from every upload."""
-    from lake.datasets.shapes import generate
-
-    return [(s.filename, s.data, s.captions[0]) for s in generate(n, seed=PROBE_SEED, star="only", fmt="png")]
-
-
-def ask_api(images: list[tuple[str, bytes, str]]) -> list[dict]:
-    """POST /v1/captions for each probe; the answers (caption, model_version)."""
-    with api_client() as api:
-        return [api.post("/v1/captions", files={"file": (name, io.BytesIO(data), "image/png")}).raise_for_status()
-                .json() for name, data, _ in images]
-
-
-def wait_served(version: str, within: float = 90.0) -> float:
-    """Seconds until the running API answers with ``version`` (it swaps on `models.promoted`)."""
-    import httpx
-
-    image = probes(1)
-    start = time.monotonic()
-    while True:
-        try:
-            if ask_api(image)[0]["model_version"] == version:
-                return time.monotonic() - start
-        except httpx.HTTPStatusError as e:  # 503 while the API loads its first model
-            if e.response.status_code != 503:
-                raise
-        if time.monotonic() - start > within:
-            raise SystemExit(f"the API at :{get_settings().api_port} still does not serve {version} after "
-                             f"{within:.0f} s: see `lake logs api`")
-        time.sleep(0.2)
 
 
 def upload_stars(n: int) -> dict:
@@ -63,7 +30,7 @@ def upload_stars(n: int) -> dict:
     carried to gold (a new frozen data set)."""
     from lake.datasets.coco import load_sidecar
     from lake.datasets.shapes import write_dataset
-    from lake.layers import carry
+    from lake.apps.layers import carry
     from spark_jobs.bronze import ingest_uploads
 
     folder = get_settings().state_dir / "demo" / "stars"
@@ -104,8 +71,6 @@ def run(star_images: int = 3000, minutes: float = 5.0, drill_minutes: float = 1.
 
 
 def print_summary(loop: dict, out: Console | None = None) -> None:
-    from lake.cli.model import gate_table, outcome
-
     out = out or console
     drill, ret = loop["drill"], loop["retrain"]
     if ret["status"] == "nothing to do":

@@ -1,6 +1,6 @@
 """The medallion layers at a glance, and one call that carries bronze through silver to gold.
 
-    from lake.layers import status, carry
+    from lake.apps.layers import status, carry
     status()        # {"counts": {...}, "lag": {...}, "runs": [...]}
     carry()         # silver then gold in one Spark session: {"silver": {...}, "gold": {...}}
 """

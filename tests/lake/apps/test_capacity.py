@@ -1,4 +1,4 @@
-"""lake.capacity: the capacity calculator's arithmetic and where its figures come from (no servers).
+"""lake.apps.capacity: the capacity calculator's arithmetic and where its figures come from (no servers).
 
     .lake/venvs/core/bin/python -m pytest tests/lake/test_capacity.py -q
 """
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from lake.capacity import RESULTS, Figure, Figures, Workload, plan
+from lake.apps.capacity import RESULTS, Figure, Figures, Workload, plan
 
 
 def stage(p, name):

@@ -1,0 +1,173 @@
+"""The import rules of docs/architecture.md, read off the source with `ast` (no module is imported):
+every import statement counts, at module level or inside a function (only `if TYPE_CHECKING:`
+blocks are left out: they never run).
+
+    python -m pytest tests/test_imports.py -q
+
+- the library core (`lake` outside `lake.apps` and `lake.cli`) imports only the core and `models`;
+- `models` imports nothing of Lake's but itself;
+- the Spark jobs and the API import the core and `models` (jobs may share code among themselves);
+- `infra` (the local stack's installer and runner) imports the core and itself;
+- `lake.apps` imports anything but the CLI, services, DAGs and benchmarks;
+- no import cycle anywhere, between any two modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("lake", "models", "spark_jobs", "services", "infra", "dags", "bench", "superset")
+
+# layer -> the layers it may import
+ALLOWED = {
+    "core": {"core", "models"},
+    "models": {"models"},
+    "jobs": {"core", "models", "jobs"},
+    "services": {"core", "models", "services"},
+    "infra": {"core", "infra"},
+    "apps": {"core", "models", "jobs", "infra", "apps"},
+    "cli": {"core", "models", "jobs", "infra", "apps", "cli"},
+}
+
+
+def layer(module: str) -> str:
+    top = module.split(".")[0]
+    if top == "lake":
+        parts = module.split(".")
+        return {"apps": "apps", "cli": "cli"}.get(parts[1] if len(parts) > 1 else "", "core")
+    return {"spark_jobs": "jobs", "models": "models", "services": "services", "infra": "infra"}.get(top, top)
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            out[name.removesuffix(".__init__")] = path
+    # dags/ is Airflow's folder, not a package: its files import each other by plain name
+    out.update({f"dags.{p.stem}": p for p in (ROOT / "dags").glob("*.py")})
+    return out
+
+
+def _type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imported(path: Path, module: str, known: dict[str, Path]) -> set[str]:
+    """The known modules that ``module`` (its file at ``path``) imports anywhere."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _type_checking(node)
+            for child in node.body for n in ast.walk(child)}
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            elif module.startswith("dags.") and base.startswith("_"):
+                base = f"dags.{base}"
+            names += [base] + [f"{base}.{a.name}" for a in node.names]
+    out = set()
+    for name in names:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        if name and name != module:
+            out.add(name)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {m: imported(p, m, known) for m, p in known.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for m, targets in sorted(edges.items()):
+        allowed = ALLOWED.get(layer(m))
+        if allowed is None:  # dags, bench, superset: applications at the top
+            continue
+        bad += [f"{m} ({layer(m)}) imports {t} ({layer(t)})" for t in sorted(targets) if layer(t) not in allowed]
+    return bad
+
+
+def test_no_upward_imports():
+    assert upward(graph()) == []
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+@pytest.mark.parametrize(("edges", "found"), [
+    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+    ({"a": {"b"}, "b": set()}, []),
+])
+def test_cycles_finds_circles(edges, found):
+    assert cycles(edges) == found
+
+
+def test_the_rules_catch_what_they_should():
+    edges = {"lake.retrain": {"lake.apps.demo", "models.captioner"}, "models.captioner.compact": {"lake.datasets"},
+             "services.api.data": {"spark_jobs.silver.normalize_images"}, "lake.spark": {"infra.install"},
+             "lake.apps.demo": {"lake.cli.dags", "spark_jobs.gold.build_gold"}}
+    assert upward(edges) == [
+        "lake.apps.demo (apps) imports lake.cli.dags (cli)",
+        "lake.retrain (core) imports lake.apps.demo (apps)",
+        "lake.spark (core) imports infra.install (infra)",
+        "models.captioner.compact (models) imports lake.datasets (core)",
+        "services.api.data (services) imports spark_jobs.silver.normalize_images (jobs)",
+    ]
+
+
+def test_imports_are_read_from_the_source():
+    edges = graph()
+    assert "lake.config" in edges["lake.events"] or "lake.tables" in edges["lake.events"]
+    assert "spark_jobs.bronze.ingest_uploads" in edges  # every package is walked
