@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from infra.base import Service, secret_value, write_private
 from infra.procs import StackError
-from infra.services import Service, _secret, _write_private
+from infra.superset_assets import IMPORTER, build_zip, content_hash
 from lake.config import LOCAL_SECRETS, REPO_ROOT, Settings
 
 
@@ -36,7 +37,7 @@ def bootstrap_venv(name: str) -> Path:
 
 
 def _pg_url(s: Settings, db: str) -> str:
-    return (f"postgresql+psycopg2://{s.postgres_user}:{_secret(s, 'postgres_password')}@{s.postgres_host}:"
+    return (f"postgresql+psycopg2://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
             f"{s.postgres_port}/{db}")
 
 
@@ -67,13 +68,13 @@ def ui_password(s: Settings, app: str) -> str:
     ``.lake/secrets/<app>_admin_password`` (mode 0600) and printed once, on the terminal
     only: never into a log file.
     """
-    value = _secret(s, f"{app}_password")
+    value = secret_value(s, f"{app}_password")
     if value not in LOCAL_SECRETS:
         return value
     path = s.state_dir / "secrets" / f"{app}_admin_password"
     with _KEYS_LOCK:
         if not path.exists():
-            _write_private(path, secrets.token_urlsafe(15))
+            write_private(path, secrets.token_urlsafe(15))
             Console(stderr=True).print(
                 f"[bold]{app.capitalize()} login[/bold]: user [cyan]{getattr(s, f'{app}_user')}[/cyan], password "
                 f"[cyan]{path.read_text()}[/cyan] (shown once; kept in {path})", highlight=False)
@@ -110,7 +111,7 @@ class Airflow(Service):
 
     def _keys_locked(self, path: Path) -> dict[str, str]:
         if not path.exists():
-            _write_private(path, json.dumps({
+            write_private(path, json.dumps({
                 "jwt": secrets.token_urlsafe(64),
                 "secret": secrets.token_urlsafe(32),
                 "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
@@ -148,7 +149,7 @@ class Airflow(Service):
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        _write_private(self.home / "passwords.json",
+        write_private(self.home / "passwords.json",
                        json.dumps({self.s.airflow_user: ui_password(self.s, "airflow")}))
         env = {**os.environ, **self.env()}
         _once(self.home / ".migrated", _installed(self.venv, "apache_airflow"),
@@ -206,7 +207,7 @@ class Superset(Service):
         return {
             "SUPERSET_CONFIG_PATH": str(REPO_ROOT / "superset" / "superset_config.py"),
             "SUPERSET_HOME": str(s.state_dir / "superset"),
-            "SUPERSET_SECRET_KEY": _secret(s, "superset_secret_key"),
+            "SUPERSET_SECRET_KEY": secret_value(s, "superset_secret_key"),
             "LAKE_SUPERSET_DATABASE_URI": _pg_url(s, "superset"),
             "FLASK_APP": "superset.app:create_app()",
             "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
@@ -246,8 +247,6 @@ class Superset(Service):
         """Import Lake's dashboards (superset/assets; infra/superset_assets.py) once per content
         hash, overwriting what changed; ``force``: again even if unchanged. Their charts read
         the gold views, which need not exist yet. Returns the zip imported."""
-        from infra.superset_assets import IMPORTER, build_zip, content_hash
-
         s, home = self.s, self.s.state_dir / "superset"
         bundle = build_zip(home / "lake_dashboards.zip")
         stamp = home / ".dashboards"

@@ -24,7 +24,9 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from infra import versions as V
 from infra.procs import StackError
+from lake import java
 from lake.config import REPO_ROOT, Settings
+from lake.spark import jars_manifest
 
 JARS = REPO_ROOT / "infra" / "jars"
 
@@ -78,23 +80,11 @@ def download(url: str, dest: Path) -> Path:
 
 
 def java_home(min_major: int, max_major: int = 99) -> Path:
-    """The oldest JDK in [min_major, max_major]: $JAVA_HOME or one in /usr/lib/jvm.
-
-    Spark 4.1 wants 17 or 21, Trino 476 wants 24+: both live side by side here.
-    """
-    candidates = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
-    candidates += sorted(Path("/usr/lib/jvm").glob("*"))
-    found = []
-    for home in candidates:
-        release = home / "release"
-        if (home / "bin" / "java").exists() and release.exists():
-            m = re.search(r'JAVA_VERSION="(\d+)', release.read_text())
-            if m and min_major <= int(m.group(1)) <= max_major:
-                found.append((int(m.group(1)), home))
-    if not found:
-        raise StackError(f"no JDK {min_major}..{max_major} in $JAVA_HOME or /usr/lib/jvm; "
-                         f"install one (apt-get install -y openjdk-17-jdk, or Temurin {min_major}).")
-    return min(found, key=lambda x: x[0])[1]
+    """The oldest JDK in [min_major, max_major] (``lake.java.java_home``); StackError when there is none."""
+    try:
+        return java.java_home(min_major, max_major)
+    except java.JdkNotFound as e:
+        raise StackError(str(e)) from e
 
 
 def _maven_copy(pom: Path, out: Path, s: Settings) -> None:
@@ -121,14 +111,23 @@ def kafka_home(s: Settings) -> Path:
 
 
 def spark_jars(s: Settings) -> list[Path]:
-    """Connector jars for Spark that the pyspark wheel lacks (dropping ones it has)."""
+    """Connector jars for Spark that the pyspark wheel lacks (dropping ones it has), listed in
+    ``lake.spark.jars_manifest`` for the Spark session factory to read."""
     out = s.cache_dir / f"spark-jars-{V.SPARK}-iceberg-{V.ICEBERG}-r{V.SPARK_JARS_REV}"
     if not out.exists():
         _maven_copy(JARS / "spark" / "pom.xml", out, s)
     import pyspark
 
     have = {_artifact(p.name) for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    return sorted(p for p in out.glob("*.jar") if _artifact(p.name) not in have)
+    jars = sorted(p for p in out.glob("*.jar") if _artifact(p.name) not in have)
+    listing = "".join(f"{p}\n" for p in jars)
+    manifest = jars_manifest(s)
+    if not manifest.exists() or manifest.read_text() != listing:
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = manifest.with_name(f".{manifest.name}.{os.getpid()}")
+        tmp.write_text(listing)
+        tmp.replace(manifest)  # atomic: a job starting now reads the old list or the new one, never half
+    return jars
 
 
 def _artifact(jar: str) -> str:

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import uuid
@@ -22,74 +21,12 @@ from pathlib import Path
 import httpx
 
 from infra import install
-from infra.procs import Proc, StackError
-from lake.config import REPO_ROOT, Settings
+from infra.base import Service, secret_value, write_private
+from infra.procs import StackError
+from lake.config import REPO_ROOT
+from lake.tables import BUCKETS
 
 DATABASES = ("ferretdb", "airflow", "superset")  # besides settings.postgres_db
-
-
-class Service:
-    """Base: subclasses fill in the argv and the probes."""
-
-    wave = 1  # start order: every service of a wave is healthy before the next wave starts
-    health_timeout = 60.0
-
-    def __init__(self, name: str, s: Settings):
-        self.name, self.s = name, s
-
-    @property
-    def ports(self) -> list[int]:
-        raise NotImplementedError
-
-    def dir(self, kind: str) -> Path:
-        return self.s.state_dir / kind / self.name
-
-    def proc(self, runnable: bool = True) -> Proc:
-        """How to run the server; ``runnable=False`` gives just its pid file, log and ports,
-        without resolving binaries (status and down must work even when an install fails)."""
-        return Proc(
-            name=self.name,
-            argv=self.argv() if runnable else [],
-            ports=self.ports,
-            log=self.s.log_dir / f"{self.name}.log",
-            pidfile=self.s.run_dir / f"{self.name}.pid",
-            env=self.env() if runnable else {},
-            **self.proc_options(),
-        )
-
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def env(self) -> dict[str, str]:
-        return {}
-
-    def proc_options(self) -> dict:
-        return {}
-
-    def install(self) -> None:
-        """Fetch or build what this service runs (cached)."""
-
-    def prepare(self) -> None:
-        """One-time set-up before the first start (config files, data dirs)."""
-
-    def healthy(self) -> bool:
-        raise NotImplementedError
-
-    def seed(self) -> None:
-        """Idempotent set-up that needs the server running."""
-
-
-def _secret(s: Settings, field: str) -> str:
-    return getattr(s, field).get_secret_value()
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, from the first byte (no umask window)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 class Postgres(Service):
@@ -145,7 +82,7 @@ class Postgres(Service):
         if (data / "PG_VERSION").exists():
             return
         pwfile = sock / "initdb.pw"
-        _write_private(pwfile, _secret(self.s, "postgres_password"))
+        write_private(pwfile, secret_value(self.s, "postgres_password"))
         self._as_user(sock)
         if self.user:
             os.chown(pwfile, pwd.getpwnam(self.user).pw_uid, -1)
@@ -174,7 +111,7 @@ class Postgres(Service):
 
         return psycopg.connect(
             host=self.s.postgres_host, port=self.s.postgres_port, user=self.s.postgres_user,
-            password=_secret(self.s, "postgres_password"), dbname=dbname, connect_timeout=3, autocommit=True,
+            password=secret_value(self.s, "postgres_password"), dbname=dbname, connect_timeout=3, autocommit=True,
         )
 
     def healthy(self) -> bool:
@@ -207,7 +144,7 @@ class MinIO(Service):
     def env(self) -> dict[str, str]:
         return {
             "MINIO_ROOT_USER": self.s.s3_access_key,
-            "MINIO_ROOT_PASSWORD": _secret(self.s, "s3_secret_key"),
+            "MINIO_ROOT_PASSWORD": secret_value(self.s, "s3_secret_key"),
             "MINIO_REGION": self.s.s3_region,
             "MINIO_UPDATE": "off",
             "MINIO_BROWSER": "on",
@@ -220,7 +157,7 @@ class MinIO(Service):
         from lake.clients import minio_client
 
         mc = minio_client(self.s)
-        for bucket in self.s.buckets:
+        for bucket in BUCKETS:
             if not mc.bucket_exists(bucket):
                 mc.make_bucket(bucket)
 
@@ -246,7 +183,7 @@ class FerretDB(Service):
 
     def env(self) -> dict[str, str]:
         s = self.s
-        url = (f"postgres://{s.postgres_user}:{_secret(s, 'postgres_password')}@{s.postgres_host}:"
+        url = (f"postgres://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
                f"{s.postgres_port}/ferretdb?pool_max_conns=150")
         # FerretDB 1.x holds a pooled connection per open cursor and takes a second one for
         # each update it runs while reading: with its default 50 the pool can run dry and
@@ -352,7 +289,8 @@ log.retention.hours=168
 
 
 class Trino(Service):
-    """Trino coordinator+worker with catalogs `lake` (Iceberg) and `catalog` (MongoDB)."""
+    """Trino coordinator+worker with two catalogs: Iceberg (``settings.iceberg_catalog``, "lake") and
+    MongoDB (``settings.trino_mongo_catalog``, "catalog")."""
 
     wave = 2  # after MinIO and FerretDB, so that the first queries work
     health_timeout = 120.0
@@ -379,22 +317,22 @@ class Trino(Service):
             f"discovery.uri=http://{s.host}:{s.trino_port}\n"
             "query.max-memory=1GB\nquery.max-memory-per-node=1GB\n")
         (etc / "log.properties").write_text("io.trino=INFO\n")
-        _write_private(etc / "catalog" / f"{s.iceberg_catalog}.properties", f"""connector.name=iceberg
+        write_private(etc / "catalog" / f"{s.iceberg_catalog}.properties", f"""connector.name=iceberg
 iceberg.catalog.type=jdbc
 iceberg.jdbc-catalog.catalog-name={s.iceberg_catalog}
 iceberg.jdbc-catalog.driver-class=org.postgresql.Driver
 iceberg.jdbc-catalog.connection-url={s.jdbc_url}
 iceberg.jdbc-catalog.connection-user={s.postgres_user}
-iceberg.jdbc-catalog.connection-password={_secret(s, 'postgres_password')}
+iceberg.jdbc-catalog.connection-password={secret_value(s, 'postgres_password')}
 iceberg.jdbc-catalog.default-warehouse-dir={s.warehouse}
 fs.native-s3.enabled=true
 s3.endpoint={s.s3_endpoint}
 s3.region={s.s3_region}
 s3.path-style-access=true
 s3.aws-access-key={s.s3_access_key}
-s3.aws-secret-key={_secret(s, 's3_secret_key')}
+s3.aws-secret-key={secret_value(s, 's3_secret_key')}
 """)
-        _write_private(etc / "catalog" / "catalog.properties",
+        write_private(etc / "catalog" / f"{s.trino_mongo_catalog}.properties",
                        f"connector.name=mongodb\nmongodb.connection-url={s.mongo_uri}\n")
 
     def argv(self) -> list[str]:
@@ -430,15 +368,3 @@ class Api(Service):
 
     def healthy(self) -> bool:
         return httpx.get(f"http://{self.s.host}:{self.s.api_port}/readyz", timeout=5).status_code == 200
-
-
-def stack(s: Settings) -> list[Service]:
-    """The servers, in start order."""
-    if shutil.which("python3") is None:  # Trino's launcher is a Python script
-        raise StackError("python3 is needed on PATH for Trino's launcher")
-    from infra.apps import AirflowDagProcessor, Airflow, AirflowScheduler, AirflowTriggerer, Superset
-
-    return [Postgres("postgres", s), MinIO("minio", s), FerretDB("ferretdb", s), Kafka("kafka", s),
-            Trino("trino", s), Airflow("airflow-api", s), AirflowScheduler("airflow-scheduler", s),
-            AirflowDagProcessor("airflow-dag-processor", s), AirflowTriggerer("airflow-triggerer", s),
-            Superset("superset", s), Api("api", s)]

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import fcntl
+import shutil
 import time
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,12 @@ from pathlib import Path
 import psutil
 import structlog
 
+from infra import install as installers
 from infra import procs
+from infra.apps import Airflow, AirflowDagProcessor, AirflowScheduler, AirflowTriggerer, Superset
+from infra.base import Service
 from infra.procs import StackError
-from infra.services import Service, stack
+from infra.services import Api, FerretDB, Kafka, MinIO, Postgres, Trino
 from lake.config import Settings
 
 log = structlog.get_logger("lake.stack")
@@ -39,8 +43,18 @@ class ServiceStatus:
     detail: str = ""
 
 
+def servers(s: Settings) -> list[Service]:
+    """The servers, in start order."""
+    if shutil.which("python3") is None:  # Trino's launcher is a Python script
+        raise StackError("python3 is needed on PATH for Trino's launcher")
+    return [Postgres("postgres", s), MinIO("minio", s), FerretDB("ferretdb", s), Kafka("kafka", s),
+            Trino("trino", s), Airflow("airflow-api", s), AirflowScheduler("airflow-scheduler", s),
+            AirflowDagProcessor("airflow-dag-processor", s), AirflowTriggerer("airflow-triggerer", s),
+            Superset("superset", s), Api("api", s)]
+
+
 def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
-    services = stack(s)
+    services = servers(s)
     names = list(names)
     unknown = set(names) - {x.name for x in services}
     if unknown:
@@ -49,13 +63,11 @@ def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
 
 
 def install(s: Settings, names: Iterable[str] = ()) -> None:
-    from infra.install import spark_jars
-
     for svc in select(s, names):
         log.info("install", service=svc.name)
         svc.install()
     if not names:
-        log.info("install", component="spark connector jars", jars=len(spark_jars(s)))
+        log.info("install", component="spark connector jars", jars=len(installers.spark_jars(s)))
 
 
 def _healthy(svc: Service) -> bool:
@@ -112,6 +124,8 @@ def up(s: Settings, names: Iterable[str] = ()) -> list[str]:
     for d in (s.run_dir, s.log_dir, s.data_dir):
         d.mkdir(parents=True, exist_ok=True)
     with _exclusive(s):
+        # The jobs' connector jars, listed where lake.spark reads them (cached: a no-op once resolved).
+        installers.spark_jars(s)
         return _up(s, names)
 
 
@@ -140,10 +154,6 @@ def down(s: Settings, names: Iterable[str] = ()) -> list[str]:
 def clean(s: Settings) -> list[Path]:
     """Stop everything and delete the stack's state (data, logs, app metadata), including a
     PostgreSQL cluster kept outside the checkout; the venvs and the download cache stay."""
-    import shutil
-
-    from infra.services import Postgres
-
     down(s)
     targets = [p for p in s.state_dir.glob("*") if p.name != "venvs"]
     pg = Postgres("postgres", s).base

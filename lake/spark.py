@@ -1,9 +1,14 @@
-"""SparkSession factory: Iceberg catalog `lake` (JDBC catalog in PostgreSQL, data on
-MinIO through Iceberg's S3FileIO), S3A for checkpoints, Kafka source jars.
+"""SparkSession factory: the Iceberg catalog named by ``settings.iceberg_catalog`` (JDBC catalog
+in PostgreSQL, data on MinIO through Iceberg's S3FileIO), S3A for checkpoints, Kafka source jars.
 
+    from lake.config import get_settings
     from lake.spark import spark_session
     spark = spark_session("my-job")
-    spark.table("lake.silver.images").show()
+    spark.table(get_settings().tables.silver).show()
+
+The connector jars come from settings (``LAKE_SPARK_JARS``) or from the list `lake install` /
+`lake up` resolved for this state dir (``jars_manifest``); the JDK from ``lake.java``. Nothing
+here installs anything.
 """
 
 from __future__ import annotations
@@ -13,20 +18,47 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lake.config import Settings, get_settings
+from pathlib import Path
 
+from lake.config import Settings, get_settings
+from lake.java import java_home
 
 SECRET_SUFFIXES = ("password", "secret-access-key", "secret.key")
+SPARK_JDKS = (17, 21)  # Spark 4.1 runs on 17 or 21
+
+
+class SparkJarsMissing(RuntimeError):
+    """The connector jars were never resolved for this state dir; the message names the command."""
+
+
+def jars_manifest(s: Settings) -> Path:
+    """Where `lake install` / `lake up` (``infra.install.spark_jars``) list the connector jars, one path a line."""
+    return s.state_dir / "spark-jars.txt"
+
+
+def spark_jars(s: Settings) -> list[str]:
+    """The jars Spark needs beside the pyspark wheel's: ``settings.spark_jars`` (comma-separated) when
+    set, else the list in ``jars_manifest``; SparkJarsMissing when that list is missing or stale."""
+    given = getattr(s, "spark_jars", None)  # LAKE_SPARK_JARS: compose/cluster images ship their own
+    if given is not None:
+        return [j.strip() for j in given.split(",") if j.strip()]
+    manifest = jars_manifest(s)
+    if not manifest.exists():
+        raise SparkJarsMissing(f"no Spark connector jars listed at {manifest}: run `lake install` (or `lake up`) "
+                               "first, or set LAKE_SPARK_JARS")
+    jars = manifest.read_text().split()
+    if missing := [j for j in jars if not Path(j).exists()]:
+        raise SparkJarsMissing(f"{len(missing)} Spark connector jar(s) listed at {manifest} are gone (e.g. "
+                               f"{missing[0]}): run `lake install` again")
+    return jars
 
 
 def spark_conf(s: Settings) -> dict[str, str]:
     """Every Spark setting Lake relies on, as plain data (also used by spark-submit)."""
-    from infra.install import spark_jars
-
     cat = f"spark.sql.catalog.{s.iceberg_catalog}"
     secret = s.s3_secret_key.get_secret_value()
     return {
-        "spark.jars": ",".join(str(p) for p in spark_jars(s)),
+        "spark.jars": ",".join(spark_jars(s)),
         "spark.driver.memory": s.spark_driver_memory,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.shuffle.partitions": "4",
@@ -59,10 +91,8 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
     """A SparkSession on ``settings.spark_master`` with Lake's catalogs configured."""
     from pyspark.sql import SparkSession
 
-    from infra.install import java_home
-
     s = s or get_settings()
-    os.environ["JAVA_HOME"] = str(java_home(17, 21))  # Spark 4.1 runs on 17 or 21
+    os.environ["JAVA_HOME"] = str(java_home(*SPARK_JDKS))
     os.environ.setdefault("SPARK_LOCAL_IP", s.host)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this venv's Python
     conf = {**spark_conf(s), **extra}
@@ -92,13 +122,11 @@ def local_session(app: str, cores: int = 2, conf: dict[str, str] | None = None) 
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    from infra.install import java_home
-
     active = SparkSession.getActiveSession()
     if active is not None:
         yield active
         return
-    os.environ["JAVA_HOME"] = str(java_home(17, 21))
+    os.environ["JAVA_HOME"] = str(java_home(*SPARK_JDKS))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app).config("spark.ui.enabled", "false")
     for k, v in (conf or {}).items():

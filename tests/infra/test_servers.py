@@ -36,20 +36,21 @@ def test_kafka_produce_consume(stack_up, unique):
 
 def test_minio_put_get_stat(stack_up, unique):
     from lake.clients import minio_client
+    from lake.tables import BRONZE_BUCKET, BUCKETS
 
     mc = minio_client(stack_up)
-    assert all(mc.bucket_exists(b) for b in stack_up.buckets)
+    assert all(mc.bucket_exists(b) for b in BUCKETS)
     data = b"\x89PNG not really" * 100
-    mc.put_object("bronze", f"tests/{unique}", io.BytesIO(data), len(data), content_type="image/png")
-    st = mc.stat_object("bronze", f"tests/{unique}")
+    mc.put_object(BRONZE_BUCKET, f"tests/{unique}", io.BytesIO(data), len(data), content_type="image/png")
+    st = mc.stat_object(BRONZE_BUCKET, f"tests/{unique}")
     assert st.size == len(data) and st.content_type == "image/png"
-    resp = mc.get_object("bronze", f"tests/{unique}")
+    resp = mc.get_object(BRONZE_BUCKET, f"tests/{unique}")
     try:
         assert resp.read() == data
     finally:
         resp.close()
         resp.release_conn()
-    mc.remove_object("bronze", f"tests/{unique}")
+    mc.remove_object(BRONZE_BUCKET, f"tests/{unique}")
 
 
 def test_mongo_insert_find(stack_up, unique):
@@ -69,18 +70,21 @@ def test_mongo_document_visible_through_trino(stack_up, unique):
 
     with mongo_client(stack_up) as c:
         c.lake_tests[unique].insert_one({"_id": "a1", "n": 7, "tags": {"source": "test"}})
-    rows = trino_query(f'SELECT _id, n, tags.source FROM catalog.lake_tests."{unique}" WHERE n = ?', [7])
+    mongo = stack_up.trino_mongo_catalog
+    rows = trino_query(f'SELECT _id, n, tags.source FROM {mongo}.lake_tests."{unique}" WHERE n = ?', [7])
     assert rows == [["a1", 7, "test"]]
     with mongo_client(stack_up) as c:
         c.lake_tests[unique].drop()
 
 
-def test_spark_iceberg_table_read_by_trino(spark, unique):
+def test_spark_iceberg_table_read_by_trino(spark, settings, unique):
     from lake.clients import trino_query
+    from lake.tables import WAREHOUSE_BUCKET, s3_uri
     from spark_jobs.demo.hello_lake import transform
 
-    table = f"lake.tests.{unique}"
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.tests")
+    namespace = f"{settings.iceberg_catalog}.tests"
+    table = f"{namespace}.{unique}"
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
     df = transform(spark, 500)
     df.writeTo(table).using("iceberg").create()
     expected = sorted(tuple(r) for r in df.collect())
@@ -88,5 +92,5 @@ def test_spark_iceberg_table_read_by_trino(spark, unique):
     assert got == expected
     # and the table's files really are on MinIO
     (path,) = trino_query(f'SELECT DISTINCT regexp_extract("$path", \'^s3://[^/]+\') FROM {table}')[0:1]
-    assert path == ["s3://warehouse"]
+    assert path == [s3_uri(WAREHOUSE_BUCKET).rstrip("/")]
     spark.sql(f"DROP TABLE {table} PURGE")

@@ -1,6 +1,7 @@
 """Lake's Superset dashboards as code: the YAML bundle under superset/assets, zipped for import.
 
-`lake up` imports it (infra/apps.py, Superset.prepare) once per content hash; by hand:
+`lake up` imports it (infra/apps.py, Superset.prepare) once per content hash; by hand
+(infra/superset_assets/__main__.py):
 
     .lake/venvs/core/bin/python -m infra.superset_assets /tmp/lake_dashboards.zip   # just the zip
     .lake/venvs/core/bin/python -m infra.superset_assets --import                    # zip + import now
@@ -14,7 +15,6 @@ build their queries from `params` in the browser.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import zipfile
@@ -137,21 +137,3 @@ def build_zip(out: Path, assets: Path = ASSETS) -> Path:
             else:
                 z.writestr(f"{ROOT}/{path}", (assets / path).read_text())
     return out
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("zip", nargs="?", type=Path, help="where to write the zip (default ./lake_dashboards.zip; --import writes it under the state dir)")
-    ap.add_argument("--import", dest="do_import", action="store_true", help="import it into Superset now")
-    a = ap.parse_args()
-    if a.do_import:
-        from infra.apps import Superset
-        from lake.config import get_settings
-
-        print(Superset("superset", get_settings()).import_dashboards(force=True))
-    else:
-        print(build_zip(a.zip or Path("lake_dashboards.zip")))
-
-
-if __name__ == "__main__":
-    main()
