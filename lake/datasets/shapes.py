@@ -3,6 +3,9 @@
     lake datasets shapes make data/shapes -n 2000 --no-star     # the CLI over write_dataset()
     python -c "from lake.datasets.shapes import generate; print(next(generate(1)).captions)"
 
+Drawing and sampling live here; the domain's words and its caption grammar (``captions_for``,
+``ShapeObject``) live with the model's tokenizer in models/captioner/vocab.py.
+
 Everything is a pure function of a seed: image ``i`` of ``generate(n, seed)`` is drawn
 from its own generator ``default_rng([seed, i])``, so a longer run starts with the
 images of a shorter one and ``n`` never changes an image.
@@ -22,30 +25,23 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+# The domain's words and caption grammar live with the model's tokenizer (models may not import lake).
+from models.captioner.vocab import PAIRS, SHAPES, ShapeObject, captions_for
+
 SIZE = 128
-SHAPES = ("circle", "square", "triangle", "star")
+# How each word of the domain (models/captioner/vocab.py, in its order) is drawn: RGB, side range
+# in px, nominal centre, grey-level range. tests/lake/datasets/test_shapes.py keeps the two in step.
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 60, 220), "yellow": (240, 220, 30),
            "purple": (140, 40, 170), "orange": (245, 140, 20), "black": (15, 15, 15)}
 SIZES = {"small": (18.0, 30.0), "large": (44.0, 60.0)}
 POSITIONS = {"left": (32, 64), "right": (96, 64), "top": (64, 32), "bottom": (64, 96), "center": (64, 64)}
 BACKGROUNDS = {"white": (245, 255), "gray": (115, 140)}
-PHRASES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
-           "center": "in the center"}
-PAIRS = (("left", "right"), ("top", "bottom"))  # (first, second) of a two-object image
 COLOUR_JITTER, POSITION_JITTER, MAX_ROTATION, MAX_NOISE = 15, 6.0, 10.0, 8.0
 MIN_GAP = 2.0   # px between the bounding boxes of two objects
 SUPERSAMPLE = 4  # draw at 512 px, box-filter down: anti-aliased edges for ~1 ms
 
 StarMode = Literal["any", "none", "only"]
 Format = Literal["mixed", "jpeg", "png"]
-
-
-@dataclass(frozen=True)
-class ShapeObject:
-    shape: str      # circle | square | triangle | star
-    colour: str     # a key of COLOURS
-    size: str       # small | large
-    position: str   # left | right | top | bottom | center
 
 
 @dataclass(frozen=True)
@@ -73,40 +69,6 @@ class Placement:
         """A box of ``side`` around the centre: it holds the drawn object (whose larger extent is ``side``)."""
         h = self.side / 2
         return (self.cx - h, self.cy - h, self.cx + h, self.cy + h)
-
-
-# ---- captions -------------------------------------------------------------------------------------------------
-
-def _ordered(objects: Sequence[ShapeObject]) -> tuple[ShapeObject, ...]:
-    if len(objects) == 1:
-        if objects[0].position not in PHRASES:
-            raise ValueError(f"unknown position {objects[0].position!r}")
-        return tuple(objects)
-    if len(objects) != 2:
-        raise ValueError(f"a Shapes image has one or two objects, not {len(objects)}")
-    a, b = objects
-    for first, second in PAIRS:
-        if (a.position, b.position) == (first, second):
-            return (a, b)
-        if (a.position, b.position) == (second, first):
-            return (b, a)
-    raise ValueError(f"two objects must be left/right or top/bottom, not {a.position}/{b.position}")
-
-
-def captions_for(objects: Sequence[ShapeObject], background: str) -> tuple[str, str, str]:
-    """The three reference captions of SHAPES.md for one or two objects (in any order)."""
-    objs = _ordered(objects)
-    if len(objs) == 1:
-        o = objs[0]
-        where = PHRASES[o.position]
-        return (f"a {o.size} {o.colour} {o.shape} {where}",
-                f"a {o.colour} {o.shape} {where} of the image",
-                f"a {o.size} {o.colour} {o.shape} {where} on a {background} background")
-    a, b = objs
-    before, after = ("to the left of", "to the right of") if a.position == "left" else ("above", "below")
-    return (f"a {a.size} {a.colour} {a.shape} {before} a {b.size} {b.colour} {b.shape}",
-            f"a {a.colour} {a.shape} and a {b.colour} {b.shape}",
-            f"a {b.size} {b.colour} {b.shape} {after} a {a.size} {a.colour} {a.shape}")
 
 
 # ---- drawing --------------------------------------------------------------------------------------------------

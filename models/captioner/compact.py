@@ -23,6 +23,8 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessorPil,
                           PreTrainedTokenizerFast)
 
+from models.captioner.vocab import shapes_vocabulary
+
 PAD, UNK, BOS, EOS, IMAGE = "<pad>", "<unk>", "<s>", "</s>", "<image>"
 SPECIALS = (PAD, UNK, BOS, EOS, IMAGE)
 
@@ -128,18 +130,6 @@ def build_model(config: CompactConfig, tokenizer: PreTrainedTokenizerFast) -> Bl
             emb.position_embedding.zero_()  # the class token's position stays 0
             emb.position_embedding[0, 1:] = sincos_2d(grid, config.vision_hidden)
     return model
-
-
-def shapes_vocabulary() -> list[str]:
-    """One caption per word of the Shapes domain, so that a concept held back from the first training set
-    (``star``) still has its own token when later uploads bring it in."""
-    from lake.datasets.shapes import BACKGROUNDS, COLOURS, PAIRS, POSITIONS, SHAPES, SIZES, ShapeObject, captions_for
-
-    words = [*SHAPES, *COLOURS, *SIZES, *BACKGROUNDS]
-    pairs = [captions_for([ShapeObject("circle", "red", "small", a), ShapeObject("star", "blue", "large", b)], "gray")
-             for a, b in PAIRS]
-    singles = [captions_for([ShapeObject("circle", "red", "small", p)], "white") for p in POSITIONS]
-    return [*words, *(c for caps in pairs + singles for c in caps)]
 
 
 def build(config: CompactConfig, captions: Iterable[str]) -> tuple[Blip2ForConditionalGeneration, Blip2Processor]:

@@ -166,3 +166,14 @@ def test_cli_make(tmp_path):
                                "--only-star"])
     assert both.exit_code != 0 and "exclude each other" in both.output
     assert not (tmp_path / "e").exists()
+
+
+def test_every_word_of_the_vocabulary_is_drawn_in_its_order():
+    """The words live in models/captioner/vocab.py (the tokenizer's), the drawing here: one list of words."""
+    from lake.datasets import shapes
+    from models.captioner import vocab
+
+    for name in ("COLOURS", "SIZES", "POSITIONS", "BACKGROUNDS"):
+        assert tuple(getattr(shapes, name)) == getattr(vocab, name), name
+    assert set(vocab.PHRASES) == set(vocab.POSITIONS)
+    assert shapes.captions_for is vocab.captions_for and shapes.ShapeObject is vocab.ShapeObject
