@@ -1,19 +1,33 @@
-"""Shared resources for routes, as `Annotated[..., Depends(...)]` aliases."""
+"""Every shared resource a route needs, as an `Annotated[..., Depends(...)]` alias: the settings, the keys, the
+process's clients (one Catalog, Registry and MinIO client, see stores.py; the Kafka producer) and services
+(the captioner, search). Tests replace a getter with ``app.dependency_overrides[get_catalog] = ...``.
+
+    @router.get("/thing")
+    def thing(_: ApiKey, catalog: CatalogDep, svc: CaptionsDep): ...
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from kafka import KafkaProducer
 from minio import Minio
 
+from lake.catalog import Catalog
 from lake.config import Settings, get_settings
+from lake.registry import Registry
+from services.api.caption_service import CaptionService
+from services.api.search_service import SearchService
+from services.api.stores import Stores
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# ---- keys ------------------------------------------------------------------------------------------------------
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                         description="A write key (LAKE_API_KEYS) or, for /v1/admin, an admin key (LAKE_ADMIN_KEYS)")
@@ -53,19 +67,69 @@ def key_id(key: str) -> str:
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def get_minio(settings: SettingsDep) -> Minio:
-    from lake.clients import minio_client
+ApiKey = Annotated[str, Depends(require_api_key)]
+AdminKey = Annotated[str, Depends(require_admin_key)]
 
-    return minio_client(settings)
+# ---- the process's clients -------------------------------------------------------------------------------------
+
+_create = threading.Lock()
+
+
+def _once(request: Request, name: str, make):
+    """``app.state.<name>``: the one the lifespan made, else one made on first use (an app run without its
+    lifespan, as some tests do)."""
+    value = getattr(request.app.state, name, None)
+    if value is None:
+        with _create:
+            value = getattr(request.app.state, name, None)
+            if value is None:
+                value = make()
+                setattr(request.app.state, name, value)
+    return value
+
+
+def get_stores(request: Request) -> Stores:
+    return _once(request, "stores", lambda: Stores(get_settings))
+
+
+StoresDep = Annotated[Stores, Depends(get_stores)]
+
+
+def get_catalog(stores: StoresDep) -> Catalog:
+    return stores.catalog()
+
+
+def get_registry(stores: StoresDep) -> Registry:
+    return stores.registry()
+
+
+def get_minio(stores: StoresDep) -> Minio:
+    return stores.minio()
 
 
 def get_kafka(settings: SettingsDep) -> KafkaProducer:
     from lake.bus import get_producer
 
-    return get_producer(settings)
+    return get_producer(settings)  # one per process and brokers (lake.bus)
 
 
-ApiKey = Annotated[str, Depends(require_api_key)]
-AdminKey = Annotated[str, Depends(require_admin_key)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
 MinioDep = Annotated[Minio, Depends(get_minio)]
 KafkaDep = Annotated[KafkaProducer, Depends(get_kafka)]
+
+# ---- services --------------------------------------------------------------------------------------------------
+
+
+def get_captions(request: Request) -> CaptionService:
+    """The captioner the app's lifespan started."""
+    return request.app.state.captions
+
+
+def get_search(request: Request) -> SearchService:
+    """The app's search service: the one its lifespan started, else one started on first use."""
+    return _once(request, "search", lambda: SearchService().start())
+
+
+CaptionsDep = Annotated[CaptionService, Depends(get_captions)]
+SearchDep = Annotated[SearchService, Depends(get_search)]

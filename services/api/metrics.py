@@ -30,9 +30,8 @@ class CaptionCollector:
         if svc is None:
             return
         s = svc.stats
-        queue = getattr(svc, "_queue", None)
         yield GaugeMetricFamily("lake_caption_queue_depth", "caption requests waiting for a batch",
-                                value=queue.qsize() if queue is not None else 0)
+                                value=svc.batcher.qsize())
         for name, key, doc in (("batches", "batches", "generate() calls"), ("images", "images", "images captioned"),
                                ("rejected_full", "rejected_full", "requests refused with 503 (queue full)"),
                                ("timeouts", "timeouts", "requests answered 504"),

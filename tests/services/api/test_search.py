@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 
 from lake import search as s
 from lake.search_index import CaptionIndex, update
-from services.api import search as api
+from services.api import deps
+from services.api import search_service as api
+from services.api.routes import search as routes
 
 TEXTS = [f"a {size} {colour} {shape}" for size in ("small", "large") for colour in ("red", "green", "blue")
          for shape in ("circle", "square", "star", "triangle")]
@@ -56,7 +58,7 @@ def served():
 
     svc = api.SearchService(check=check, make_embedder=lambda: embed, poll_s=0.02)
     app = FastAPI()
-    app.include_router(api.router)
+    app.include_router(routes.router)
     app.state.search = svc
     svc.start()
     with TestClient(app) as client:
@@ -69,7 +71,7 @@ def test_503_with_retry_after_until_an_index_is_published(served):
     wait_for(svc, "no index yet (run `lake search index`)")
     for url in ("/v1/search?q=a+red+star", f"/v1/images/{image(1)}/similar"):
         r = client.get(url)
-        assert r.status_code == 503 and r.headers["retry-after"] == api.RETRY_AFTER
+        assert r.status_code == 503 and r.headers["retry-after"] == routes.RETRY_AFTER
         assert r.json()["detail"]["reason"] == "not_ready" and "lake search index" in r.json()["detail"]["message"]
     versions.append(index(200, 1))
     wait_for(svc, "ready")
@@ -91,8 +93,8 @@ def test_search_ranks_by_cosine(served):
 
 
 @pytest.mark.parametrize("params, status", [
-    ({"q": "star", "k": 0}, 422), ({"q": "star", "k": api.MAX_K + 1}, 422), ({"q": "star", "k": "many"}, 422),
-    ({}, 422), ({"q": ""}, 422), ({"q": "x" * (api.MAX_QUERY + 1)}, 422), ({"q": "   "}, 400), ({"q": "a\x00b"}, 400),
+    ({"q": "star", "k": 0}, 422), ({"q": "star", "k": routes.MAX_K + 1}, 422), ({"q": "star", "k": "many"}, 422),
+    ({}, 422), ({"q": ""}, 422), ({"q": "x" * (routes.MAX_QUERY + 1)}, 422), ({"q": "   "}, 400), ({"q": "a\x00b"}, 400),
 ])
 def test_bad_queries_are_4xx(served, params, status):
     client, svc, versions = served
@@ -156,9 +158,9 @@ def test_the_service_starts_on_first_use(monkeypatch):
             started.append(self)
             return self
 
-    monkeypatch.setattr(api, "SearchService", Fake)
+    monkeypatch.setattr(deps, "SearchService", Fake)
     app = FastAPI()
-    app.include_router(api.router)
+    app.include_router(routes.router)
     with TestClient(app) as client:
         for _ in range(2):
             assert client.get("/v1/search?q=star").status_code == 503

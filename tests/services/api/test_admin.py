@@ -2,7 +2,7 @@
 only an admin key opens them, a promotion and a rollback through them change the registry, are recorded under
 the key's hash and reach the serving model through `models.promoted`.
 
-    .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/services/test_admin_api.py
+    .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/services/api/test_admin.py
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 import pytest
 
 from services.api.deps import key_id
-from tests.services.test_captions import lake, serve, service  # noqa: F401 -- fixtures
+from tests.services.api.helpers import serve, service
 from tests.utils.images import ADMIN_KEY, API_KEY
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ def wait_for_model(svc, version: str, within: float = 10) -> None:
 
 
 @pytest.fixture(scope="module")
-def admin(lake):  # noqa: F811 -- the fixture imported above
+def admin(lake):
     svc = service(lake, caption_poll_s=300)  # only the models.promoted event can make it swap in time
     with serve(svc) as c:
         assert svc.kafka_ready.wait(30), "the models.promoted consumer did not start"
@@ -45,7 +45,7 @@ def test_only_an_admin_key_opens_admin_routes(admin):
     assert c.get("/v1/admin/models", headers=ADMIN).status_code == 200
 
 
-def test_promote_and_roll_back_through_the_api(admin, lake):  # noqa: F811 -- the fixture imported above
+def test_promote_and_roll_back_through_the_api(admin, lake):
     c, svc = admin
     name, v1, v2 = lake["name"], lake["v1"], lake["v2"]
     rows = c.get("/v1/admin/models", params={"name": name}, headers=ADMIN).json()
@@ -85,7 +85,7 @@ def test_unknown_or_malformed_names_are_refused(admin, method, path, status):
     assert r.status_code == status, r.text
 
 
-def test_a_rollback_target_must_be_a_version_of_that_model(admin, lake):  # noqa: F811 -- the fixture imported above
+def test_a_rollback_target_must_be_a_version_of_that_model(admin, lake):
     c, _ = admin
     before = {d["_id"]: d["stage"] for d in lake["reg"].versions(lake["name"])}
     for to in ("compact-v1", "production"):  # another model's version; a stage

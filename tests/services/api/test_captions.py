@@ -4,13 +4,15 @@ free port (the stack's API on :8000 runs the code it was started with): the capt
 `load(dir).caption`, concurrent requests share batches, a full queue answers 503 + Retry-After, bad
 input a clear 4xx, and a promotion swaps the model while a stream of requests sees no error.
 
-    .lake/venvs/core/bin/python -m pytest tests/services/test_captions.py -q -p no:cacheprovider
+An image the Spark batch job captioned (its row in gold.captions) is answered from there with `cached: true`
+and shown by `GET /v1/images/{id}` with its human captions.
+
+    .lake/venvs/core/bin/python -m pytest tests/services/api/test_captions.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 import uuid
@@ -18,111 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
-from tests.utils.images import API_KEY
+from tests.services.api.helpers import png, post_file, rgb, serve, service
 
 pytestmark = pytest.mark.integration
-
-CAPTIONS = ["a red circle", "a blue square on the left", "a green triangle at the top", "two yellow stars"]
-
-
-def png(seed: int, size: int = 48) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def rgb(data: bytes) -> Image.Image:
-    return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-@pytest.fixture(scope="module")
-def lake(stack_up, tmp_path_factory):
-    """Two tiny versions ``<name>-v1`` (production) and ``-v2`` in a scratch catalog database."""
-    import torch
-
-    from lake.clients import minio_client, mongo_client
-    from lake.registry import BUCKET, Registry
-    from models.captioner.compact import CompactConfig, build
-    from tests.models.captioner.conftest import TINY
-
-    name = f"t{uuid.uuid4().hex[:10]}"
-    client = mongo_client(stack_up)
-    db = client[name]
-    reg = Registry(db, minio_client(stack_up), tmp_path_factory.mktemp("models"))
-    versions = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        model, processor = build(CompactConfig(**TINY), CAPTIONS)
-        out = tmp_path_factory.mktemp(f"tiny{seed}")
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
-        versions.append(reg.register(name, out, dataset={"id": "test"}, train={}, run_id="test")["_id"])
-    reg.set_stage(versions[0], "production", by="test", reason="first model")
-    try:
-        yield {"name": name, "reg": reg, "v1": versions[0], "v2": versions[1], "settings": stack_up}
-    finally:
-        client.drop_database(name)
-        mc = minio_client(stack_up)
-        for o in mc.list_objects(BUCKET, prefix=f"{name}/", recursive=True):
-            mc.remove_object(BUCKET, o.object_name)
-
-
-@pytest.fixture(scope="module")
-def direct(lake):
-    """``direct(version, images)``: what `load(dir).caption` says, the reference for the API."""
-    from models.captioner import load  # one load at a time in this process, also while the API loads one
-
-    models = {}
-
-    def caption(version: str, images: list[Image.Image]) -> list[str]:
-        if version not in models:
-            models[version] = load(lake["reg"].fetch(version))
-        return models[version].caption(images)
-
-    return caption
-
-
-def service(lake, model: str | None = None, **overrides):
-    """A caption service on the test's registry; captions are stored in the test's catalog database."""
-    from lake.catalog import Catalog
-    from services.api.captions import CaptionService
-
-    s = lake["settings"].model_copy(update={"caption_model": model or f"{lake['name']}:production", **overrides})
-    return CaptionService(s, registry=lambda: lake["reg"], catalog=lambda: Catalog(lake["reg"].db))
-
-
-@contextmanager
-def serve(svc, wait_model: bool = True):
-    """The app with ``svc`` under uvicorn in a thread; an httpx client with the write key."""
-    import uvicorn
-
-    from services.api.main import create_app
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(svc), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started or (wait_model and svc.current is None):
-            assert thread.is_alive() and time.monotonic() < deadline, f"API did not start: {svc.state}"
-            time.sleep(0.05)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=30) as c:
-            yield c
-    finally:
-        server.should_exit = True
-        thread.join(15)
-
-
-def post_file(c: httpx.Client, data: bytes, **kw) -> httpx.Response:
-    return c.post("/v1/captions", files={"file": ("x.png", data, "image/png")}, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +39,7 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
     import hashlib
 
     from lake.clients import minio_client
-    from spark_jobs.silver.normalize_images import SILVER_BUCKET, silver_key
+    from lake.tables import SILVER_BUCKET, silver_key
 
     c, svc = api
     data = png(1)
@@ -363,3 +266,68 @@ def test_metrics_show_latency_batches_and_the_model(api, lake):
     assert f'lake_caption_model_loaded{{model_version="{svc.current.version}"}} 1.0' in text
     batches = float(next(line.split()[-1] for line in text.splitlines() if line.startswith("lake_caption_batches_total")))
     assert batches == svc.stats["batches"] >= 1
+
+
+@pytest.fixture
+def batch_captions(lake, spark):
+    """``gold.captions`` in a scratch namespace (the one DDL, lake.tables), as the batch job leaves it; its
+    Tables, and ``write(image_id, version, caption)`` that appends a row as the job's MERGE would."""
+    from datetime import UTC, datetime
+
+    from lake.tables import DDL, ModelCaption
+
+    t = lake["settings"].tables.under(f"{lake['settings'].iceberg_catalog}.{lake['name']}")
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {t.gold}")
+    spark.sql(DDL["captions"].format(table=t.captions))
+    schema = spark.table(t.captions).schema
+
+    def write(image_id: str, version: str, caption: str) -> None:
+        row = ModelCaption(image_id=image_id, model_version=version, caption=caption,
+                           generated_at=datetime.now(UTC), run_id="gold.caption_images-test")
+        spark.createDataFrame([row.model_dump()], schema).writeTo(t.captions).append()
+
+    try:
+        yield t, write
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {t.captions} PURGE")
+        spark.sql(f"DROP NAMESPACE IF EXISTS {t.gold}")
+
+
+def test_an_image_the_batch_job_captioned_is_answered_from_gold_and_shown(lake, batch_captions, settings):
+    """One caption path: the Spark job's caption (gold.captions) answers `POST /v1/captions` by id with
+    `cached: true` without running the model or copying it into the catalog, and `GET /v1/images/{id}` shows
+    it after the image's human captions."""
+    import hashlib
+
+    from lake.catalog import Catalog
+    from lake.clients import minio_client
+    from lake.tables import BRONZE_BUCKET, bronze_key, silver_key
+
+    tables, write = batch_captions
+    data = png(600)
+    image_id = hashlib.sha256(data).hexdigest()
+    batch = "a caption the batch job wrote"  # no tiny model says this: it can only come from gold
+    write(image_id, lake["v1"], batch)
+    cat = Catalog(lake["reg"].db)
+    cat.upsert_images([{"_id": image_id, "split": "train", "captions.human": ["a human caption"],
+                        "layers.silver": silver_key(image_id)}], run_id="test")
+    mc = minio_client(settings)
+    mc.put_object(BRONZE_BUCKET, bronze_key(image_id), io.BytesIO(data), len(data), content_type="image/png")
+    svc = service(lake, tables=tables, caption_cache_size=0)
+    try:
+        with serve(svc) as c:
+            r = c.post("/v1/captions", json={"image_id": image_id})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"caption": batch, "model_version": lake["v1"], "image_id": image_id,
+                                "cached": True, "filtered": None}
+            got = c.get(f"/v1/images/{image_id}")
+            assert got.status_code == 200, got.text
+            body = got.json()
+    finally:
+        mc.remove_object(BRONZE_BUCKET, bronze_key(image_id))
+    assert svc.stats["batches"] == 0 and svc.stats["stored_hits"] == 1 and svc.stats["store_errors"] == 0
+    assert cat.stored_caption(image_id, lake["v1"]) is None  # answered from gold, not copied into a second store
+    assert (body["image_id"], body["size_bytes"], body["content_type"]) == (image_id, len(data), "image/png")
+    assert body["captions"] == [
+        {"caption": "a human caption", "origin": "human", "model_version": None, "filtered": None},
+        {"caption": batch, "origin": "model", "model_version": lake["v1"], "filtered": None}]

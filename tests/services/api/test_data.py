@@ -2,7 +2,7 @@
 frozen data set by cursor, filters by split and watermark, signs URLs that fetch the silver JPEG, and stays
 on its snapshot while the lake moves on.
 
-    .lake/venvs/core/bin/python -m pytest tests/services/test_data_api.py -q -p no:cacheprovider
+    .lake/venvs/core/bin/python -m pytest tests/services/api/test_data.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def lake(spark):
 
 @pytest.fixture(scope="module")
 def client(lake):
-    from services.api import data
+    from services.api.deps import get_catalog
     from services.api.main import create_app
 
     app = create_app()
-    app.dependency_overrides[data.get_catalog] = lambda: lake[0].catalog
+    app.dependency_overrides[get_catalog] = lambda: lake[0].catalog
     return TestClient(app, headers={"X-API-Key": API_KEY})  # no lifespan: the captioner is not needed
 
 

@@ -3,7 +3,7 @@ not), against the running app (uvicorn, the stack's stores, tiny models in a reg
 no request may end in an internal server error. 503/504 are the documented "not ready / too busy"
 answers and pass.
 
-    .lake/venvs/core/bin/python -m pytest tests/services/test_openapi_fuzz.py -q -p no:cacheprovider
+    .lake/venvs/core/bin/python -m pytest tests/services/api/test_openapi_fuzz.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.services.test_captions import direct, lake, serve, service  # noqa: F401 -- fixtures
+from tests.services.api.helpers import serve, service
 from tests.utils.images import ADMIN_KEY, API_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def api_schema(lake):  # noqa: F811 -- the fixture imported above
+def api_schema(lake):
     with serve(service(lake)) as client:
         yield schemathesis.openapi.from_url(f"{client.base_url}/openapi.json")
 

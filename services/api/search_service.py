@@ -1,14 +1,16 @@
-"""Caption search: GET /v1/search?q=&k= and GET /v1/images/{image_id}/similar?k=, over the index that
-`lake search index` publishes (lake/search_index.py).
-
-    curl 'localhost:8000/v1/search?q=a+red+star+on+the+left&k=5'
-    curl 'localhost:8000/v1/images/<sha256>/similar?k=5'
+"""Caption search over the index that `lake search index` publishes (lake/search_index.py), for
+`GET /v1/search` and `GET /v1/images/{id}/similar` (routes/search.py).
 
 `SearchService` (one per API process) owns the sentence model and the current index. A daemon thread loads
-both (startup never waits for them), then re-reads ``s3://gold/search/current.json`` every ``poll_s`` and loads
-a new version before swapping it in (one reference assignment: a request reads it once, so it finishes on the
-version it began with). Until both are loaded the routes answer 503 with Retry-After. The vectors are
-memory-mapped: API workers on one host share them through the page cache.
+both (startup never waits for them), then re-reads the search pointer in the gold bucket every ``poll_s`` and
+loads a new version before swapping it in (one reference assignment: a request reads it once, so it finishes on
+the version it began with). Until both are loaded a search raises ``NotReady``. The vectors are memory-mapped:
+API workers on one host share them through the page cache.
+
+    svc = SearchService().start()
+    version, hits = svc.search("a red star on the left", 5)
+    version, hits = svc.similar("<sha256>", 5)            # KeyError: not in the index
+    svc.stop()
 """
 
 from __future__ import annotations
@@ -16,22 +18,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, Field
 
-from lake.events import IMAGE_ID
 from lake.search import Embedder
 from lake.search_index import NPROBE, CaptionIndex, Hit
 
 log = structlog.get_logger("lake.api.search")
 
-MAX_K = 100          # candidate setting: search_max_k
-MAX_QUERY = 500      # characters; captions are a sentence
 POLL_S = 30.0        # candidate setting: search_poll_s
-RETRY_AFTER = "10"   # seconds: loading the model and the index takes a few
 
 
 class NotReady(RuntimeError):
@@ -121,71 +116,3 @@ class SearchService:
         """KeyError when ``image_id`` is not in the index."""
         current, _ = self._ready()
         return current.version, current.similar(image_id, k, self.nprobe)
-
-
-# ---- HTTP ----------------------------------------------------------------------------------------------------------
-
-class SearchHit(BaseModel):
-    image_id: str
-    caption: str = Field(description="the caption that was indexed (the newest model caption, else a human one)")
-    score: float = Field(description="cosine similarity of the caption embeddings, -1..1")
-
-
-_create = threading.Lock()
-
-
-def get_search(request: Request) -> SearchService:
-    """The app's service: the one its lifespan started, else one started on first use."""
-    svc = getattr(request.app.state, "search", None)
-    if svc is None:
-        with _create:
-            svc = getattr(request.app.state, "search", None)
-            if svc is None:
-                svc = request.app.state.search = SearchService().start()
-    return svc
-
-
-SearchDep = Annotated[SearchService, Depends(get_search)]
-router = APIRouter(tags=["search"])
-K = Annotated[int, Query(ge=1, le=MAX_K, description=f"how many results, at most {MAX_K}")]
-NOT_READY = {503: {"description": "no index loaded yet (see Retry-After)"}}
-
-
-def _not_ready(e: NotReady) -> HTTPException:
-    return HTTPException(503, {"reason": "not_ready", "message": f"search is not ready: {e}"},
-                         headers={"Retry-After": RETRY_AFTER})
-
-
-def _public(hits: list[Hit]) -> list[SearchHit]:
-    return [SearchHit(image_id=h.image_id, caption=h.caption, score=round(h.score, 5)) for h in hits]
-
-
-@router.get("/v1/search", summary="Images whose captions mean what `q` says (cosine of sentence embeddings)",
-            response_model=list[SearchHit], responses={400: {}, 422: {}, **NOT_READY})
-def search_captions(svc: SearchDep, response: Response,
-                    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY, description="text to look for")],
-                    k: K = 10) -> list[SearchHit]:
-    text = q.strip()
-    if not text or "\x00" in text:
-        raise HTTPException(400, {"reason": "bad_query", "message": "q must be non-empty text without NUL"})
-    try:
-        version, hits = svc.search(text, k)
-    except NotReady as e:
-        raise _not_ready(e) from e
-    response.headers["X-Search-Index-Version"] = str(version)
-    return _public(hits)
-
-
-@router.get("/v1/images/{image_id}/similar", summary="Images whose captions are nearest this image's",
-            response_model=list[SearchHit], responses={404: {}, 422: {}, **NOT_READY})
-def similar_images(svc: SearchDep, response: Response,
-                   image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], k: K = 10) -> list[SearchHit]:
-    try:
-        version, hits = svc.similar(image_id, k)
-    except NotReady as e:
-        raise _not_ready(e) from e
-    except KeyError:
-        raise HTTPException(404, {"reason": "not_found", "message": f"image {image_id} is not in the search "
-                                  "index: unknown, or not captioned and indexed yet"}) from None
-    response.headers["X-Search-Index-Version"] = str(version)
-    return _public(hits)
