@@ -112,7 +112,7 @@ def serve(settings, model_dir: Path):
     import uvicorn
 
     from lake.config import get_settings
-    from services.api.captions import CaptionService
+    from services.api.caption_service import CaptionService
     from services.api.deps import get_minio
     from services.api.main import create_app
 
