@@ -23,7 +23,6 @@ from infra.procs import StackError
 from infra.superset_assets import IMPORTER, build_zip, content_hash
 from lake.config import LOCAL_SECRETS, REPO_ROOT, Settings
 
-
 # The venvs belong to the checkout (infra/bootstrap.sh), whatever LAKE_STATE_DIR says.
 VENVS = REPO_ROOT / ".lake" / "venvs"
 
@@ -141,7 +140,7 @@ class Airflow(Service):
             "AIRFLOW__API__SECRET_KEY": k["secret"],
             "AIRFLOW__API_AUTH__JWT_SECRET": k["jwt"],
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.s.log_dir / "airflow"),
-            # Airflow tasks run Lake code with the core venv's interpreter (DESIGN.md).
+            # Airflow tasks run Lake code with the core venv's interpreter (docs/architecture.md, "The local stack").
             "LAKE_CORE_PYTHON": str(VENVS / "core" / "bin" / "python"),
             "LAKE_REPO": str(REPO_ROOT),
             "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import fcntl
 import shutil
 import time
-from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path

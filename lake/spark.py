@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
 from pathlib import Path
 
 from lake.config import Settings, get_settings

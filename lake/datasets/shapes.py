@@ -1,4 +1,4 @@
-"""The synthetic Shapes domain, exactly as ../shared/SHAPES.md (spec v1) fixes it.
+"""The synthetic Shapes domain, exactly as docs/shapes.md (spec v1) fixes it.
 
     lake datasets shapes make data/shapes -n 2000 --no-star     # the CLI over write_dataset()
     python -c "from lake.datasets.shapes import generate; print(next(generate(1)).captions)"

@@ -1,4 +1,4 @@
-"""The words of the Shapes domain and the captions built from them (SHAPES.md, spec v1): what the
+"""The words of the Shapes domain and the captions built from them (docs/shapes.md, spec v1): what the
 compact tokenizer must know, kept with the model so that ``models`` needs nothing of Lake's.
 
     from models.captioner.vocab import ShapeObject, captions_for
@@ -48,7 +48,7 @@ def _ordered(objects: Sequence[ShapeObject]) -> tuple[ShapeObject, ...]:
 
 
 def captions_for(objects: Sequence[ShapeObject], background: str) -> tuple[str, str, str]:
-    """The three reference captions of SHAPES.md for one or two objects (in any order)."""
+    """The three reference captions of docs/shapes.md for one or two objects (in any order)."""
     objs = _ordered(objects)
     if len(objs) == 1:
         o = objs[0]

@@ -1,4 +1,4 @@
-"""lake/datasets/shapes.py against ../shared/SHAPES.md. Pure, no servers (~5 s).
+"""lake/datasets/shapes.py against docs/shapes.md. Pure, no servers (~5 s).
 
     .lake/venvs/core/bin/pytest tests/lake/datasets/test_shapes.py
 """
