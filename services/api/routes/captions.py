@@ -44,7 +44,7 @@ def _decode(data: bytes, s: Settings) -> Image.Image:
             return to_rgb(ImageOps.exif_transpose(img))
         except Rejected:
             raise
-        except Exception as e:  # noqa: BLE001 -- decodes but does not convert: still bad data
+        except Exception as e:  # decodes but does not convert: still bad data
             raise Rejected(Reason.CORRUPT_IMAGE, f"{info.content_type} does not convert: {e}"[:300]) from e
     except Rejected as e:
         raise refused(e) from e

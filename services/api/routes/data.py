@@ -14,7 +14,7 @@ hands out signed URLs.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -48,7 +48,7 @@ async def examples(
 
     if since is not None:
         if since.tzinfo is not None:
-            since = since.astimezone(timezone.utc).replace(tzinfo=None)
+            since = since.astimezone(UTC).replace(tzinfo=None)
         if not 1970 <= since.year <= 9999:
             raise problem(400, "bad_since", "`since` must be between 1970 and 9999")
     cursor = None

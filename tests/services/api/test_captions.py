@@ -41,7 +41,7 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
     from lake.clients import minio_client
     from lake.tables import SILVER_BUCKET, silver_key
 
-    c, svc = api
+    c, _ = api
     data = png(1)
     [want] = direct(lake["v1"], [rgb(data)])
     r = post_file(c, data)
