@@ -66,7 +66,7 @@ class SearchHitPublic(BaseModel):
 class ExamplePublic(TrainingExampleBase):
     """A training example as a pull hands it out: the row, and a signed URL of its image."""
 
-    url: str = Field(description="presigned GET of the normalized JPEG in s3://silver")
+    url: str = Field(description="presigned GET of the normalized JPEG in the silver bucket")
 
 
 class ExamplesPublic(BaseModel):

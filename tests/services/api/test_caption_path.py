@@ -28,6 +28,7 @@ from tests.utils.images import API_KEY
 
 VERSION = "tiny-v1"
 GOLD = "a caption the batch job wrote"
+TABLE = Settings(_env_file=None).tables.captions  # gold.captions
 
 
 class Catalog:
@@ -177,10 +178,10 @@ def test_an_unreachable_store_is_a_miss_not_an_error(lake):
 
 def test_lake_captions_functions():
     catalog, trino = Catalog(), Trino({("a" * 64, VERSION): ""})
-    assert find_caption(catalog=catalog, table="lake.gold.captions", image_id="a" * 64, model_version=VERSION,
+    assert find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION,
                         query=trino).filtered == BATCH_FILTERED  # the job keeps a withheld caption as ""
     catalog.store_caption("a" * 64, VERSION, "", "blocklist")
-    hit = find_caption(catalog=catalog, table="lake.gold.captions", image_id="a" * 64, model_version=VERSION,
+    hit = find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION,
                        query=trino)
     assert (hit.caption, hit.filtered, hit.source) == ("", "blocklist", "api")
     assert human_captions(catalog=catalog, image_id="b" * 64) == []
@@ -188,13 +189,13 @@ def test_lake_captions_functions():
     def missing(sql, params):
         raise TrinoUserError({"errorName": "TABLE_NOT_FOUND", "message": "no table"})
 
-    assert batch_caption(table="lake.gold.captions", image_id="a" * 64, model_version=VERSION, query=missing) is None
+    assert batch_caption(table=TABLE, image_id="a" * 64, model_version=VERSION, query=missing) is None
 
     def broken(sql, params):
         raise TrinoUserError({"errorName": "SYNTAX_ERROR", "message": "bad"})
 
     with pytest.raises(TrinoUserError):
-        batch_caption(table="lake.gold.captions", image_id="a" * 64, model_version=VERSION, query=broken)
+        batch_caption(table=TABLE, image_id="a" * 64, model_version=VERSION, query=broken)
 
 
 def test_shutdown_closes_the_clients_it_built(monkeypatch):
