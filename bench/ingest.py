@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
+from lake.tables import BRONZE_BUCKET
 from kafka import KafkaProducer
 from kafka.admin import NewTopic
 from PIL import Image
@@ -62,7 +63,7 @@ def upload_bench(n: int = 600, concurrency: int = 8) -> dict:
     raw_imgs, api_imgs = images_16k(n, seed=int(time.time())), images_16k(n, seed=int(time.time()) + 1)
 
     def raw_put(data: bytes) -> None:
-        mc.put_object("bronze", f"bench/{uuid.uuid4()}", io.BytesIO(data), len(data), content_type="image/png")
+        mc.put_object(BRONZE_BUCKET, f"bench/{uuid.uuid4()}", io.BytesIO(data), len(data), content_type="image/png")
 
     client = httpx.Client(base_url=f"http://{s.host}:{s.api_port}", timeout=60,
                           headers={"X-API-Key": s.api_keys[0].get_secret_value()},
@@ -75,8 +76,8 @@ def upload_bench(n: int = 600, concurrency: int = 8) -> dict:
     raw_put(raw_imgs[0]), api_post(api_imgs[0])  # warm connections
     raw = _rate(raw_put, raw_imgs[1:], concurrency)
     api = _rate(api_post, api_imgs[1:], concurrency)
-    for o in mc.list_objects("bronze", prefix="bench/"):
-        mc.remove_object("bronze", o.object_name)
+    for o in mc.list_objects(BRONZE_BUCKET, prefix="bench/"):
+        mc.remove_object(BRONZE_BUCKET, o.object_name)
     return {"images": n, "bytes_each": sum(map(len, api_imgs)) // n, "concurrency": concurrency,
             "raw_minio_put_per_s": round(raw, 1), "api_upload_per_s": round(api, 1), "ratio_api_vs_raw": round(api / raw, 2)}
 
@@ -111,7 +112,7 @@ def stream_bench(n: int = 10000) -> dict:
     s = get_settings()
     namespace = scratch_namespace("bench", s)
     topic = f"bench-{namespace.rsplit('_', 1)[1]}"
-    checkpoints = f"s3a://warehouse/_checkpoints/bench/{topic}/"
+    checkpoints = s.checkpoint_uri(f"bench/{topic}") + "/"
     sent: list[str] = []
     with kafka_admin(s) as admin:
         admin.create_topics([NewTopic(topic, 3, 1), NewTopic(f"{topic}.dlq", 1, 1)])

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
         trino_port (int, 8085), trino_user (str), trino_heap (str, "2G"),
         trino_mongo_catalog (str, "catalog"): Trino's name for the MongoDB catalog.
         spark_master (str, "local[2]"), spark_driver_memory (str, "2g").
+        spark_jars (str | None, None): comma-separated jars for spark.jars; None: the list `lake install` /
+            `lake up` wrote (state_dir/spark-jars.txt); "": none beyond pyspark's.
         iceberg_catalog (str, "lake"), warehouse (str, "s3://warehouse/").
         airflow_port (int, 8080), airflow_user (str, "admin"), airflow_password (secret),
         airflow_parallelism (int, 4): LocalExecutor worker processes.
@@ -104,6 +106,7 @@ class Settings(BaseSettings):
 
     spark_master: str = "local[2]"
     spark_driver_memory: str = "2g"
+    spark_jars: str | None = None
     iceberg_catalog: str = "lake"
     warehouse: str = f"s3://{WAREHOUSE_BUCKET}/"
 
@@ -125,7 +128,7 @@ class Settings(BaseSettings):
     max_inline_bytes: int = 2**20
     max_image_pixels: int = 40_000_000
 
-    # The API's captioner (services/api/captions.py): dynamic batching and hot swap.
+    # The API's captioner (services/api/caption_service.py): dynamic batching and hot swap.
     caption_model: str = "production"
     caption_max_batch: int = Field(16, ge=1)
     caption_max_wait_ms: float = Field(10.0, ge=0)

@@ -120,19 +120,6 @@ class ImageUploaded(ImageUploadedBase):
         return self.image_id.encode(), self.model_dump_json(exclude_none=True).encode()
 
 
-class ImagePublic(BaseModel):
-    """What the API answers about an image."""
-
-    image_id: ImageId
-    new: bool | None = None
-    event_id: UUID | None = None
-    content_type: str
-    size_bytes: int
-    width: int | None = None
-    height: int | None = None
-    bronze_uri: str
-
-
 class ModelPromoted(BaseModel):
     """`models.promoted`: a model version became the production one."""
 

@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from lake.bus import get_producer, publish_upload
 from lake.clients import minio_client
 from lake.config import Settings, get_settings
-from lake.events import ImageUploaded, Rejected, bronze_key
+from lake.events import ImageUploaded, Rejected
+from lake.tables import bronze_key
 from lake.images import ImageInfo, inspect_image
 from lake.storage import put_bronze
 

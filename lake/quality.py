@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.events import IMAGE_ID
+from lake.tables import IMAGE_ID
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave the machine
 
@@ -132,12 +132,13 @@ def record(verdict: Verdict, run_id: str, catalog=None, mc=None) -> dict:
     from lake.catalog import Catalog
     from lake.clients import minio_client
     from lake.events import utcnow
+    from lake.tables import WAREHOUSE_BUCKET, quality_key, s3_uri
 
-    s_uri_key = f"_quality/{verdict.suite}/{run_id}.json"
+    s_uri_key = quality_key(verdict.suite, run_id)
     body = json.dumps(verdict.result, default=str).encode()
-    (mc or minio_client()).put_object("warehouse", s_uri_key, io.BytesIO(body), len(body),
+    (mc or minio_client()).put_object(WAREHOUSE_BUCKET, s_uri_key, io.BytesIO(body), len(body),
                                       content_type="application/json")
     doc = {"_id": f"{verdict.suite}:{run_id}", "run_id": run_id, "validated_at": utcnow(),
-           "result_uri": f"s3://warehouse/{s_uri_key}", **verdict.summary()}
+           "result_uri": s3_uri(WAREHOUSE_BUCKET, s_uri_key), **verdict.summary()}
     (catalog or Catalog.connect()).record_quality(doc)
     return doc

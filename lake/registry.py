@@ -31,10 +31,11 @@ from pymongo.errors import DuplicateKeyError
 
 from lake.config import REPO_ROOT, Settings, get_settings
 from lake.events import utcnow
+from lake.tables import MODELS_BUCKET, model_prefix, s3_uri
 
 log = structlog.get_logger("lake.registry")
 
-BUCKET = "models"
+BUCKET = MODELS_BUCKET
 DEFAULT_NAME = "compact"
 STAGES = ("candidate", "production", "archived", "rejected")
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"                               # a model name: also an object prefix
@@ -141,7 +142,7 @@ class Registry:
                 key = f"{doc['prefix']}{f['name']}"
                 self.mc.fget_object(BUCKET, key, str(tmp / f["name"]))
                 if _sha256(tmp / f["name"]) != f["sha256"]:
-                    raise OSError(f"s3://{BUCKET}/{key} does not match its registered SHA-256")
+                    raise OSError(f"{s3_uri(BUCKET, key)} does not match its registered SHA-256")
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
         finally:
@@ -162,9 +163,9 @@ class Registry:
         while True:  # the unique _id settles a race between two registrations
             last = self.db.models.find_one({"name": name}, sort=[("version", -1)])
             version = (last["version"] if last else 0) + 1
-            prefix = f"{name}/v{version}/"
+            prefix = model_prefix(name, version)
             doc = {"_id": f"{name}-v{version}", "name": name, "version": version, "stage": "candidate",
-                   "created_at": utcnow(), "prefix": prefix, "uri": f"s3://{BUCKET}/{prefix}", "files": meta,
+                   "created_at": utcnow(), "prefix": prefix, "uri": s3_uri(BUCKET, prefix), "files": meta,
                    "dataset": dataset, "code_version": code_version(), "train": train, "run_id": run_id,
                    "parent": parent, "evaluation": None,
                    "history": [{"stage": "candidate", "at": utcnow(), "by": run_id, "reason": "registered"}]}
@@ -191,7 +192,7 @@ class Registry:
             if p.is_file():
                 self.mc.put_object(BUCKET, prefix + p.name, io.BytesIO(p.read_bytes()), p.stat().st_size,
                                    content_type="text/html" if p.suffix == ".html" else "image/png")
-        return f"s3://{BUCKET}/{prefix}index.html"
+        return s3_uri(BUCKET, prefix + "index.html")
 
     def record_evaluation(self, spec: str, summary: dict) -> None:
         self.db.models.update_one({"_id": self.get(spec)["_id"]}, {"$set": {"evaluation": summary}})

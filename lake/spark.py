@@ -38,7 +38,7 @@ def jars_manifest(s: Settings) -> Path:
 def spark_jars(s: Settings) -> list[str]:
     """The jars Spark needs beside the pyspark wheel's: ``settings.spark_jars`` (comma-separated) when
     set, else the list in ``jars_manifest``; SparkJarsMissing when that list is missing or stale."""
-    given = getattr(s, "spark_jars", None)  # LAKE_SPARK_JARS: compose/cluster images ship their own
+    given = s.spark_jars  # LAKE_SPARK_JARS: compose/cluster images ship their own
     if given is not None:
         return [j.strip() for j in given.split(",") if j.strip()]
     manifest = jars_manifest(s)

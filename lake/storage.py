@@ -13,8 +13,8 @@ from minio import Minio
 from minio.error import S3Error
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from lake.events import BRONZE_BUCKET as BRONZE
-from lake.events import bronze_key
+from lake.tables import BRONZE_BUCKET as BRONZE
+from lake.tables import bronze_key
 
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})  # S3 error codes of a missing object
 

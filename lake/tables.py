@@ -109,6 +109,7 @@ class Tables:
     quarantine: str  # images a stage refused, with the reason
     gold: str        # namespace of the gold tables and views
     catalog: str     # the MongoDB catalog as Trino sees it (<trino catalog>.<database>)
+    hello: str       # the stack's smoke table (spark_jobs.demo.hello_lake, the lake_stack_smoke DAG)
 
     @classmethod
     def of(cls, s: Settings) -> Tables:
@@ -117,14 +118,14 @@ class Tables:
         c = s.iceberg_catalog
         return cls(events=f"{c}.bronze.upload_events", rejected=f"{c}.bronze.rejected_events",
                    silver=f"{c}.silver.images", quarantine=f"{c}.bronze.quarantine", gold=f"{c}.gold",
-                   catalog=f"{s.trino_mongo_catalog}.{s.mongo_db}")
+                   catalog=f"{s.trino_mongo_catalog}.{s.mongo_db}", hello=f"{c}.demo.hello")
 
     def under(self, namespace: str) -> Tables:
         """The same tables, every one under ``catalog.namespace`` (tests, scratch lanes); the
         MongoDB catalog stays this one's."""
         ns = check_namespace(namespace)
         return Tables(events=f"{ns}.upload_events", rejected=f"{ns}.rejected_events", silver=f"{ns}.images",
-                      quarantine=f"{ns}.quarantine", gold=ns, catalog=self.catalog)
+                      quarantine=f"{ns}.quarantine", gold=ns, catalog=self.catalog, hello=f"{ns}.hello")
 
     def view(self, name: str) -> str:
         """A gold table or view by its short name (``image_captions``)."""
@@ -252,7 +253,13 @@ class TrainingExample(TrainingExampleBase):
     origin: str = "human"
 
 
-TRAINING_EXAMPLE_COLUMNS = tuple(TrainingExample.model_fields)
+    @classmethod
+    def from_row(cls, row) -> TrainingExample:
+        """A row of EXAMPLE_COLUMNS (what training reads), in that order."""
+        return cls(**dict(zip(EXAMPLE_COLUMNS, row, strict=True)))
+
+
+EXAMPLE_COLUMNS = ("image_id", "caption", "caption_index", "split", "silver_key")  # what training reads
 
 
 class ModelCaption(BaseModel):

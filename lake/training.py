@@ -28,6 +28,8 @@ from lake.catalog import Catalog
 from lake.config import get_settings
 from lake.events import utcnow
 from lake.registry import check_name
+from lake.tables import EVALUATIONS_DDL, SILVER_BUCKET, TrainingExample, s3_uri
+from lake.tables import EXAMPLE_COLUMNS as TRAINING_COLUMNS
 
 log = structlog.get_logger("lake.training")
 
@@ -36,24 +38,8 @@ EVAL_JOB = "model.evaluate"
 DATASET = "training_examples"
 _TABLE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
 
-# Long format (one row per model, data set, slice and metric): what a dashboard groups and filters.
-EVALUATIONS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
-    model_name varchar, model_version varchar, dataset varchar, snapshot_id bigint, split varchar,
-    slice varchar, metric varchar, value double, n bigint, evaluated_at timestamp(6) with time zone,
-    run_id varchar)"""
-
-
 class DatasetError(LookupError):
     """No usable data set; the message says what to run."""
-
-
-@dataclass(frozen=True)
-class Example:
-    image_id: str
-    caption: str
-    caption_index: int
-    split: str
-    silver_key: str
 
 
 def evaluations_table(dataset: dict) -> str:
@@ -74,7 +60,7 @@ def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
     return doc
 
 
-EXAMPLE_COLUMNS = "image_id, caption, caption_index, split, silver_key"  # `Example`'s fields, in order
+EXAMPLE_COLUMNS = ", ".join(TRAINING_COLUMNS)  # TrainingExample.from_row's order
 
 
 def as_of(dataset: dict) -> str:
@@ -82,12 +68,12 @@ def as_of(dataset: dict) -> str:
     return f"{dataset['table']} FOR VERSION AS OF {int(dataset['snapshot_id'])}"
 
 
-def for_target(rows: Iterable[Example], target: str) -> list[Example]:
+def for_target(rows: Iterable[TrainingExample], target: str) -> list[TrainingExample]:
     """``first``: each image's first human caption only (one template per image); ``all``: every caption."""
     return [e for e in rows if target == "all" or e.caption_index == 0]
 
 
-def read_examples(dataset: dict, splits: Iterable[str]) -> list[Example]:
+def read_examples(dataset: dict, splits: Iterable[str]) -> list[TrainingExample]:
     """The rows of the frozen data set in ``splits``, read by Iceberg time travel (stable order)."""
     from lake.clients import trino_query
 
@@ -95,14 +81,13 @@ def read_examples(dataset: dict, splits: Iterable[str]) -> list[Example]:
     marks = ", ".join("?" * len(splits))
     rows = trino_query(f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(dataset)} WHERE split IN ({marks}) "
                        "ORDER BY image_id, caption_index", splits)
-    return [Example(*r) for r in rows]
+    return [TrainingExample.from_row(r) for r in rows]
 
 
 def fetch_silver(keys: Sequence[str], threads: int = 16) -> dict[str, bytes]:
     """The silver JPEGs by key, fetched concurrently; a missing one is an error (the data set is broken)."""
     from lake.clients import minio_client
     from lake.storage import read_object
-    from spark_jobs.silver.normalize_images import SILVER_BUCKET
 
     mc = minio_client()
     unique = sorted(set(keys))
@@ -110,13 +95,13 @@ def fetch_silver(keys: Sequence[str], threads: int = 16) -> dict[str, bytes]:
         got = dict(zip(unique, pool.map(lambda k: read_object(mc, SILVER_BUCKET, k), unique)))
     missing = [k for k, v in got.items() if v is None]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} silver objects are missing, e.g. s3://{SILVER_BUCKET}/{missing[0]}")
+        raise FileNotFoundError(f"{len(missing)} silver objects are missing, e.g. {s3_uri(SILVER_BUCKET, missing[0])}")
     return got  # type: ignore[return-value]
 
 
 def train_from_lake(*, dataset: str | None = None, name: str = "compact", config=None, target: str = "first",
                     init_from: str | None = None, progress: Callable | None = None,
-                    catalog: Catalog | None = None, registry=None, examples: Sequence[Example] | None = None,
+                    catalog: Catalog | None = None, registry=None, examples: Sequence[TrainingExample] | None = None,
                     run_inputs: dict | None = None) -> dict:
     """Train on the train split of a data set and register the result as a candidate; its registry document.
 
@@ -159,7 +144,7 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
     return doc
 
 
-def references_by_image(rows: Sequence[Example]) -> tuple[list[str], list[str], list[list[str]]]:
+def references_by_image(rows: Sequence[TrainingExample]) -> tuple[list[str], list[str], list[list[str]]]:
     """(image ids, silver keys, references) with each image's captions in caption order."""
     refs: dict[str, list[tuple[int, str]]] = defaultdict(list)
     keys: dict[str, str] = {}
@@ -196,10 +181,11 @@ def evaluation_rows(report: dict, *, model: dict, dataset: dict, split: str, run
     return out
 
 
-def ensure_evaluations_table(table: str = "lake.gold.model_evaluations") -> None:
+def ensure_evaluations_table(table: str | None = None) -> None:
+    """Create ``model_evaluations`` (the lake's, by default) through Trino, which writes it."""
     from lake.clients import trino_query
 
-    trino_query(EVALUATIONS_DDL.format(table=table))
+    trino_query(EVALUATIONS_DDL.format(table=table or get_settings().tables.model_evaluations))
 
 
 def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> int:

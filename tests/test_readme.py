@@ -28,9 +28,11 @@ def test_readme_queries_run(spark):
     from lake.catalog import Catalog
     from lake.clients import trino_query
     from lake.training import ensure_evaluations_table
+    from lake.config import get_settings
+    from lake.tables import ensure_tables
     from spark_jobs.gold import build_gold
 
-    build_gold.ensure_tables(spark)  # what the first `lake layers run` creates
+    ensure_tables(spark, get_settings().tables)  # what the first `lake layers run` creates
     build_gold.create_views()
     Catalog.connect().ensure_indexes()  # creates the collections Trino's `catalog` lists
     ensure_evaluations_table()  # what the first `lake model eval` creates

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lake.config import REPO_ROOT
+
 DAY_S = 86_400
 MONTH_DAYS = 30
 CAPTION_KB = 0.2  # one gold.captions row: ids, model version, ~100 characters of text
@@ -258,7 +260,7 @@ def plan(workload: Workload, figures: Figures, gpu_latency_ms: float | None = No
         note=f"RF {rf}, {w.kafka_retention_days:g} days kept ({retained:,.1f} TB, {by_disk:,} brokers' disks); "
              "out: replicas + one consumer")
     add("bronze stream", "events/s", u, v["stream_events_s_core"], in_mb=kafka_in, out_mb=u * (event + w.inline_fraction * img),
-        note="Kafka -> bronze objects and lake.bronze.upload_events")
+        note="Kafka -> bronze objects and the bronze upload_events table")
     writes = (img + silver + meta) * w.storage_overhead
     add("object store", "PUT/s", u * 2, v["minio_puts_s_core"], in_mb=u * writes, out_mb=u * (img + silver),
         note="a bronze and a silver object per upload; disk nodes under storage")

@@ -73,8 +73,8 @@ def ingest_shapes(n: int) -> dict[str, int]:
     ids = sorted({hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
     marks = ", ".join("?" * len(ids))
     (images,), = trino_query(  # only this run's images, so a re-run cannot pass on old rows
-        f"SELECT count(DISTINCT image_id) FROM lake.bronze.upload_events WHERE image_id IN ({marks})", ids)
-    (events,), = trino_query(f"SELECT count(*) FROM lake.bronze.upload_events WHERE image_id IN ({marks})", ids)
+        f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids)
+    (events,), = trino_query(f"SELECT count(*) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids)
     return {"generated": n, "unique": len(ids), "events": events, "images": images, "ids": ids}
 
 
@@ -162,8 +162,8 @@ def carry_through_layers(ids: list[str]) -> dict[str, int]:
 
     carry()
     marks = ", ".join("?" * len(ids))
-    (silver,), = trino_query(f"SELECT count(*) FROM lake.silver.images WHERE image_id IN ({marks})", ids)
-    (gold,), = trino_query(f"SELECT count(DISTINCT image_id) FROM lake.gold.image_captions "
+    (silver,), = trino_query(f"SELECT count(*) FROM {get_settings().tables.silver} WHERE image_id IN ({marks})", ids)
+    (gold,), = trino_query(f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.image_captions} "
                            f"WHERE caption IS NOT NULL AND image_id IN ({marks})", ids)
     catalogued = Catalog.connect().db.images.count_documents({"_id": {"$in": ids}, "layers.silver": {"$exists": True}})
     return {"silver": silver, "gold": gold, "catalog": catalogued}
@@ -177,23 +177,23 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
     timings: dict[str, float] = {}
 
     t = time.monotonic()
-    with console.status("Spark: writing lake.demo.hello (Iceberg on MinIO)..."):
+    with console.status(f"Spark: writing {get_settings().tables.hello} (Iceberg on MinIO)..."):
         written = hello_lake.main(rows)
     timings["spark write"] = time.monotonic() - t
 
     t = time.monotonic()
-    (count, total), = trino_query("SELECT count(*), sum(square) FROM lake.demo.hello")
+    (count, total), = trino_query(f"SELECT count(*), sum(square) FROM {get_settings().tables.hello}")
     expected = sum(i * i for i in range(rows))
     if (count, total) != (written, expected):
         raise SystemExit(f"Trino read {count} rows (sum {total}); Spark wrote {written} (sum {expected})")
-    by_shape = trino_query("SELECT shape, count(*) FROM lake.demo.hello GROUP BY shape ORDER BY shape")
+    by_shape = trino_query(f"SELECT shape, count(*) FROM {get_settings().tables.hello} GROUP BY shape ORDER BY shape")
     timings["trino read"] = time.monotonic() - t
 
     t = time.monotonic()
     doc = {"_id": "demo", "written_at": datetime.now(timezone.utc).isoformat(), "rows": written}
     with mongo_client(s) as c:
         c[s.mongo_db].demo.replace_one({"_id": "demo"}, doc, upsert=True)
-    got = trino_query(f"SELECT _id, written_at, \"rows\" FROM catalog.{s.mongo_db}.demo WHERE _id = ?", ["demo"])
+    got = trino_query(f"SELECT _id, written_at, \"rows\" FROM {s.tables.catalog}.demo WHERE _id = ?", ["demo"])
     if got != [[doc["_id"], doc["written_at"], written]]:
         raise SystemExit(f"Trino saw {got} in catalog.{s.mongo_db}.demo; pymongo wrote {doc}")
     timings["mongo via trino"] = time.monotonic() - t
@@ -247,7 +247,7 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         dags = run_dags()
         timings["airflow"] = time.monotonic() - t
 
-    table = Table(title="lake.demo.hello, read back through Trino")
+    table = Table(title=f"{get_settings().tables.hello}, read back through Trino")
     table.add_column("shape")
     table.add_column("rows", justify="right")
     for shape, n in by_shape:
@@ -259,7 +259,7 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         console.print(f"[green]ok[/green]: {images} Shapes images (no stars) landed in bronze; "
                       f"{landed['events']} upload events so far (re-runs add sightings, not copies).")
         console.print(f"[green]ok[/green]: all {landed['unique']} in silver, the MongoDB catalog and "
-                      "lake.gold.image_captions; `lake layers status` and `lake quality report` show the rest.")
+                      f"{get_settings().tables.image_captions}; `lake layers status` and `lake quality report` show the rest.")
     if model:
         from models.captioner.evaluate import print_report
 
@@ -267,7 +267,7 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         console.print(f"[green]ok[/green]: {model['model']['_id']} trained on {model['model']['dataset']['id']} "
                       f"({model['model']['train']['steps']} steps), CIDEr {model['scores']['overall']['CIDEr']:.2f}; "
                       f"report {model['scores']['local_report']}/index.html; "
-                      f"{model['captioned']['captioned']} silver images captioned into lake.gold.captions by "
+                      f"{model['captioned']['captioned']} silver images captioned into {get_settings().tables.captions} by "
                       f"{model['captioned']['production']}.")
     if loop:
         demo_loop.print_summary(loop, console)

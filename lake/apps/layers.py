@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lake.config import Settings, get_settings
+from lake.tables import Tables
 
 JOBS = ("silver.normalize_images", "gold.build")
 
@@ -18,12 +19,12 @@ ORDER = ("bronze events", "bronze images", "rejected events", "silver images", "
          "gold training examples", "gold model captions")
 
 
-def lag_sql(catalog: str = "lake") -> str:
+def lag_sql(t: Tables) -> str:
     """Images bronze has that silver has neither normalized nor quarantined."""
     return f"""
-        SELECT count(DISTINCT e.image_id) FROM {catalog}.bronze.upload_events e
-        WHERE NOT EXISTS (SELECT 1 FROM {catalog}.silver.images s WHERE s.image_id = e.image_id)
-          AND NOT EXISTS (SELECT 1 FROM {catalog}.bronze.quarantine q WHERE q.image_id = e.image_id)"""
+        SELECT count(DISTINCT e.image_id) FROM {t.events} e
+        WHERE NOT EXISTS (SELECT 1 FROM {t.silver} s WHERE s.image_id = e.image_id)
+          AND NOT EXISTS (SELECT 1 FROM {t.quarantine} q WHERE q.image_id = e.image_id)"""
 
 
 def status(s: Settings | None = None) -> dict[str, Any]:
@@ -31,15 +32,15 @@ def status(s: Settings | None = None) -> dict[str, Any]:
 
     from lake.catalog import Catalog
     from lake.clients import trino_query
-    from spark_jobs.gold.build_gold import Tables, views
+    from spark_jobs.gold.build_gold import views
 
     s = s or get_settings()
     out: dict[str, Any] = {"counts": {}, "lag": {}, "runs": [], "problems": []}
     try:
         # the layer_counts view's own SELECT, so it works before gold has created the view
-        got = dict(trino_query(views(Tables())["layer_counts"], s=s))
+        got = dict(trino_query(views(s.tables)["layer_counts"], s=s))
         out["counts"] = {name: got[name] for name in ORDER}
-        (lag,), = trino_query(lag_sql(s.iceberg_catalog), s=s)
+        (lag,), = trino_query(lag_sql(s.tables), s=s)
         out["lag"] = {"images_waiting_for_silver": lag}
     except TrinoUserError as e:  # a fresh lake: the jobs create their tables on first run
         out["problems"].append(f"tables missing ({e.message}); run `lake layers run`")

@@ -28,10 +28,9 @@ def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str,
     under the checkpoint prefix (``s3a://bucket/prefix/``) and the bronze objects of ``image_ids`` (images the
     caller made for the lane: no one else has their bytes)."""
     from lake.clients import kafka_admin, minio_client, trino_query
-    from lake.events import BRONZE_BUCKET, bronze_key
-    from spark_jobs.bronze.ingest_uploads import Tables
+    from lake.tables import BRONZE_BUCKET, bronze_key
 
-    tables = Tables.under(namespace)  # checks the namespace: it is written into SQL
+    tables = s.tables.under(namespace)  # checks the namespace: it is written into SQL
     for table in (tables.events, tables.rejected):
         trino_query(f"DROP TABLE IF EXISTS {table}", s=s)
     trino_query(f"DROP SCHEMA IF EXISTS {namespace}", s=s)

@@ -24,9 +24,11 @@ from rich.console import Console
 from rich.table import Table
 
 from lake.apps.reports import gate_table, outcome
+from lake.config import get_settings
+from lake.tables import MODELS_BUCKET, s3_uri
 
 console = Console()
-model_app = typer.Typer(help="Train, evaluate and manage captioning models (registry: s3://models + catalog).",
+model_app = typer.Typer(help=f"Train, evaluate and manage captioning models (registry: {s3_uri(MODELS_BUCKET)} + catalog).",
                         no_args_is_help=True)
 
 
@@ -190,7 +192,7 @@ def caption_silver(
             raise typer.Exit(99) from e
         raise _fail(e) from e
     counts = caption_images.main(doc["_id"], doc["_id"], batch_size, limit or None)  # executors fetch the version
-    console.print(f"{counts['captioned']} silver images captioned by {doc['_id']} -> lake.gold.captions")
+    console.print(f"{counts['captioned']} silver images captioned by {doc['_id']} -> {get_settings().tables.captions}")
 
 
 @model_app.command()

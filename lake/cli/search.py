@@ -17,8 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lake.tables import GOLD_BUCKET, SEARCH_PREFIX, s3_uri
+
 console = Console()
-search_app = typer.Typer(help="Caption search: the embedding index of gold captions (s3://gold/search).",
+search_app = typer.Typer(help=f"Caption search: the embedding index of gold captions ({s3_uri(GOLD_BUCKET, SEARCH_PREFIX)}).",
                          no_args_is_help=True)
 
 

@@ -10,15 +10,18 @@ with their reason. The checkpoint lives on MinIO.
     python -m spark_jobs.bronze.ingest_uploads                  # drain what is there, stop (Airflow)
     python -m spark_jobs.bronze.ingest_uploads --continuous     # keep running (`lake stream`)
     python -m spark_jobs.bronze.ingest_uploads --namespace lake.t1 --checkpoint ...   # tests: tables of their own
+
+`transform` is pure but for the object store, which arrives as a ``StoreFactory`` (tests pass
+one over a dict); `write_batch` is the foreachBatch sink, `run` the stream, `main` the edge.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Protocol
 
 import pandas as pd
 import structlog
@@ -26,10 +29,9 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-log = structlog.get_logger("lake.bronze")
+from lake.tables import Tables
 
-EVENTS = "lake.bronze.upload_events"
-REJECTED = "lake.bronze.rejected_events"
+log = structlog.get_logger("lake.bronze")
 
 
 class StreamFailed(RuntimeError):
@@ -54,22 +56,14 @@ def failure_cause(e: Exception) -> str:
     return _SQLSTATE.sub("", _STREAM_FAILED.sub("", first))[:500]
 
 
-NAMESPACE = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+")
+class Store(Protocol):
+    """The bronze bucket as the check needs it (one per executor partition)."""
+
+    def put(self, image_id: str, data: bytes, content_type: str) -> object: ...   # content-addressed
+    def size(self, image_id: str) -> int | None: ...                                # None: no such object
 
 
-@dataclass(frozen=True)
-class Tables:
-    """The tables one run writes (tests point these at a namespace of their own)."""
-
-    events: str = EVENTS
-    rejected: str = REJECTED
-
-    @classmethod
-    def under(cls, namespace: str) -> Tables:
-        """``catalog.namespace``: plain identifiers only (it is written into SQL)."""
-        if not NAMESPACE.fullmatch(namespace):
-            raise ValueError(f"namespace {namespace!r}: catalog.schema, lower-case letters, digits and _")
-        return cls(f"{namespace}.upload_events", f"{namespace}.rejected_events")
+StoreFactory = Callable[[], Store]  # called once per partition on the executor (clients are not picklable)
 
 
 RESULT_COLUMNS = [
@@ -81,109 +75,120 @@ RESULT_COLUMNS = [
 ]
 RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 
-EVENTS_DDL = f"""CREATE TABLE IF NOT EXISTS {EVENTS} (
-  event_id string NOT NULL, image_id string NOT NULL, source string, content_type string, size_bytes long,
-  uploaded_at timestamp, user_id string, captions array<string>, tags map<string,string>, bronze_key string,
-  delivery string, kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp,
-  ingested_at timestamp, batch_id long)
-USING iceberg PARTITIONED BY (days(uploaded_at))
-TBLPROPERTIES ('format-version'='2', 'write.merge.mode'='merge-on-read')"""
-
-REJECTED_DDL = f"""CREATE TABLE IF NOT EXISTS {REJECTED} (
-  kafka_topic string NOT NULL, kafka_partition int NOT NULL, kafka_offset long NOT NULL, kafka_key string,
-  kafka_timestamp timestamp, event_id string, reason string, error string, raw_prefix string,
-  rejected_at timestamp, batch_id long)
-USING iceberg TBLPROPERTIES ('format-version'='2')"""
-
-
-def check_event(value: bytes | None, *, s, mc) -> dict:
-    """Validate one Kafka value (and land its inline bytes); a row of RESULT_SCHEMA."""
-    from lake.events import BRONZE_BUCKET, Reason, Rejected, parse_upload
+def check_event(value: bytes | None, store: Store, *, max_inline_bytes: int, max_pixels: int) -> dict:
+    """Validate one Kafka value (and land its inline bytes in ``store``); a row of RESULT_SCHEMA."""
+    from lake.events import Reason, Rejected, parse_upload
     from lake.images import inspect_image
-    from lake.storage import object_size, put_bronze
+    from lake.tables import BRONZE_BUCKET, bronze_key, s3_uri
 
     try:
         ev = parse_upload(value or b"")
         content_type = ev.content_type
         if ev.image_b64 is not None:
-            data = ev.image_bytes(s.max_inline_bytes)
-            content_type = inspect_image(data, max_bytes=s.max_inline_bytes,
-                                         max_pixels=s.max_image_pixels).content_type
-            put_bronze(mc, ev.image_id, data, content_type)
+            data = ev.image_bytes(max_inline_bytes)
+            content_type = inspect_image(data, max_bytes=max_inline_bytes, max_pixels=max_pixels).content_type
+            store.put(ev.image_id, data, content_type)
         else:
-            size = object_size(mc, BRONZE_BUCKET, ev.bronze_key)
+            size = store.size(ev.image_id)
             if size is None:
-                raise Rejected(Reason.MISSING_OBJECT, f"s3://{BRONZE_BUCKET}/{ev.bronze_key} does not exist")
+                raise Rejected(Reason.MISSING_OBJECT, f"{s3_uri(BRONZE_BUCKET, ev.bronze_key)} does not exist")
             if size != ev.size_bytes:
                 raise Rejected(Reason.CHECKSUM_MISMATCH, f"object has {size} bytes, event says {ev.size_bytes}")
         return {"ok": True, "event_id": str(ev.event_id), "image_id": ev.image_id, "source": ev.source,
                 "content_type": content_type, "size_bytes": ev.size_bytes,
                 "uploaded_at": pd.Timestamp(ev.uploaded_at).tz_convert("UTC").tz_localize(None),
                 "user_id": ev.user_id, "captions": list(ev.captions), "tags": dict(ev.tags),
-                "bronze_key": f"images/{ev.image_id}", "delivery": ev.delivery}
+                "bronze_key": bronze_key(ev.image_id), "delivery": ev.delivery}
     except Rejected as e:
         return {"ok": False, "reason": e.reason.value, "error": e.message[:2000],
                 "raw_prefix": (value or b"")[:512].decode("utf-8", "replace")}
 
 
-def _check_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def check_partition(batches: Iterator[pd.DataFrame], store: Store, *, max_inline_bytes: int, max_pixels: int,
+                    threads: int = 8) -> Iterator[pd.DataFrame]:
+    """Kafka rows (key, value, topic, partition, offset, timestamp) -> RESULT_COLUMNS frames."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from lake.clients import minio_client
-    from lake.config import get_settings
-
-    s = get_settings()
-    mc = minio_client(s)  # one client per partition, not per row
     names = [name for name, _ in RESULT_COLUMNS]
 
     def one(r) -> dict:
         # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
         row = dict.fromkeys(names)
-        row.update(check_event(r.value, s=s, mc=mc))
+        row.update(check_event(r.value, store, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels))
         row.update(kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
                    kafka_timestamp=r.timestamp, kafka_key=(r.key or b"").decode("utf-8", "replace"))
         return row
 
     # Rows wait on MinIO round trips, not on the CPU: overlap them.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         for pdf in batches:
             yield pd.DataFrame(list(pool.map(one, pdf.itertuples(index=False))), columns=names)
 
 
-def transform(kafka_rows: DataFrame) -> DataFrame:
-    """Kafka source rows (key, value, topic, partition, offset, timestamp) -> checked rows."""
+def transform(kafka_rows: DataFrame, store_factory: StoreFactory, *, max_inline_bytes: int = 2**20,
+              max_pixels: int = 40_000_000) -> DataFrame:
+    """Kafka source rows (key, value, topic, partition, offset, timestamp) -> one checked row each
+    (RESULT_COLUMNS: ``ok``, the event's fields or the reason). ``store_factory()`` runs once per
+    partition on the executor; inline bytes are put there, claim-checks looked up there."""
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        yield from check_partition(batches, store_factory(), max_inline_bytes=max_inline_bytes,
+                                   max_pixels=max_pixels)
+
     return kafka_rows.select("key", "value", "topic", "partition", "offset", "timestamp").mapInPandas(
-        _check_partition, RESULT_SCHEMA)
+        run, RESULT_SCHEMA)
 
 
-def write_batch(batch: DataFrame, batch_id: int, t: Tables = Tables()) -> None:
-    """foreachBatch sink: idempotent MERGEs, then the dead letters (at least once)."""
+# ---- edges: MinIO, Iceberg, Kafka --------------------------------------------------------------------------------
+
+class MinioStore:
+    """The bronze bucket on MinIO (one pooled client per executor partition)."""
+
+    def __init__(self) -> None:
+        from lake.clients import minio_client
+
+        self.mc = minio_client()
+
+    def put(self, image_id: str, data: bytes, content_type: str) -> bool:
+        from lake.storage import put_bronze
+
+        return put_bronze(self.mc, image_id, data, content_type)
+
+    def size(self, image_id: str) -> int | None:
+        from lake.storage import object_size
+        from lake.tables import BRONZE_BUCKET, bronze_key
+
+        return object_size(self.mc, BRONZE_BUCKET, bronze_key(image_id))
+
+
+EVENT_COLUMNS = ["event_id", "image_id", "source", "content_type", "size_bytes", "uploaded_at", "user_id", "captions",
+                 "tags", "bronze_key", "delivery", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
+                 "ingested_at", "batch_id"]
+REJECTED_COLUMNS = ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "kafka_timestamp", "event_id",
+                    "reason", "error", "raw_prefix", "rejected_at", "batch_id"]
+OFFSET = ["kafka_topic", "kafka_partition", "kafka_offset"]  # where a message was: a rejected event's identity
+
+
+def write_batch(batch: DataFrame, batch_id: int, t: Tables, store_factory: StoreFactory = MinioStore, *,
+                max_inline_bytes: int = 2**20, max_pixels: int = 40_000_000) -> dict[str, int]:
+    """foreachBatch sink: idempotent MERGEs (on event_id; rejected ones on their offset), then the
+    dead letters (at least once). Returns how many rows each table gained."""
+    from lake.iceberg import merge_changed
+
     spark = batch.sparkSession
-    checked = transform(batch).withColumn("batch_id", F.lit(batch_id)).persist()
+    checked = transform(batch, store_factory, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels) \
+        .withColumn("batch_id", F.lit(batch_id)).persist()
     try:
         good = (checked.filter("ok").dropDuplicates(["event_id"])
-                .withColumn("ingested_at", F.current_timestamp()))
-        good.createOrReplaceTempView("good_events")
-        spark.sql(f"""MERGE INTO {t.events} t USING good_events s ON t.event_id = s.event_id
-                      WHEN NOT MATCHED THEN INSERT (event_id, image_id, source, content_type, size_bytes,
-                        uploaded_at, user_id, captions, tags, bronze_key, delivery, kafka_topic, kafka_partition,
-                        kafka_offset, kafka_timestamp, ingested_at, batch_id)
-                      VALUES (s.event_id, s.image_id, s.source, s.content_type, s.size_bytes, s.uploaded_at,
-                        s.user_id, s.captions, s.tags, s.bronze_key, s.delivery, s.kafka_topic,
-                        s.kafka_partition, s.kafka_offset, s.kafka_timestamp, s.ingested_at, s.batch_id)""")
-        bad = checked.filter("NOT ok").withColumn("rejected_at", F.current_timestamp())
-        bad.createOrReplaceTempView("bad_events")
-        spark.sql(f"""MERGE INTO {t.rejected} t USING bad_events s
-                      ON t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition
-                         AND t.kafka_offset = s.kafka_offset
-                      WHEN NOT MATCHED THEN INSERT (kafka_topic, kafka_partition, kafka_offset, kafka_key,
-                        kafka_timestamp, event_id, reason, error, raw_prefix, rejected_at, batch_id)
-                      VALUES (s.kafka_topic, s.kafka_partition, s.kafka_offset, s.kafka_key, s.kafka_timestamp,
-                        s.event_id, s.reason, s.error, s.raw_prefix, s.rejected_at, s.batch_id)""")
+                .withColumn("ingested_at", F.current_timestamp()).select(*EVENT_COLUMNS))
+        added = merge_changed(spark, good, t.events, ["event_id"], compare=["event_id"], update=False)
+        bad = checked.filter("NOT ok").withColumn("rejected_at", F.current_timestamp()).select(*REJECTED_COLUMNS) \
+            .localCheckpoint(eager=True)
+        refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False)
         _publish_dead_letters(bad.select("reason", "error", "kafka_topic", "kafka_partition", "kafka_offset",
                                          "kafka_key", "raw_prefix").collect())
     finally:
         checked.unpersist()
+    return {"events": added, "rejected": refused}
 
 
 def _publish_dead_letters(rows) -> None:
@@ -201,29 +206,15 @@ def _publish_dead_letters(rows) -> None:
         future.get(timeout=30)
 
 
-def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
-    for table in (t.events, t.rejected):
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
-    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))
-    spark.sql(REJECTED_DDL.replace(REJECTED, t.rejected))
-
-
-def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
-         max_offsets: int = 1000, tables: Tables = Tables()) -> None:
+def run(spark: SparkSession, *, tables: Tables, checkpoint: str, continuous: bool = False, trigger_seconds: int = 5,
+        max_offsets: int = 1000, store_factory: StoreFactory = MinioStore) -> None:
+    """Read ``images.uploaded`` from the checkpoint on (or the earliest offset) into ``tables``:
+    drain what is there and stop, or keep running with ``continuous``."""
     from lake.config import get_settings
-    from lake.spark import spark_session
+    from lake.tables import ensure_tables
 
     s = get_settings()
-    checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
-    from lake.locks import AlreadyRunning, acquire
-
-    try:
-        lock = acquire(checkpoint, s)  # two streams on one checkpoint could both append an event
-    except AlreadyRunning as e:
-        raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time") from e
-    # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
-    spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
-    ensure_tables(spark, tables)
+    ensure_tables(spark, tables, "bronze")
     stream = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", s.kafka_bootstrap)
               .option("subscribe", s.topic_uploads)
@@ -231,15 +222,17 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
               .option("maxOffsetsPerTrigger", max_offsets)
               .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
               .load())
+    sink = partial(write_batch, t=tables, store_factory=store_factory, max_inline_bytes=s.max_inline_bytes,
+                   max_pixels=s.max_image_pixels)
     for attempt in range(1, 4):
-        writer = (stream.writeStream.foreachBatch(partial(write_batch, t=tables))
+        writer = (stream.writeStream.foreachBatch(sink)
                   .option("checkpointLocation", checkpoint)
                   .queryName("bronze_ingest_uploads"))
         writer = writer.trigger(processingTime=f"{trigger_seconds} seconds") if continuous \
             else writer.trigger(availableNow=True)
         try:
             writer.start().awaitTermination()
-            break
+            return
         except StreamingQueryException as e:
             # Spark 4.1.1 (SPARK-55271): the first batch after a restart from an uncommitted
             # offset log entry can fail in KafkaMicroBatchStream.metrics() with an NPE, *after*
@@ -249,20 +242,45 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
                 raise StreamFailed(f"bronze stream failed: {failure_cause(e)}. Fix that and run it again: it "
                                    f"resumes from its checkpoint ({checkpoint}), and no event lands twice") from e
             log.warning("restarting the stream after Spark's Kafka metrics NPE (SPARK-55271)", attempt=attempt)
-    spark.stop()
-    lock.close()
+
+
+def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
+         max_offsets: int = 1000, tables: Tables | None = None) -> None:
+    from lake.config import get_settings
+    from lake.locks import AlreadyRunning, acquire
+    from lake.spark import spark_session
+
+    s = get_settings()
+    checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
+    try:
+        lock = acquire(checkpoint, s)  # two streams on one checkpoint could both append an event
+    except AlreadyRunning as e:
+        raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time") from e
+    # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
+    spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
+    try:
+        run(spark, tables=tables or s.tables, checkpoint=checkpoint, continuous=continuous,
+            trigger_seconds=trigger_seconds, max_offsets=max_offsets)
+    finally:
+        spark.stop()
+        lock.close()
 
 
 if __name__ == "__main__":
+    from lake.config import get_settings
+    from lake.tables import check_namespace
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--continuous", action="store_true", help="keep running (default: drain and stop)")
     ap.add_argument("--trigger-seconds", type=int, default=5)
     ap.add_argument("--checkpoint", help="override the checkpoint URI (tests, replays)")
     ap.add_argument("--max-offsets", type=int, default=1000, help="events per micro-batch at most")
-    ap.add_argument("--namespace", type=lambda v: Tables.under(v) and v, default=EVENTS.rsplit(".", 1)[0],
-                    help="Iceberg namespace of upload_events and rejected_events (tests, replays)")
+    ap.add_argument("--namespace", type=check_namespace, default=None,
+                    help="Iceberg namespace of upload_events and rejected_events (tests, replays; default the lake's)")
     a = ap.parse_args()
+    lake = get_settings().tables
     try:
-        main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets, Tables.under(a.namespace))
+        main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets,
+             lake.under(a.namespace) if a.namespace else lake)
     except StreamFailed as e:
         raise SystemExit(f"error: {e}") from None

@@ -10,9 +10,6 @@ import argparse
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-TABLE = "lake.demo.hello"
-
-
 def transform(spark: SparkSession, rows: int) -> DataFrame:
     """Deterministic rows: id, the shape and colour it stands for, and its square."""
     shapes = F.array(*[F.lit(x) for x in ("circle", "square", "triangle", "star")])
@@ -25,9 +22,11 @@ def transform(spark: SparkSession, rows: int) -> DataFrame:
     )
 
 
-def main(rows: int = 100, table: str = TABLE) -> int:
+def main(rows: int = 100, table: str | None = None) -> int:
+    from lake.config import get_settings
     from lake.spark import spark_session
 
+    table = table or get_settings().tables.hello
     spark = spark_session("hello-lake")
     ns = table.rsplit(".", 1)[0]
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
@@ -41,6 +40,6 @@ def main(rows: int = 100, table: str = TABLE) -> int:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100)
-    ap.add_argument("--table", default=TABLE)
+    ap.add_argument("--table", default=None, help="default: the lake's demo.hello")
     a = ap.parse_args()
-    print(f"wrote {main(a.rows, a.table)} rows to {a.table}")
+    print(f"wrote {main(a.rows, a.table)} rows to {a.table or 'demo.hello'}")

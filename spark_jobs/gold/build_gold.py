@@ -19,49 +19,17 @@ Rows are MERGEd only where they differ, so a re-run with nothing new commits not
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 import structlog
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lake.tables import Tables, silver_uri_sql
+
 log = structlog.get_logger("lake.gold")
 
 STAGE = "gold.build"
 EXAMPLES_STAGE = "gold.training_examples"  # the quarantine stage of the training-examples gate
-
-
-@dataclass(frozen=True)
-class Tables:
-    events: str = "lake.bronze.upload_events"
-    rejected: str = "lake.bronze.rejected_events"
-    silver: str = "lake.silver.images"
-    quarantine: str = "lake.bronze.quarantine"
-    gold: str = "lake.gold"  # namespace of the gold tables and views
-    catalog: str = "catalog.lake"  # the MongoDB catalog in Trino (model promotions)
-
-    @property
-    def training_examples(self) -> str:
-        return f"{self.gold}.training_examples"
-
-    @property
-    def ingest_daily(self) -> str:
-        return f"{self.gold}.ingest_daily"
-
-    @property
-    def captions(self) -> str:
-        return f"{self.gold}.captions"
-
-
-DDL = {
-    "training_examples": """(image_id string NOT NULL, caption string NOT NULL, caption_index int, split string,
-        origin string, silver_key string, width int, height int, first_seen_at timestamp)
-        USING iceberg PARTITIONED BY (split)""",
-    "ingest_daily": """(day date NOT NULL, source string NOT NULL, uploads long, images long, new_images long,
-        bytes long) USING iceberg""",
-    "captions": """(image_id string NOT NULL, model_version string NOT NULL, caption string, generated_at timestamp,
-        run_id string) USING iceberg""",
-}
 
 
 def training_examples(silver: DataFrame) -> DataFrame:
@@ -108,11 +76,11 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
     ``promotions=False``: `model_promotions` as an empty stand-in (see PROMOTION_COLUMNS)."""
     from lake.events import Reason
 
-    evaluations, q = f"{t.gold}.model_evaluations", "'bronze.ingest_uploads'"
+    q = "'bronze.ingest_uploads'"  # the bronze job's stage, for rejected events
     known_reasons = ", ".join(f"'{r}'" for r in sorted({*map(str, Reason), "quality_gate"}))
     if promotions:
         promoted = ", ".join(f"CAST({e} AS {ty}) AS {c}" for c, ty, e in PROMOTION_COLUMNS)
-        promoted += f" FROM {t.catalog}.promotions p"
+        promoted += f" FROM {t.promotions} p"
     else:
         promoted = ", ".join(f"CAST(NULL AS {ty}) AS {c}" for c, ty, _ in PROMOTION_COLUMNS) + " WHERE false"
     return {
@@ -121,7 +89,7 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
                    s.last_seen_at, element_at(s.captions, 1) AS human_caption, m.caption AS model_caption,
                    m.model_version, m.generated_at AS captioned_at,
                    coalesce(m.caption, element_at(s.captions, 1)) AS caption,
-                   's3://silver/' || s.silver_key AS silver_uri
+                   {silver_uri_sql("s.silver_key")} AS silver_uri
             FROM {t.silver} s
             LEFT JOIN (SELECT image_id, caption, model_version, generated_at,
                               row_number() OVER (PARTITION BY image_id ORDER BY generated_at DESC) AS rn
@@ -149,10 +117,10 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
             known(reason) AS (VALUES {known_reasons})
             SELECT r.stage, r.reason, r.n, IF(r.stage = {q}, messages, images) AS out_of,
                    r.n / CAST(nullif(IF(r.stage = {q}, messages, images), 0) AS double) AS rate
-            FROM {t.gold}.quarantine_by_reason r CROSS JOIN totals
+            FROM {t.view("quarantine_by_reason")} r CROSS JOIN totals
             UNION ALL
             SELECT 'none', k.reason, 0, images, 0.0 FROM known k CROSS JOIN totals
-            WHERE k.reason NOT IN (SELECT reason FROM {t.gold}.quarantine_by_reason)""",
+            WHERE k.reason NOT IN (SELECT reason FROM {t.view("quarantine_by_reason")})""",
         # Share of silver images with a caption: per model version, by any model, and human
         # (the gold training examples).
         "caption_coverage": f"""
@@ -175,7 +143,7 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
         "model_metrics": f"""
             SELECT model_name, model_version, dataset, split, slice, metric, value, n,
                    CAST(evaluated_at AT TIME ZONE 'UTC' AS timestamp(6)) AS evaluated_at, run_id
-            FROM {evaluations}""",
+            FROM {t.model_evaluations}""",
         "model_promotions": f"SELECT {promoted}",
         # Words: runs of [a-z0-9] in the lower-cased caption; human = the gold training examples.
         "caption_lengths": f"""
@@ -194,40 +162,30 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
     }
 
 
-def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
-    from spark_jobs.bronze.ingest_uploads import EVENTS, EVENTS_DDL, REJECTED, REJECTED_DDL
-    from spark_jobs.silver.normalize_images import QUARANTINE_DDL, SILVER_DDL
-
-    for ns in {t.events.rsplit(".", 1)[0], t.silver.rsplit(".", 1)[0], t.quarantine.rsplit(".", 1)[0], t.gold}:
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
-    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))
-    spark.sql(REJECTED_DDL.replace(REJECTED, t.rejected))
-    spark.sql(SILVER_DDL.format(table=t.silver))
-    spark.sql(QUARANTINE_DDL.format(table=t.quarantine))
-    for name, ddl in DDL.items():
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {t.gold}.{name} {ddl} TBLPROPERTIES ('format-version'='2')")
-
-
-def create_views(t: Tables = Tables()) -> list[str]:
+def create_views(t: Tables | None = None) -> list[str]:
     """(Re)create the gold views through Trino (the engine users query them with); cheap, so
     also run on its own (`python -c "from spark_jobs.gold.build_gold import create_views; create_views()"`)."""
     from lake.clients import trino_query
+    from lake.config import get_settings
     from lake.training import ensure_evaluations_table
 
-    ensure_evaluations_table(f"{t.gold}.model_evaluations")  # model_metrics reads it before any evaluation
+    t = t or get_settings().tables
+    ensure_evaluations_table(t.model_evaluations)  # model_metrics reads it before any evaluation
     catalog, db = t.catalog.split(".")
     fields = {r[0] for r in trino_query(f"SELECT column_name FROM {catalog}.information_schema.columns "
                                         "WHERE table_schema = ? AND table_name = 'promotions'", [db])}
     made = views(t, promotions=PROMOTION_FIELDS <= fields)
     for name, sql in made.items():
-        trino_query(f"CREATE OR REPLACE VIEW {t.gold}.{name} AS {sql}")
+        trino_query(f"CREATE OR REPLACE VIEW {t.view(name)} AS {sql}")
     return list(made)
 
 
-def run(spark: SparkSession, *, tables: Tables = Tables(), catalog=None, with_views: bool = True) -> dict[str, int]:
+def run(spark: SparkSession, *, tables: Tables | None = None, catalog=None, with_views: bool = True) -> dict[str, int]:
     """Bring gold up to date with silver and bronze; one run per gold namespace at a time."""
+    from lake.config import get_settings
     from lake.locks import single_writer
 
+    tables = tables or get_settings().tables
     with single_writer(f"gold:{tables.gold}"):
         return _run(spark, tables=tables, catalog=catalog, with_views=with_views)
 
@@ -236,10 +194,11 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed
+    from lake.tables import ensure_tables
     from spark_jobs.silver.normalize_images import quarantine
 
     t, cat = tables, catalog or Catalog.connect()
-    ensure_tables(spark, t)
+    ensure_tables(spark, t, "gold")
     counts = {"training_examples": 0, "quarantined": 0, "ingest_daily": 0}
     with cat.run(STAGE, {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
                          "bronze_snapshot": current_snapshot(spark, t.events)}) as rec:

@@ -23,7 +23,7 @@ import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-log = structlog.get_logger("lake.gold.captions")
+log = structlog.get_logger("lake.captions")
 
 STAGE = "gold.caption_images"
 CAPTION_SCHEMA = "image_id string, model_version string, caption string"
@@ -81,7 +81,7 @@ def transform(todo: DataFrame, model_dir: str, model_version: str, fetch_factory
 def minio_fetch() -> Fetch:
     from lake.clients import minio_client
     from lake.storage import read_object
-    from spark_jobs.silver.normalize_images import SILVER_BUCKET
+    from lake.tables import SILVER_BUCKET
 
     mc = minio_client()
     return lambda key: read_object(mc, SILVER_BUCKET, key)
@@ -94,11 +94,12 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
     from lake.catalog import Catalog
     from lake.iceberg import merge_changed
     from lake.locks import single_writer
-    from spark_jobs.gold.build_gold import Tables, ensure_tables
+    from lake.config import get_settings
+    from lake.tables import ensure_tables
 
-    t, cat = tables or Tables(), catalog or Catalog.connect()
+    t, cat = tables or get_settings().tables, catalog or Catalog.connect()
     with single_writer(f"captions:{t.captions}"):
-        ensure_tables(spark, t)
+        ensure_tables(spark, t, "gold")
         with cat.run(STAGE, {"model_dir": model_dir, "model_version": model_version, "limit": limit}) as rec:
             done = spark.table(t.captions).where(F.col("model_version") == model_version).select("image_id")
             todo = spark.table(t.silver).join(done, "image_id", "left_anti")

@@ -23,19 +23,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pandas as pd
 import structlog
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lake.tables import Tables, silver_key
+
 log = structlog.get_logger("lake.silver")
 
-EVENTS = "lake.bronze.upload_events"
-SILVER = "lake.silver.images"
-QUARANTINE = "lake.bronze.quarantine"
-SILVER_BUCKET = "silver"
 STAGE = "silver.normalize_images"
 
 Fetch = Callable[[str], "bytes | None"]  # image_id -> the bronze bytes, None when the object is missing
@@ -55,20 +52,6 @@ RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 ROW_COLUMNS = [c for c in RESULT_COLUMNS if c[0] != "jpeg"]  # what the tables keep
 ROW_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
 
-SILVER_DDL = """CREATE TABLE IF NOT EXISTS {table} (
-  image_id string NOT NULL, width int, height int, src_format string, src_width int, src_height int,
-  bytes_out long, phash string, sha256_out string, split string, captions array<string>,
-  first_seen_at timestamp, last_seen_at timestamp, sightings long, sources array<string>, event_ids array<string>,
-  silver_key string, normalized_at timestamp)
-USING iceberg PARTITIONED BY (split)
-TBLPROPERTIES ('format-version'='2', 'write.merge.mode'='merge-on-read')"""
-
-QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS {table} (
-  image_id string NOT NULL, stage string NOT NULL, reason string, error string, first_seen_at timestamp,
-  last_seen_at timestamp, sightings long, quarantined_at timestamp)
-USING iceberg TBLPROPERTIES ('format-version'='2')"""
-
-
 def quarantine(spark: SparkSession, rows: DataFrame, table: str, stage: str) -> int:
     """Record refused images (image_id, reason, error, first/last seen, sightings) for ``stage``;
     an image already quarantined by that stage keeps its first record. Returns how many are new."""
@@ -77,12 +60,6 @@ def quarantine(spark: SparkSession, rows: DataFrame, table: str, stage: str) -> 
     bad = rows.select("image_id", F.lit(stage).alias("stage"), "reason", "error", "first_seen_at", "last_seen_at",
                       "sightings", F.current_timestamp().alias("quarantined_at"))
     return merge_changed(spark, bad, table, ["image_id", "stage"], compare=["image_id", "stage"], update=False)
-
-
-def silver_key(image_id: str) -> str:
-    from lake.events import bronze_key
-
-    return bronze_key(image_id) + ".jpg"  # bronze_key checks the id: 64 lower-case hex digits
 
 
 def group_events(events: DataFrame) -> DataFrame:
@@ -195,8 +172,8 @@ def store(rows: DataFrame, put_factory: PutFactory) -> DataFrame:
 def minio_fetch() -> Fetch:
     """A FetchFactory over s3://bronze/images/<image_id> (one pooled client per executor process)."""
     from lake.clients import minio_client
-    from lake.events import BRONZE_BUCKET, bronze_key
     from lake.storage import read_object
+    from lake.tables import BRONZE_BUCKET, bronze_key
 
     mc = minio_client()
 
@@ -211,6 +188,7 @@ def minio_put() -> Put:
     import io
 
     from lake.clients import minio_client
+    from lake.tables import SILVER_BUCKET
 
     mc = minio_client()
 
@@ -219,27 +197,6 @@ def minio_put() -> Put:
                       metadata={"x-amz-meta-lake-image-id": image_id, "x-amz-meta-lake-sha256": sha256})
 
     return put
-
-
-@dataclass(frozen=True)
-class Tables:
-    """The tables one run reads and writes (tests point these at a namespace of their own)."""
-
-    events: str = EVENTS
-    silver: str = SILVER
-    quarantine: str = QUARANTINE
-
-
-def ensure_tables(spark: SparkSession, t: Tables = Tables()) -> None:
-    from spark_jobs.bronze.ingest_uploads import EVENTS_DDL
-
-    for table in (t.events, t.silver, t.quarantine):
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
-    spark.sql(EVENTS_DDL.replace(EVENTS, t.events))  # an empty lake: nothing to do, rather than an error
-    spark.sql(SILVER_DDL.format(table=t.silver))
-    if "event_ids" not in spark.table(t.silver).columns:  # made by a version before lineage was kept
-        spark.sql(f"ALTER TABLE {t.silver} ADD COLUMN event_ids array<string>")
-    spark.sql(QUARANTINE_DDL.format(table=t.quarantine))
 
 
 def resighted(grouped: DataFrame, silver: DataFrame) -> DataFrame:
@@ -267,15 +224,15 @@ def resighted(grouped: DataFrame, silver: DataFrame) -> DataFrame:
 def catalog_doc(r: dict) -> dict:
     """A silver row -> the fields of its `images` document (dotted keys leave other layers' fields alone)."""
     from lake.catalog import as_datetime
-    from lake.events import BRONZE_BUCKET, bronze_key
+    from lake.tables import BRONZE_BUCKET, SILVER_BUCKET, bronze_key, s3_uri
 
     return {"_id": r["image_id"], "split": r["split"], "width": r["width"], "height": r["height"],
             "src_format": r["src_format"], "src_width": r["src_width"], "src_height": r["src_height"],
             "bytes_out": r["bytes_out"], "phash": r["phash"], "sources": list(r["sources"] or []),
             "sightings": r["sightings"], "first_seen_at": as_datetime(r["first_seen_at"]),
             "last_seen_at": as_datetime(r["last_seen_at"]), "captions.human": list(r["captions"] or []),
-            "layers.bronze": f"s3://{BRONZE_BUCKET}/{bronze_key(r['image_id'])}",
-            "layers.silver": f"s3://{SILVER_BUCKET}/{r['silver_key']}", "event_ids": list(r["event_ids"] or [])}
+            "layers.bronze": s3_uri(BRONZE_BUCKET, bronze_key(r["image_id"])),
+            "layers.silver": s3_uri(SILVER_BUCKET, r["silver_key"]), "event_ids": list(r["event_ids"] or [])}
 
 
 def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
@@ -291,12 +248,14 @@ def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
 
 
 def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_factory: PutFactory = minio_put, *,
-        tables: Tables = Tables(), catalog=None, max_side: int = 384, max_pixels: int = 40_000_000,
+        tables: Tables | None = None, catalog=None, max_side: int = 384, max_pixels: int = 40_000_000,
         quality: int = 90) -> dict[str, int]:
     """Carry what bronze gained since the last run into silver; returns the counts. One run
     per silver table at a time (lake.locks): a second is refused with AlreadyRunning."""
+    from lake.config import get_settings
     from lake.locks import single_writer
 
+    tables = tables or get_settings().tables
     with single_writer(f"silver:{tables.silver}"):
         return _run(spark, fetch_factory, put_factory, tables=tables, catalog=catalog, max_side=max_side,
                     max_pixels=max_pixels, quality=quality)
@@ -307,9 +266,10 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed, read_appended
+    from lake.tables import ensure_tables
 
     t, cat = tables, catalog or Catalog.connect()
-    ensure_tables(spark, t)
+    ensure_tables(spark, t, "silver")
     cat.ensure_indexes()
     last = cat.last_run(STAGE, **{"inputs.events_table": t.events})
     since = last["inputs"]["bronze_snapshot"] if last else None

@@ -13,7 +13,8 @@ def test_local_defaults_derive_endpoints():
     assert s.s3_endpoint == "http://127.0.0.1:9000"
     assert s.mongo_uri == "mongodb://127.0.0.1:27017/"
     assert s.jdbc_url == "jdbc:postgresql://127.0.0.1:5432/lake"
-    assert s.buckets == ["bronze", "silver", "gold", "models", "warehouse"]
+    assert s.warehouse == "s3://warehouse/"
+    assert s.tables.silver == "lake.silver.images" and s.tables.catalog == "catalog.lake"
 
 
 def test_environment_overrides(monkeypatch):

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from lake.events import ImageUploaded, Reason, Rejected, bronze_key, parse_upload
+from lake.events import ImageUploaded, Reason, Rejected, parse_upload
+from lake.tables import bronze_key
 from tests.utils.images import png
 
 DATA = png(4, 4, "red")

@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from lake.retrain import Decision, focus_slices, gate, shuffle_captions
-from lake.training import Example
+from lake.tables import TrainingExample
 
 slow = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,8 +60,8 @@ def test_a_good_candidate_is_promoted():
 
 
 def test_focus_slices_are_those_over_represented_among_the_new_examples():
-    def ex(caption: str) -> Example:
-        return Example(uuid.uuid4().hex, caption, 0, "train", "k")
+    def ex(caption: str) -> TrainingExample:
+        return TrainingExample.from_row((uuid.uuid4().hex, caption, 0, "train", "k"))
 
     old = [ex("a small red circle on the left")] * 6 + [ex("a large blue square on the right")] * 4
     new = [ex("a small red star in the center")] * 8 + [ex("a large blue square on the right")] * 2
@@ -97,7 +97,7 @@ def test_a_change_by_hand_is_recorded_even_when_kafka_is_down():
 
 
 def test_a_drill_shuffles_captions_across_the_same_images():
-    rows = [Example(f"i{n}", f"a caption {n}", 0, "train", f"k{n}") for n in range(20)]
+    rows = [TrainingExample.from_row((f"i{n}", f"a caption {n}", 0, "train", f"k{n}")) for n in range(20)]
     shuffled = shuffle_captions(rows, seed=3)
     assert [e.image_id for e in shuffled] == [e.image_id for e in rows]
     assert sorted(e.caption for e in shuffled) == sorted(e.caption for e in rows)

@@ -47,7 +47,7 @@ def test_index_publish_rerun_add_and_serve(scratch, spark, tmp_path):
     import lake.search_index as si
     from lake.clients import minio_client, trino_query
     from lake.datasets.shapes import generate
-    from services.api.search import SearchService
+    from services.api.search_service import SearchService
     from tests.lake.test_training import land
     from tests.utils.images import RUN
 
@@ -69,7 +69,7 @@ def test_index_publish_rerun_add_and_serve(scratch, spark, tmp_path):
     assert added["status"] == "indexed" and added["version"] == 2 and added["size"] == 15
     assert added["counts"]["new"] == 3
 
-    image_id, caption = trino_query(f"SELECT image_id, caption FROM {si.SOURCE} ORDER BY image_id LIMIT 1")[0]
+    image_id, caption = trino_query(f"SELECT image_id, caption FROM {si.source_table()} ORDER BY image_id LIMIT 1")[0]
     svc = SearchService(poll_s=0.5).start()
     try:
         deadline = time.monotonic() + 60

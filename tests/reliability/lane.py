@@ -188,7 +188,7 @@ class Lane:
     def check_bronze(self, image_ids: set[str]) -> list[tuple[str, str]]:
         """(image id, problem) for each image whose bronze object is missing or holds other bytes."""
         from lake.clients import minio_client
-        from lake.events import BRONZE_BUCKET, bronze_key
+        from lake.tables import BRONZE_BUCKET, bronze_key
         from lake.storage import read_object
 
         mc = minio_client(self.s)

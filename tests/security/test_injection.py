@@ -2,7 +2,7 @@
 path and template injection strings, control characters, a huge value and the URL of a canary server
 this test runs: no answer is an internal error, the lake's tables are all still there with the same
 rows, and nothing ever calls the canary (no endpoint fetches a URL the user gives, in a parameter or
-in a JSON body). Runs against the real app on the stack's stores (tests/services/test_captions.py).
+in a JSON body). Runs against the real app on the stack's stores (tests/services/api/helpers.py).
 
     .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/security/test_injection.py
 """
@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.services.test_captions import lake, serve, service  # noqa: F401 -- fixtures
+from tests.services.api.helpers import lake, serve, service  # noqa: F401 -- fixtures
 from tests.utils.images import ADMIN_KEY, API_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lake.events import bronze_key
+from lake.tables import bronze_key
 from lake.registry import check_name, parse_spec
-from tests.services.test_captions import lake, png, serve, service  # noqa: F401 -- fixtures
+from tests.services.api.helpers import lake, png, serve, service  # noqa: F401 -- fixtures
 
 MARK = "zzescape"  # in every hostile string: no object key may ever contain it
 CLIMBS = [f"../../{MARK}", f"/etc/{MARK}", f"images/../../warehouse/{MARK}", f"..%2F..%2F{MARK}",
@@ -57,11 +57,12 @@ def test_a_version_spec_names_a_checked_model(text):
 @pytest.mark.parametrize("namespace", ["lake.x; DROP TABLE y", "lake", "lake.`x`", "lake.x.upload_events --",
                                        "../lake.x", "lake.X"])
 def test_a_namespace_written_into_sql_is_plain_identifiers(namespace):
-    from spark_jobs.bronze.ingest_uploads import Tables
+    from lake.config import get_settings
 
+    lake = get_settings().tables
     with pytest.raises(ValueError, match="namespace"):
-        Tables.under(namespace)
-    assert Tables.under("lake.rel0a1b").events == "lake.rel0a1b.upload_events"
+        lake.under(namespace)
+    assert lake.under("lake.rel0a1b").events == "lake.rel0a1b.upload_events"
 
 
 def all_keys(mc) -> set[str]:

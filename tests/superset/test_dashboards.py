@@ -57,11 +57,15 @@ def test_two_dashboards_by_slug_with_unique_chart_names():
 
 
 def test_datasets_are_what_the_gold_job_builds():
-    from spark_jobs.gold.build_gold import DDL, Tables, views
+    from lake.config import get_settings
+    from lake.tables import LAYERS
+    from spark_jobs.gold.build_gold import views
 
-    built = set(views(Tables())) | set(DDL)
+    t = get_settings().tables
+    built = set(views(t)) | {getattr(t, n).rsplit(".", 1)[1] for n in LAYERS["gold"] if n.startswith(("training",
+                                                                                                      "ingest", "captions"))}
     assert {d["table_name"] for d in _of("datasets").values()} <= built
-    assert {d["schema"] for d in _of("datasets").values()} == {Tables().gold.split(".")[1]}
+    assert {d["schema"] for d in _of("datasets").values()} == {t.gold.split(".")[1]}
 
 
 def test_no_secret_in_the_bundle():

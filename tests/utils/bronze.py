@@ -16,7 +16,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from lake.catalog import Catalog
 from lake.clients import mongo_client
-from lake.events import bronze_key
+from lake.tables import Tables, bronze_key
 from tests.utils.images import RUN
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -67,38 +67,41 @@ def event_row(i: int, image_id: str, captions=None, source="api", at=T0) -> dict
 
 @dataclass
 class Scratch:
-    """A lake of a test's own: Iceberg namespace lake.<name>, catalog database <name>."""
+    """A lake of a test's own: every table under the Iceberg namespace lake.<name>, catalog database <name>."""
 
-    silver: object  # spark_jobs.silver.normalize_images.Tables
-    gold: object    # spark_jobs.gold.build_gold.Tables
+    tables: Tables
     catalog: Catalog
     append: Callable[[list[dict]], None]  # event rows -> appended to the events table
+
+    @property
+    def silver(self) -> Tables:  # what the silver job is given
+        return self.tables
+
+    @property
+    def gold(self) -> Tables:  # what the gold and captioning jobs are given
+        return self.tables
 
 
 @contextmanager
 def scratch_lake(spark, name: str) -> Iterator[Scratch]:
-    from spark_jobs.bronze.ingest_uploads import EVENTS, EVENTS_DDL
+    from lake.config import get_settings
+    from lake.tables import ensure_tables
     from spark_jobs.gold import build_gold
-    from spark_jobs.silver import normalize_images
 
     ns = f"lake.{name}"
-    silver = normalize_images.Tables(events=f"{ns}.upload_events", silver=f"{ns}.images",
-                                     quarantine=f"{ns}.quarantine")
-    gold = build_gold.Tables(events=silver.events, rejected=f"{ns}.rejected_events", silver=silver.silver,
-                             quarantine=silver.quarantine, gold=ns)
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
-    spark.sql(EVENTS_DDL.replace(EVENTS, silver.events))
-    schema = spark.table(silver.events).schema
+    tables = get_settings().tables.under(ns)
+    ensure_tables(spark, tables, "bronze")
+    schema = spark.table(tables.events).schema
 
     def append(events: list[dict]) -> None:
-        spark.createDataFrame(events, schema).writeTo(silver.events).append()
+        spark.createDataFrame(events, schema).writeTo(tables.events).append()
 
     try:
-        yield Scratch(silver, gold, Catalog(mongo_client()[name]), append)
+        yield Scratch(tables, Catalog(mongo_client()[name]), append)
     finally:
         from lake.clients import trino_query
 
-        for view in build_gold.views(gold):
+        for view in build_gold.views(tables):
             trino_query(f"DROP VIEW IF EXISTS {ns}.{view}")
         for table in spark.sql(f"SHOW TABLES IN {ns}").collect():
             spark.sql(f"DROP TABLE IF EXISTS {ns}.{table.tableName} PURGE")
