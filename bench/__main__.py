@@ -15,8 +15,14 @@ import sys
 
 from bench import caption, ingest, normalize, search, serving, stack, summary
 
-BENCHES = {"stack": stack.main, "ingest": ingest.main, "normalize": normalize.main,
-           "caption": caption.main, "serving": lambda: serving.main([]), "search": search.main}
+BENCHES = {
+    "stack": stack.main,
+    "ingest": ingest.main,
+    "normalize": normalize.main,
+    "caption": caption.main,
+    "serving": lambda: serving.main([]),
+    "search": search.main,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -39,12 +39,13 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_OUT = RESULTS / "blip2_gpu.json"
 PAD, UNK, BOS, EOS, IMAGE = "<pad>", "<unk>", "<s>", "</s>", "<image>"
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 @dataclass(frozen=True)
 class Shape:
     """Tower sizes. `FULL` is Salesforce/blip2-opt-2.7b's (its config.json), `TINY` a CPU-sized stand-in."""
+
     image_size: int
     patch_size: int
     vision_hidden: int
@@ -65,14 +66,46 @@ class Shape:
     text_positions: int
 
 
-FULL = Shape(image_size=224, patch_size=14, vision_hidden=1408, vision_layers=39, vision_heads=16, vision_mlp=6144,
-             qformer_hidden=768, qformer_layers=12, qformer_heads=12, qformer_mlp=3072, cross_attention_frequency=2,
-             num_query_tokens=32, text_hidden=2560, text_layers=32, text_heads=32, text_ffn=10240, text_vocab=50272,
-             text_positions=2048)
-TINY = Shape(image_size=32, patch_size=8, vision_hidden=32, vision_layers=2, vision_heads=2, vision_mlp=64,
-             qformer_hidden=32, qformer_layers=2, qformer_heads=2, qformer_mlp=64, cross_attention_frequency=2,
-             num_query_tokens=4, text_hidden=32, text_layers=2, text_heads=2, text_ffn=64, text_vocab=96,
-             text_positions=64)
+FULL = Shape(
+    image_size=224,
+    patch_size=14,
+    vision_hidden=1408,
+    vision_layers=39,
+    vision_heads=16,
+    vision_mlp=6144,
+    qformer_hidden=768,
+    qformer_layers=12,
+    qformer_heads=12,
+    qformer_mlp=3072,
+    cross_attention_frequency=2,
+    num_query_tokens=32,
+    text_hidden=2560,
+    text_layers=32,
+    text_heads=32,
+    text_ffn=10240,
+    text_vocab=50272,
+    text_positions=2048,
+)
+TINY = Shape(
+    image_size=32,
+    patch_size=8,
+    vision_hidden=32,
+    vision_layers=2,
+    vision_heads=2,
+    vision_mlp=64,
+    qformer_hidden=32,
+    qformer_layers=2,
+    qformer_heads=2,
+    qformer_mlp=64,
+    cross_attention_frequency=2,
+    num_query_tokens=4,
+    text_hidden=32,
+    text_layers=2,
+    text_heads=2,
+    text_ffn=64,
+    text_vocab=96,
+    text_positions=64,
+)
 
 
 def log(msg: str) -> None:
@@ -80,6 +113,7 @@ def log(msg: str) -> None:
 
 
 # ---- the checkpoint ------------------------------------------------------------------------------------------
+
 
 def build_tokenizer(vocab_size: int):
     """A word-level tokenizer with exactly ``vocab_size`` entries (specials first, then ``w5``, ``w6``...), so
@@ -95,9 +129,17 @@ def build_tokenizer(vocab_size: int):
     tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, bos_token=BOS,
-                                   eos_token=EOS, padding_side="right", clean_up_tokenization_spaces=False)
+        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def image_processor_class():
@@ -107,6 +149,7 @@ def image_processor_class():
 
     try:
         import torchvision  # noqa: F401
+
         return transformers.BlipImageProcessor
     except ImportError:
         return getattr(transformers, "BlipImageProcessorPil", transformers.BlipImageProcessor)
@@ -117,10 +160,12 @@ def build_processor(shape: Shape):
 
     tokenizer = build_tokenizer(shape.text_vocab)
     image_processor = image_processor_class()(
-        size={"height": shape.image_size, "width": shape.image_size}, do_convert_rgb=True,
-        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711])
-    return Blip2Processor(image_processor=image_processor, tokenizer=tokenizer,
-                          num_query_tokens=shape.num_query_tokens)
+        size={"height": shape.image_size, "width": shape.image_size},
+        do_convert_rgb=True,
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
+    return Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=shape.num_query_tokens)
 
 
 def blip2_config(shape: Shape, tokenizer):
@@ -129,22 +174,50 @@ def blip2_config(shape: Shape, tokenizer):
     s = shape
     # initializer_range 0.02 everywhere (transformers' vision default, 1e-10, underflows to 0 in fp16: the
     # ViT would multiply zeros, which is not what a trained one costs)
-    vision = Blip2VisionConfig(hidden_size=s.vision_hidden, intermediate_size=s.vision_mlp,
-                               num_hidden_layers=s.vision_layers, num_attention_heads=s.vision_heads,
-                               image_size=s.image_size, patch_size=s.patch_size, layer_norm_eps=1e-6,
-                               qkv_bias=True, initializer_range=0.02)
-    qformer = Blip2QFormerConfig(hidden_size=s.qformer_hidden, intermediate_size=s.qformer_mlp,
-                                 num_hidden_layers=s.qformer_layers, num_attention_heads=s.qformer_heads,
-                                 cross_attention_frequency=s.cross_attention_frequency,
-                                 encoder_hidden_size=s.vision_hidden, initializer_range=0.02)
-    text = OPTConfig(vocab_size=s.text_vocab, hidden_size=s.text_hidden, word_embed_proj_dim=s.text_hidden,
-                     ffn_dim=s.text_ffn, num_hidden_layers=s.text_layers, num_attention_heads=s.text_heads,
-                     max_position_embeddings=s.text_positions, do_layer_norm_before=True, dropout=0.0,
-                     attention_dropout=0.0, init_std=0.02, pad_token_id=tokenizer.pad_token_id,
-                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text,
-                       num_query_tokens=s.num_query_tokens, initializer_range=0.02,
-                       image_token_index=tokenizer.convert_tokens_to_ids(IMAGE))
+    vision = Blip2VisionConfig(
+        hidden_size=s.vision_hidden,
+        intermediate_size=s.vision_mlp,
+        num_hidden_layers=s.vision_layers,
+        num_attention_heads=s.vision_heads,
+        image_size=s.image_size,
+        patch_size=s.patch_size,
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+        initializer_range=0.02,
+    )
+    qformer = Blip2QFormerConfig(
+        hidden_size=s.qformer_hidden,
+        intermediate_size=s.qformer_mlp,
+        num_hidden_layers=s.qformer_layers,
+        num_attention_heads=s.qformer_heads,
+        cross_attention_frequency=s.cross_attention_frequency,
+        encoder_hidden_size=s.vision_hidden,
+        initializer_range=0.02,
+    )
+    text = OPTConfig(
+        vocab_size=s.text_vocab,
+        hidden_size=s.text_hidden,
+        word_embed_proj_dim=s.text_hidden,
+        ffn_dim=s.text_ffn,
+        num_hidden_layers=s.text_layers,
+        num_attention_heads=s.text_heads,
+        max_position_embeddings=s.text_positions,
+        do_layer_norm_before=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        init_std=0.02,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return Blip2Config(
+        vision_config=vision,
+        qformer_config=qformer,
+        text_config=text,
+        num_query_tokens=s.num_query_tokens,
+        initializer_range=0.02,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE),
+    )
 
 
 def build_checkpoint(shape: Shape, out_dir: Path, device: str, save_dtype: str) -> dict:
@@ -163,8 +236,10 @@ def build_checkpoint(shape: Shape, out_dir: Path, device: str, save_dtype: str) 
     with torch.no_grad():
         model.query_tokens.normal_(0.0, 0.02)  # transformers starts them at zeros: all queries identical
     params = sum(p.numel() for p in model.parameters())
-    per_tower = {name: sum(p.numel() for p in getattr(model, name).parameters())
-                 for name in ("vision_model", "qformer", "language_model")}
+    per_tower = {
+        name: sum(p.numel() for p in getattr(model, name).parameters())
+        for name in ("vision_model", "qformer", "language_model")
+    }
     model.to(getattr(torch, save_dtype))
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -178,12 +253,20 @@ def build_checkpoint(shape: Shape, out_dir: Path, device: str, save_dtype: str) 
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     size = sum(f.stat().st_size for f in out_dir.rglob("*.safetensors"))
-    return {"parameters": params, "parameters_per_tower": per_tower, "shape": asdict(shape),
-            "saved_dtype": save_dtype, "safetensors_gib": round(size / GIB, 3), "build_s": round(t_build, 2),
-            "save_s": round(t_save, 2), "image_processor": type(processor.image_processor).__name__}
+    return {
+        "parameters": params,
+        "parameters_per_tower": per_tower,
+        "shape": asdict(shape),
+        "saved_dtype": save_dtype,
+        "safetensors_gib": round(size / GIB, 3),
+        "build_s": round(t_build, 2),
+        "save_s": round(t_save, 2),
+        "image_processor": type(processor.image_processor).__name__,
+    }
 
 
 # ---- measuring -----------------------------------------------------------------------------------------------
+
 
 def _sync(cuda: bool) -> None:
     if cuda:
@@ -265,20 +348,35 @@ def finite_check(captioner) -> bool:
     inputs = captioner.processor(images=make_images(1, 64, seed=1), return_tensors="pt").to(captioner.device)
     inputs["pixel_values"] = inputs["pixel_values"].to(captioner.dtype)
     with torch.inference_mode():
-        out = captioner.model.generate(**inputs, max_new_tokens=2, do_sample=False, output_logits=True,
-                                       return_dict_in_generate=True)
+        out = captioner.model.generate(
+            **inputs, max_new_tokens=2, do_sample=False, output_logits=True, return_dict_in_generate=True
+        )
     return bool(all(torch.isfinite(s).all() for s in out.logits))
 
 
-def run_mode(model_dir: Path, mode: str, batch_sizes: list[int], images, new_tokens: int, runs: int,
-             slow_s: float, deadline: float) -> dict:
+def run_mode(
+    model_dir: Path,
+    mode: str,
+    batch_sizes: list[int],
+    images,
+    new_tokens: int,
+    runs: int,
+    slow_s: float,
+    deadline: float,
+) -> dict:
     import torch
 
     from models.captioner import CaptionerError, load
 
     dtype, _, quant = mode.partition("+")
-    entry: dict = {"mode": mode, "dtype": dtype, "quantization": quant or None, "status": "ok", "reason": None,
-                   "rows": []}
+    entry: dict = {
+        "mode": mode,
+        "dtype": dtype,
+        "quantization": quant or None,
+        "status": "ok",
+        "reason": None,
+        "rows": [],
+    }
     cuda = torch.cuda.is_available()
     if cuda:
         gc.collect()
@@ -319,8 +417,13 @@ def run_mode(model_dir: Path, mode: str, batch_sizes: list[int], images, new_tok
                 gc.collect()
                 torch.cuda.empty_cache()
             entry["rows"].append(row)
-            log(f"{mode} batch {bs}: " + ", ".join(f"{k}={row.get(k)}" for k in
-                ("caption_ms", "generate_ms", "images_per_s", "peak_gib", "new_tokens", "error")))
+            log(
+                f"{mode} batch {bs}: "
+                + ", ".join(
+                    f"{k}={row.get(k)}"
+                    for k in ("caption_ms", "generate_ms", "images_per_s", "peak_gib", "new_tokens", "error")
+                )
+            )
     except Exception as e:
         entry.update(status="error", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:])
         log(f"{mode}: failed: {type(e).__name__}: {e}")
@@ -335,9 +438,16 @@ def environment() -> dict:
     import torch
     import transformers
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-           "cuda": torch.version.cuda, "device": "cpu", "gpu_memory_gib": None, "bitsandbytes": None,
-           "cpu_threads": torch.get_num_threads()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "device": "cpu",
+        "gpu_memory_gib": None,
+        "bitsandbytes": None,
+        "cpu_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         env.update(device=torch.cuda.get_device_name(0), gpu_memory_gib=round(props.total_memory / GIB, 1))
@@ -351,8 +461,10 @@ def environment() -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| mode | batch | caption ms | images/s | generate ms | ms/token | peak GiB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | batch | caption ms | images/s | generate ms | ms/token | peak GiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m in results["modes"]:
         if m["status"] != "ok" and not m["rows"]:
             lines.append(f"| {m['mode']} | - | {m['status']}: {str(m['reason'])[:80]} | | | | |")
@@ -361,8 +473,10 @@ def markdown(results: dict) -> str:
             if "caption_ms" not in r:
                 lines.append(f"| {m['mode']} | {r['batch_size']} | {r.get('skipped') or r.get('error')} | | | | |")
                 continue
-            lines.append(f"| {m['mode']} | {r['batch_size']} | {r['caption_ms']} | {r['images_per_s']} | "
-                         f"{r['generate_ms']} | {r['ms_per_new_token']} | {r['peak_gib']} |")
+            lines.append(
+                f"| {m['mode']} | {r['batch_size']} | {r['caption_ms']} | {r['images_per_s']} | "
+                f"{r['generate_ms']} | {r['ms_per_new_token']} | {r['peak_gib']} |"
+            )
     lines += ["", "| mode | load s | weights GiB (allocated) | footprint GiB |", "|---|---|---|---|"]
     for m in results["modes"]:
         lines.append(f"| {m['mode']} | {m.get('load_s')} | {m.get('weights_gib')} | {m.get('footprint_gib')} |")
@@ -370,24 +484,46 @@ def markdown(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m bench.blip2_gpu", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.blip2_gpu",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("--tiny", action="store_true", help="a small config, fp32: runs on a CPU in seconds")
-    p.add_argument("--modes", default=None,
-                   help="comma list of DTYPE[+QUANT] (default fp16,fp16+nf4,fp16+8bit; --tiny: fp32,fp32+nf4,"
-                        "fp32+8bit)")
+    p.add_argument(
+        "--modes",
+        default=None,
+        help="comma list of DTYPE[+QUANT] (default fp16,fp16+nf4,fp16+8bit; --tiny: fp32,fp32+nf4,fp32+8bit)",
+    )
     p.add_argument("--batch-sizes", default=None, help="comma list (default 1,4,16,64; --tiny: 1,4)")
     p.add_argument("--new-tokens", type=int, default=20, help="tokens each generate makes (default 20)")
     p.add_argument("--runs", type=int, default=3, help="timed calls per figure, after one warm-up (default 3)")
-    p.add_argument("--slow-s", type=float, default=15.0,
-                   help="a warm-up slower than this gets one timed run instead of --runs (default 15)")
+    p.add_argument(
+        "--slow-s",
+        type=float,
+        default=15.0,
+        help="a warm-up slower than this gets one timed run instead of --runs (default 15)",
+    )
     p.add_argument("--image-side", type=int, default=None, help="side of the input images (default 256)")
-    p.add_argument("--deadline-s", type=float, default=None,
-                   help="skip batch sizes not started this many seconds after start (default none)")
-    p.add_argument("--model-dir", type=Path, default=None, help="where to save the checkpoint (default a temp dir,"
-                                                                " deleted at the end)")
-    p.add_argument("--out", type=Path, default=None,
-                   help=f"JSON file (default {DEFAULT_OUT.relative_to(RESULTS.parent.parent)}; --tiny: a temp file)")
+    p.add_argument(
+        "--deadline-s",
+        type=float,
+        default=None,
+        help="skip batch sizes not started this many seconds after start (default none)",
+    )
+    p.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="where to save the checkpoint (default a temp dir, deleted at the end)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"JSON file (default {DEFAULT_OUT.relative_to(RESULTS.parent.parent)}; --tiny: a temp file)",
+    )
     a = p.parse_args(argv)
 
     start = time.monotonic()
@@ -404,12 +540,23 @@ def main(argv: list[str] | None = None) -> dict:
     out = a.out or (Path(tempfile.gettempdir()) / "blip2_gpu_tiny.json" if a.tiny else DEFAULT_OUT)
     device = "cuda" if cuda else "cpu"
 
-    results: dict = {"benchmark": "blip2_gpu", "tiny": a.tiny, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "environment": environment(),
-                     "settings": {"batch_sizes": batch_sizes, "modes": modes, "new_tokens": a.new_tokens,
-                                  "runs": a.runs, "slow_s": a.slow_s, "image_side": a.image_side or 256,
-                                  "decoding": "greedy, min_new_tokens = max_new_tokens"},
-                     "model": None, "modes": []}
+    results: dict = {
+        "benchmark": "blip2_gpu",
+        "tiny": a.tiny,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": environment(),
+        "settings": {
+            "batch_sizes": batch_sizes,
+            "modes": modes,
+            "new_tokens": a.new_tokens,
+            "runs": a.runs,
+            "slow_s": a.slow_s,
+            "image_side": a.image_side or 256,
+            "decoding": "greedy, min_new_tokens = max_new_tokens",
+        },
+        "model": None,
+        "modes": [],
+    }
     log(f"environment: {results['environment']}")
 
     def write() -> None:
@@ -424,14 +571,17 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         log(f"building a {'tiny' if a.tiny else 'full-size'} BLIP-2 with random weights on {device} -> {model_dir}")
         results["model"] = build_checkpoint(shape, model_dir, device, "float16" if cuda else "float32")
-        log(f"built {results['model']['parameters']:,} parameters in {results['model']['build_s']} s, saved "
-            f"{results['model']['safetensors_gib']} GiB in {results['model']['save_s']} s")
+        log(
+            f"built {results['model']['parameters']:,} parameters in {results['model']['build_s']} s, saved "
+            f"{results['model']['safetensors_gib']} GiB in {results['model']['save_s']} s"
+        )
         write()
         images = make_images(max(batch_sizes), a.image_side or 256)
         for mode in modes:
             log(f"mode {mode}")
-            results["modes"].append(run_mode(model_dir, mode, batch_sizes, images, a.new_tokens, a.runs, a.slow_s,
-                                             deadline))
+            results["modes"].append(
+                run_mode(model_dir, mode, batch_sizes, images, a.new_tokens, a.runs, a.slow_s, deadline)
+            )
             results["elapsed_s"] = round(time.monotonic() - start, 1)
             write()
     finally:

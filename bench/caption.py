@@ -103,8 +103,12 @@ def bare(model_dir: Path, folder: Path, names: list[str], batch_size: int) -> di
     t = time.perf_counter()
     images = [Image.open(io.BytesIO((folder / n).read_bytes())).convert("RGB") for n in names]
     captions = captioner.caption(images, batch_size=batch_size)
-    return {"seconds": time.perf_counter() - t, "captions": captions, "threads": torch.get_num_threads(),
-            "parameters": parameter_count(captioner.model)}
+    return {
+        "seconds": time.perf_counter() - t,
+        "captions": captions,
+        "threads": torch.get_num_threads(),
+        "parameters": parameter_count(captioner.model),
+    }
 
 
 def spark_run(spark, model_dir: Path, folder: Path, names: list[str], batch_size: int) -> tuple[float, dict, int]:
@@ -118,8 +122,9 @@ def spark_run(spark, model_dir: Path, folder: Path, names: list[str], batch_size
     def fetch_factory():
         return lambda key: Path(root, key).read_bytes()
 
-    todo = spark.createDataFrame([(n.removesuffix(".jpg"), n) for n in names],
-                                 "image_id string, silver_key string").coalesce(1)
+    todo = spark.createDataFrame(
+        [(n.removesuffix(".jpg"), n) for n in names], "image_id string, silver_key string"
+    ).coalesce(1)
     out = transform(todo, str(model_dir), "bench", fetch_factory, batch_size=batch_size)
     t = time.perf_counter()
     rows = out.collect()
@@ -129,6 +134,7 @@ def spark_run(spark, model_dir: Path, folder: Path, names: list[str], batch_size
 
 def worker_threads(spark, partitions: int) -> list[tuple[int, int]]:
     """(pid, torch intra-op threads) of the Python workers that tasks run in."""
+
     def threads(batches):
         import pandas as pd
         import torch
@@ -141,8 +147,16 @@ def worker_threads(spark, partitions: int) -> list[tuple[int, int]]:
     return sorted({(r.pid, r.threads) for r in df.collect()})
 
 
-def main(n: int = 10000, batch_size: int = 32, steps: int = 500, train_images: int = 3000,
-         model_dir: str | None = None, model_config=None, cache: Path = CACHE, results: Path = RESULTS) -> dict:
+def main(
+    n: int = 10000,
+    batch_size: int = 32,
+    steps: int = 500,
+    train_images: int = 3000,
+    model_dir: str | None = None,
+    model_config=None,
+    cache: Path = CACHE,
+    results: Path = RESULTS,
+) -> dict:
     """Caption ``n`` images both ways at ``batch_size`` and write ``results``/caption.json. Without ``model_dir``
     the model is the compact one (``model_config``, default CompactConfig()) trained ``steps`` steps on
     ``train_images`` Shapes images, or its cached copy."""
@@ -154,9 +168,14 @@ def main(n: int = 10000, batch_size: int = 32, steps: int = 500, train_images: i
     if model_dir is None:
         folder = shapes_folder(cache, train_images)
         path, tr, cached = trained_model(cache, folder, steps, model_config)
-        training = {"examples_per_s": round(tr["images_per_s"], 1), "batch_size": tr["config"]["batch_size"],
-                    "steps": tr["steps"], "threads": tr["config"]["threads"] or torch.get_num_threads(),
-                    "final_loss": round(tr["final_loss"], 3), "cached": cached}
+        training = {
+            "examples_per_s": round(tr["images_per_s"], 1),
+            "batch_size": tr["config"]["batch_size"],
+            "steps": tr["steps"],
+            "threads": tr["config"]["threads"] or torch.get_num_threads(),
+            "final_loss": round(tr["final_loss"], 3),
+            "cached": cached,
+        }
     else:
         path = Path(model_dir)
     images, names, references = bench_images(cache, n)
@@ -168,11 +187,15 @@ def main(n: int = 10000, batch_size: int = 32, steps: int = 500, train_images: i
         t_warm, got_warm, _ = spark_run(spark, path, images, names, batch_size)
         threads = worker_threads(spark, cores)
     t_bare, captions = b["seconds"], b["captions"]
-    mismatches = sum(got.get(k) != c for k, c in zip(names, captions)) + \
-        sum(got_warm.get(k) != c for k, c in zip(names, captions))
+    mismatches = sum(got.get(k) != c for k, c in zip(names, captions)) + sum(
+        got_warm.get(k) != c for k, c in zip(names, captions)
+    )
     words = [len(c.split()) for c in captions]
     result = {
-        "cores": cores, "images": n, "image_size": 128, "batch_size": batch_size,
+        "cores": cores,
+        "images": n,
+        "image_size": 128,
+        "batch_size": batch_size,
         "spark_partitions": {"input": 1, "job": partitions},
         "model": {"dir": str(path), "parameters": b["parameters"]},
         "training": training,
@@ -210,24 +233,32 @@ def _bytecode_cached() -> bool:
 
 
 def _print(r: dict) -> None:
-    table = Table(title=f"batch captioning, {r['images']} Shapes images, batch {r['batch_size']}, {r['cores']} cores, "
-                        f"{r['model']['parameters']:,} parameters (goal: Spark >= {GOAL}x bare generate)")
+    table = Table(
+        title=f"batch captioning, {r['images']} Shapes images, batch {r['batch_size']}, {r['cores']} cores, "
+        f"{r['model']['parameters']:,} parameters (goal: Spark >= {GOAL}x bare generate)"
+    )
     for col in ("figure", "value"):
         table.add_column(col, justify="left" if col == "figure" else "right")
     table.add_row("bare generate img/s (read, decode, generate)", str(r["bare_images_s"]))
     table.add_row("Spark img/s (workers started, model loaded in each)", f"{r['spark_images_s']} ({r['ratio']}x)")
     table.add_row("Spark img/s, warm workers", f"{r['spark_warm_images_s']} ({r['warm_ratio']}x)")
-    table.add_row("Spark start (cold - warm run), s" + ("" if r["bytecode_cached"] else ", no .pyc for transformers"),
-                  str(r["spark_start_s"]))
+    table.add_row(
+        "Spark start (cold - warm run), s" + ("" if r["bytecode_cached"] else ", no .pyc for transformers"),
+        str(r["spark_start_s"]),
+    )
     table.add_row("Spark partitions: input / job", f"{r['spark_partitions']['input']} / {r['spark_partitions']['job']}")
-    table.add_row("torch threads: bare / per Spark worker",
-                  f"{r['torch_threads']['bare']} / {r['torch_threads']['spark_workers']}")
+    table.add_row(
+        "torch threads: bare / per Spark worker",
+        f"{r['torch_threads']['bare']} / {r['torch_threads']['spark_workers']}",
+    )
     table.add_row("mean caption words (references)", f"{r['mean_caption_words']} ({r['reference_caption_words']})")
     table.add_row("captions identical", str(r["captions_identical"]))
     if r["training"]:
         t = r["training"]
-        table.add_row(f"training examples/s (batch {t['batch_size']}, {t['steps']} steps"
-                      f"{', cached' if t['cached'] else ''})", str(t["examples_per_s"]))
+        table.add_row(
+            f"training examples/s (batch {t['batch_size']}, {t['steps']} steps{', cached' if t['cached'] else ''})",
+            str(t["examples_per_s"]),
+        )
     console.print(table)
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
-from lake.tables import BRONZE_BUCKET
 from kafka import KafkaProducer
 from kafka.admin import NewTopic
 from PIL import Image
@@ -34,6 +33,7 @@ from rich.table import Table
 
 from lake.clients import kafka_admin, minio_client, trino_query
 from lake.config import REPO_ROOT, get_settings
+from lake.tables import BRONZE_BUCKET
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
@@ -65,9 +65,12 @@ def upload_bench(n: int = 600, concurrency: int = 8) -> dict:
     def raw_put(data: bytes) -> None:
         mc.put_object(BRONZE_BUCKET, f"bench/{uuid.uuid4()}", io.BytesIO(data), len(data), content_type="image/png")
 
-    client = httpx.Client(base_url=f"http://{s.host}:{s.api_port}", timeout=60,
-                          headers={"X-API-Key": s.api_keys[0].get_secret_value()},
-                          limits=httpx.Limits(max_connections=concurrency))
+    client = httpx.Client(
+        base_url=f"http://{s.host}:{s.api_port}",
+        timeout=60,
+        headers={"X-API-Key": s.api_keys[0].get_secret_value()},
+        limits=httpx.Limits(max_connections=concurrency),
+    )
 
     def api_post(data: bytes) -> None:
         r = client.post("/v1/images?source=bench", content=data, headers={"Content-Type": "image/png"})
@@ -78,17 +81,35 @@ def upload_bench(n: int = 600, concurrency: int = 8) -> dict:
     api = _rate(api_post, api_imgs[1:], concurrency)
     for o in mc.list_objects(BRONZE_BUCKET, prefix="bench/"):
         mc.remove_object(BRONZE_BUCKET, o.object_name)
-    return {"images": n, "bytes_each": sum(map(len, api_imgs)) // n, "concurrency": concurrency,
-            "raw_minio_put_per_s": round(raw, 1), "api_upload_per_s": round(api, 1), "ratio_api_vs_raw": round(api / raw, 2)}
+    return {
+        "images": n,
+        "bytes_each": sum(map(len, api_imgs)) // n,
+        "concurrency": concurrency,
+        "raw_minio_put_per_s": round(raw, 1),
+        "api_upload_per_s": round(api, 1),
+        "ratio_api_vs_raw": round(api / raw, 2),
+    }
 
 
 def _run_job(topic: str, checkpoint: str, namespace: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the job's process tree)."""
     env = {**os.environ, "LAKE_TOPIC_UPLOADS": topic, "LAKE_TOPIC_UPLOADS_DLQ": f"{topic}.dlq"}
     t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "spark_jobs.bronze.ingest_uploads", "--checkpoint", checkpoint,
-                          "--namespace", namespace],
-                         env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.bronze.ingest_uploads",
+            "--checkpoint",
+            checkpoint,
+            "--namespace",
+            namespace,
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     ps = psutil.Process(p.pid)
     cpu: dict[int, float] = {}
     while p.poll() is None:
@@ -121,20 +142,32 @@ def stream_bench(n: int = 10000) -> dict:
         producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", linger_ms=20)
         for data in images_16k(n, seed=time.time_ns() % 2**32):  # bytes no one else has: removed below
             image_id = hashlib.sha256(data).hexdigest()
-            ev = {"schema_version": 1, "event_id": str(uuid.uuid4()), "image_id": image_id,
-                  "source": "bench", "content_type": "image/png", "size_bytes": len(data),
-                  "image_b64": base64.b64encode(data).decode()}
+            ev = {
+                "schema_version": 1,
+                "event_id": str(uuid.uuid4()),
+                "image_id": image_id,
+                "source": "bench",
+                "content_type": "image/png",
+                "size_bytes": len(data),
+                "image_b64": base64.b64encode(data).decode(),
+            }
             producer.send(topic, value=json.dumps(ev).encode())
             sent.append(image_id)
         producer.flush()
         wall, cpu = _run_job(topic, checkpoints + "full", namespace)
-        (landed,), = trino_query(f"SELECT count(*) FROM {namespace}.upload_events")
+        ((landed,),) = trino_query(f"SELECT count(*) FROM {namespace}.upload_events")
     finally:
         drop_lane(s, topic, namespace, checkpoints, image_ids=sent)  # the job put the inline bytes in bronze
     busy = (cpu - empty_cpu) / ((wall - empty_wall) * (os.cpu_count() or 1))
-    return {"events": n, "landed": landed, "job_wall_s": round(wall, 1), "job_startup_s": round(empty_wall, 1),
-            "events_per_s": round(n / (wall - empty_wall), 1), "cpu_utilisation_while_landing": round(busy, 2),
-            "tables": "a scratch namespace, empty at the start"}
+    return {
+        "events": n,
+        "landed": landed,
+        "job_wall_s": round(wall, 1),
+        "job_startup_s": round(empty_wall, 1),
+        "events_per_s": round(n / (wall - empty_wall), 1),
+        "cpu_utilisation_while_landing": round(busy, 2),
+        "tables": "a scratch namespace, empty at the start",
+    }
 
 
 def main() -> dict:

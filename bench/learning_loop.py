@@ -44,8 +44,9 @@ def star_alone(reports: dict) -> dict:
     got = {}
     for m, r in reports.items():
         star = [i for i, labels in enumerate(r["slice_labels"]) if "star" in labels]
-        got[m] = evaluate([r["predictions"][i] for i in star], [r["references"][i] for i in star],
-                          meteor=False)["overall"]["CIDEr"]
+        got[m] = evaluate([r["predictions"][i] for i in star], [r["references"][i] for i in star], meteor=False)[
+            "overall"
+        ]["CIDEr"]
     return {**got, "ratio": got["v2"] / max(got["v1"], 1e-9)}
 
 
@@ -88,15 +89,28 @@ def main() -> dict:
         v1 = train(v1_examples, TrainConfig(steps=a.v1_steps, minutes=None, device=a.device), a.work / "v1")
         v1_train = {"steps": v1.steps, "examples_s": round(v1.images_per_s), "loss": v1.final_loss}
         (a.work / "v1" / "v1_train.json").write_text(json.dumps(v1_train))
-    v2 = train(new + replay, TrainConfig(steps=a.v2_steps, minutes=None, lr=a.v2_lr, warmup_steps=50,
-                                         device=a.device), a.work / "v2", init_from=a.work / "v1")
-    out["train"] = {"v1": v1_train,
-                    "v2": {"steps": v2.steps, "examples_s": round(v2.images_per_s), "loss": v2.final_loss,
-                           "new": len(new), "replay": len(replay)}}
+    v2 = train(
+        new + replay,
+        TrainConfig(steps=a.v2_steps, minutes=None, lr=a.v2_lr, warmup_steps=50, device=a.device),
+        a.work / "v2",
+        init_from=a.work / "v1",
+    )
+    out["train"] = {
+        "v1": v1_train,
+        "v2": {
+            "steps": v2.steps,
+            "examples_s": round(v2.images_per_s),
+            "loss": v2.final_loss,
+            "new": len(new),
+            "replay": len(replay),
+        },
+    }
     reports = {m: evaluate_shapes(a.work / m, test, split=None, meteor=False) for m in ("v1", "v2")}
     out["reports"] = {m: {"n": r["n"], "overall": r["overall"], "slices": r["slices"]} for m, r in reports.items()}
-    out["cider"] = {m: {"overall": r["overall"]["CIDEr"], **{k: v["CIDEr"] for k, v in r["slices"].items()}}
-                    for m, r in reports.items()}
+    out["cider"] = {
+        m: {"overall": r["overall"]["CIDEr"], **{k: v["CIDEr"] for k, v in r["slices"].items()}}
+        for m, r in reports.items()
+    }
     out["accuracy"] = {m: r["accuracy"] for m, r in reports.items()}
     try:  # the lake's own gate; a bare GPU machine may lack the lake's dependencies: `--gate-only` re-runs it
         out["gate"] = run_gate(out)

@@ -25,9 +25,9 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from lake.spark import local_session
 from lake.datasets.shapes import generate
 from lake.normalize import normalize_image
+from lake.spark import local_session
 
 RESULTS = Path(__file__).parent / "results"
 console = Console()
@@ -64,7 +64,7 @@ def bare(folder: Path, ids: list[str], cores: int) -> float:
     """Seconds for a process pool (one per core) to normalize every image."""
     paths = [str(folder / i) for i in ids]
     with ProcessPoolExecutor(cores) as pool:
-        list(pool.map(_one, paths[:cores * 2]))  # start the workers first, as Spark's are
+        list(pool.map(_one, paths[: cores * 2]))  # start the workers first, as Spark's are
         t = time.perf_counter()
         list(pool.map(_one, paths, chunksize=16))
         return time.perf_counter() - t
@@ -80,12 +80,14 @@ def spark_run(spark, folder: Path, ids: list[str], cores: int) -> float:
     def fetch_factory():
         def fetch(image_id: str) -> bytes | None:
             return Path(root, image_id).read_bytes()
+
         return fetch
 
     now = datetime(2026, 1, 1)
-    events = spark.createDataFrame([(f"e{i}", image_id, "bench", [], now) for i, image_id in enumerate(ids)],
-                                   "event_id string, image_id string, source string, captions array<string>, "
-                                   "uploaded_at timestamp")
+    events = spark.createDataFrame(
+        [(f"e{i}", image_id, "bench", [], now) for i, image_id in enumerate(ids)],
+        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+    )
     out = transform(group_events(events), fetch_factory, partitions=2 * cores)
     t = time.perf_counter()
     ok = out.where("ok").count()
@@ -109,9 +111,12 @@ def main(n: int = 1000) -> dict:
                 mb = sum(len(d) for d in images) / 2**20
                 t_bare = bare(folder, ids, cores)
                 t_spark = spark_run(spark, folder, ids, cores)
-                results["sets"][name] = {"input_mib": round(mb, 1), "bare_images_s": round(n / t_bare, 1),
-                                         "spark_images_s": round(n / t_spark, 1),
-                                         "ratio": round(t_bare / t_spark, 2)}
+                results["sets"][name] = {
+                    "input_mib": round(mb, 1),
+                    "bare_images_s": round(n / t_bare, 1),
+                    "spark_images_s": round(n / t_spark, 1),
+                    "ratio": round(t_bare / t_spark, 2),
+                }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "normalize.json").write_text(json.dumps(results, indent=2) + "\n")
     table = Table(title=f"silver normalize, {n} images, {cores} cores (goal: Spark >= 0.7x bare Pillow)")

@@ -34,8 +34,9 @@ SYNTHETIC = {"topics": 1000, "latent": 16, "spread": 0.7, "noise": 0.3}
 console = Console()
 
 
-def synthetic(n: int, dim: int = 384, topics: int = 1000, latent: int = 16, spread: float = 0.7,
-              noise: float = 0.3, seed: int = 0) -> np.ndarray:
+def synthetic(
+    n: int, dim: int = 384, topics: int = 1000, latent: int = 16, spread: float = 0.7, noise: float = 0.3, seed: int = 0
+) -> np.ndarray:
     """``n`` unit rows: a topic's centre + ``spread`` along its own ``latent``-d subspace + isotropic ``noise``."""
     rng = np.random.default_rng(seed)
     centres = s.normalize(rng.standard_normal((topics, dim), dtype=np.float32))
@@ -65,8 +66,7 @@ def embed_unique(texts: list[str], embed: s.Embedder) -> np.ndarray:
     return embed(list(unique))[inverse]
 
 
-def timed(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-          queries: np.ndarray) -> tuple[np.ndarray, dict]:
+def timed(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], queries: np.ndarray) -> tuple[np.ndarray, dict]:
     """(cosines (m, k), {p50_ms, p99_ms}) of ``fn`` on one query at a time, after one warm-up call."""
     fn(queries[0])
     scores, ms = [], []
@@ -74,8 +74,10 @@ def timed(fn: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
         t = time.perf_counter()
         scores.append(fn(q)[1][0])
         ms.append((time.perf_counter() - t) * 1e3)
-    return np.stack(scores), {"p50_ms": round(float(np.percentile(ms, 50)), 3),
-                              "p99_ms": round(float(np.percentile(ms, 99)), 3)}
+    return np.stack(scores), {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
 
 
 def measure(vectors: np.ndarray, queries: np.ndarray, k: int, nprobes: list[int], config: s.IndexConfig) -> dict:
@@ -86,27 +88,49 @@ def measure(vectors: np.ndarray, queries: np.ndarray, k: int, nprobes: list[int]
     truth, brute = timed(lambda q: s.brute_force(vectors, q, k), queries)
     curve = []
     for p in nprobes:
-        found, lat = timed(lambda q: s.search(index, q, k, p), queries)
-        curve.append({"nprobe": p, "recall": round(s.recall_at_k(found, truth), 4), **lat,
-                      "scanned": round(p / index.n_lists, 4)})
+        found, lat = timed(lambda q, p=p: s.search(index, q, k, p), queries)
+        curve.append(
+            {
+                "nprobe": p,
+                "recall": round(s.recall_at_k(found, truth), 4),
+                **lat,
+                "scanned": round(p / index.n_lists, 4),
+            }
+        )
     coarse = s.normalize(vectors @ index.components.T - index.mean @ index.components.T)
     pca_ids, _ = s.brute_force(coarse, (queries - index.mean) @ index.components.T, k)
     pca_scores = np.einsum("mkd,md->mk", vectors[pca_ids], s.normalize(queries))  # their exact cosines
     chosen = next((c for c in curve if c["recall"] >= GOAL["recall"]), curve[-1])
-    speedup = {"speedup_p50": round(brute["p50_ms"] / chosen["p50_ms"], 1),
-               "speedup_p99": round(brute["p99_ms"] / chosen["p99_ms"], 1)}
-    return {"vectors": len(vectors), "n_lists": index.n_lists, "pca_dims": len(index.components),
-            "fit_s": round(fit_s, 2), "imbalance": round(index.fitted_imbalance, 3),
-            "index_mib": round(vectors.nbytes / 2**20, 1), "brute_force": brute, "curve": curve,
-            "chosen": {**chosen, **speedup},
-            "goals_met": chosen["recall"] >= GOAL["recall"] and speedup["speedup_p50"] >= GOAL["speedup"],
-            # ranking in the PCA space instead of by full cosine: why the lists keep the full vectors
-            "pca_rank_recall": round(s.recall_at_k(pca_scores, truth), 4)}
+    speedup = {
+        "speedup_p50": round(brute["p50_ms"] / chosen["p50_ms"], 1),
+        "speedup_p99": round(brute["p99_ms"] / chosen["p99_ms"], 1),
+    }
+    return {
+        "vectors": len(vectors),
+        "n_lists": index.n_lists,
+        "pca_dims": len(index.components),
+        "fit_s": round(fit_s, 2),
+        "imbalance": round(index.fitted_imbalance, 3),
+        "index_mib": round(vectors.nbytes / 2**20, 1),
+        "brute_force": brute,
+        "curve": curve,
+        "chosen": {**chosen, **speedup},
+        "goals_met": chosen["recall"] >= GOAL["recall"] and speedup["speedup_p50"] >= GOAL["speedup"],
+        # ranking in the PCA space instead of by full cosine: why the lists keep the full vectors
+        "pca_rank_recall": round(s.recall_at_k(pca_scores, truth), 4),
+    }
 
 
-def main(sizes: tuple[int, ...] = (100_000, 1_000_000), queries: int = 200, k: int = 10,
-         nprobes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64), pca_dims: int = 64, captions: int | None = None,
-         embed: s.Embedder | None = None, results: Path = RESULTS) -> dict:
+def main(
+    sizes: tuple[int, ...] = (100_000, 1_000_000),
+    queries: int = 200,
+    k: int = 10,
+    nprobes: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
+    pca_dims: int = 64,
+    captions: int | None = None,
+    embed: s.Embedder | None = None,
+    results: Path = RESULTS,
+) -> dict:
     """Measure each of ``sizes`` (synthetic vectors), or ``captions`` Shapes captions embedded with ``embed``
     (default all-MiniLM-L6-v2); write ``results``/search.json."""
     load_before = [round(x, 2) for x in os.getloadavg()]
@@ -123,9 +147,17 @@ def main(sizes: tuple[int, ...] = (100_000, 1_000_000), queries: int = 200, k: i
             x = synthetic(n + queries, **SYNTHETIC)
             runs.append(measure(x[:n], x[n:], k, list(nprobes), config))
             del x
-    result = {"cores": os.cpu_count() or 1, "dim": 384, "k": k, "queries": queries, "goal": GOAL, "data": data,
-              "runs": runs, "load_average_before": load_before,
-              "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    result = {
+        "cores": os.cpu_count() or 1,
+        "dim": 384,
+        "k": k,
+        "queries": queries,
+        "goal": GOAL,
+        "data": data,
+        "runs": runs,
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     (results / "search.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -135,25 +167,35 @@ def main(sizes: tuple[int, ...] = (100_000, 1_000_000), queries: int = 200, k: i
 
 def _print(r: dict) -> None:
     for run in r["runs"]:
-        table = Table(title=f"caption search, {run['vectors']:,} {r['data']['kind']} vectors, {run['n_lists']} lists, "
-                            f"PCA {run['pca_dims']}, {r['cores']} cores (goal: recall@{r['k']} >= "
-                            f"{r['goal']['recall']}, >= {r['goal']['speedup']}x brute force at 1M)")
+        table = Table(
+            title=f"caption search, {run['vectors']:,} {r['data']['kind']} vectors, {run['n_lists']} lists, "
+            f"PCA {run['pca_dims']}, {r['cores']} cores (goal: recall@{r['k']} >= "
+            f"{r['goal']['recall']}, >= {r['goal']['speedup']}x brute force at 1M)"
+        )
         for col in ("nprobe", "recall", "p50 ms", "p99 ms", "speedup p50"):
             table.add_column(col, justify="right")
         b = run["brute_force"]
         table.add_row("brute force", "1.0", str(b["p50_ms"]), str(b["p99_ms"]), "1.0")
         for c in run["curve"]:
             mark = " <" if c["nprobe"] == run["chosen"]["nprobe"] else ""
-            table.add_row(f"{c['nprobe']}{mark}", str(c["recall"]), str(c["p50_ms"]), str(c["p99_ms"]),
-                          str(round(b["p50_ms"] / c["p50_ms"], 1)))
+            table.add_row(
+                f"{c['nprobe']}{mark}",
+                str(c["recall"]),
+                str(c["p50_ms"]),
+                str(c["p99_ms"]),
+                str(round(b["p50_ms"] / c["p50_ms"], 1)),
+            )
         console.print(table)
-        console.print(f"fit {run['fit_s']} s, imbalance {run['imbalance']}, ranking in PCA space instead: recall "
-                      f"{run['pca_rank_recall']}")
+        console.print(
+            f"fit {run['fit_s']} s, imbalance {run['imbalance']}, ranking in PCA space instead: recall "
+            f"{run['pca_rank_recall']}"
+        )
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--captions", type=int, metavar="N", help="N Shapes captions embedded, instead of --sizes")
     ap.add_argument("--queries", type=int, default=200)
@@ -161,5 +203,6 @@ if __name__ == "__main__":
     ap.add_argument("--pca-dims", type=int, default=64)
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder for search.json")
     a = ap.parse_args()
-    main(tuple(a.sizes), a.queries, nprobes=tuple(a.nprobes), pca_dims=a.pca_dims, captions=a.captions,
-         results=a.results)
+    main(
+        tuple(a.sizes), a.queries, nprobes=tuple(a.nprobes), pca_dims=a.pca_dims, captions=a.captions, results=a.results
+    )

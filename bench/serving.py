@@ -151,6 +151,7 @@ def post_all(url: str, blobs: list[bytes], clients: int) -> tuple[float, float, 
         lat, caps, queue = [0.0] * len(blobs), [None] * len(blobs), iter(range(len(blobs)))
         limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
         async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=120, limits=limits) as c:
+
             async def client() -> None:
                 for i in queue:  # one iterator shared by the clients: the next image goes to whoever is free
                     t = time.perf_counter()
@@ -179,32 +180,49 @@ def measure(pool, url: str, svc, warm: list[bytes], blobs: list[bytes], clients:
     api_cpu = sum(api.cpu_times()[:2]) - cpu
     sizes = Counter(svc.stats["sizes"]) - before
     ms, ok, images = np.array(lat) * 1000, [c for c in caps if c is not None], sum(k * n for k, n in sizes.items())
-    return {"clients": clients, "requests": len(blobs), "errors": len(caps) - len(ok),
-            "images_per_s": round(len(blobs) / wall, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_ms": round(float(ms.mean()), 1),
-            "seconds": round(wall, 2), "batches": sum(sizes.values()), "images_batched": images,
-            "mean_batch": round(images / max(1, sum(sizes.values())), 2), "max_batch": max(sizes, default=0),
-            "batch_sizes": {str(k): sizes[k] for k in sorted(sizes)},
-            "mean_caption_tokens": round(sum(len(c.split()) for c in ok) / max(1, len(ok)), 2),
-            "api_cpu_ms_per_request": round(api_cpu * 1000 / len(blobs), 1),
-            "client_cpu_ms_per_request": round(client_cpu * 1000 / len(blobs), 1),
-            "load_1min": round(os.getloadavg()[0], 2)}, caps
+    return {
+        "clients": clients,
+        "requests": len(blobs),
+        "errors": len(caps) - len(ok),
+        "images_per_s": round(len(blobs) / wall, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "mean_ms": round(float(ms.mean()), 1),
+        "seconds": round(wall, 2),
+        "batches": sum(sizes.values()),
+        "images_batched": images,
+        "mean_batch": round(images / max(1, sum(sizes.values())), 2),
+        "max_batch": max(sizes, default=0),
+        "batch_sizes": {str(k): sizes[k] for k in sorted(sizes)},
+        "mean_caption_tokens": round(sum(len(c.split()) for c in ok) / max(1, len(ok)), 2),
+        "api_cpu_ms_per_request": round(api_cpu * 1000 / len(blobs), 1),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / len(blobs), 1),
+        "load_1min": round(os.getloadavg()[0], 2),
+    }, caps
 
 
 def main(argv: list[str] | None = None, *, model_config=None) -> dict:
     """Run the bench (``model_config``: a CompactConfig other than the default, e.g. a tiny one in tests)."""
-    p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.serving",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument("--clients", default="1,4,16", help="comma list of concurrent clients (default 1,4,16)")
-    p.add_argument("--requests", default="100,200,400",
-                   help="timed requests per --clients entry (default 100,200,400)")
-    p.add_argument("--max-batch", type=int, default=None,
-                   help="batched mode's caption_max_batch (default: settings, 16)")
-    p.add_argument("--max-wait-ms", type=float, default=None,
-                   help="batched mode's caption_max_wait_ms (default: settings, 10)")
+    p.add_argument("--requests", default="100,200,400", help="timed requests per --clients entry (default 100,200,400)")
+    p.add_argument(
+        "--max-batch", type=int, default=None, help="batched mode's caption_max_batch (default: settings, 16)"
+    )
+    p.add_argument(
+        "--max-wait-ms", type=float, default=None, help="batched mode's caption_max_wait_ms (default: settings, 10)"
+    )
     p.add_argument("--model-dir", type=Path, default=None, help="a saved captioner instead of an untrained compact one")
-    p.add_argument("--in-process-clients", action="store_true",
-                   help="run the clients in the API process (sharing its GIL) instead of a child process")
+    p.add_argument(
+        "--in-process-clients",
+        action="store_true",
+        help="run the clients in the API process (sharing its GIL) instead of a child process",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "serving.json", help="JSON file (default %(default)s)")
     a = p.parse_args(argv)
     clients = [int(c) for c in a.clients.split(",")]
@@ -235,12 +253,22 @@ def main(argv: list[str] | None = None, *, model_config=None) -> dict:
         else:
             model_dir, parameters = a.model_dir.expanduser(), None
         closed = "127.0.0.1:9"  # nothing listens: a store the bench forgot to stub fails, it is not written to
-        base = Settings(mode="local", caption_model=VERSION, caption_cache_size=0, caption_poll_s=3600,
-                        api_keys=[SecretStr(KEY)], kafka_bootstrap=closed, s3_endpoint=f"http://{closed}",
-                        mongo_uri=f"mongodb://{closed}/?serverSelectionTimeoutMS=500")
-        batched = base.model_copy(update={"caption_max_batch": a.max_batch or base.caption_max_batch,
-                                          "caption_max_wait_ms": base.caption_max_wait_ms if a.max_wait_ms is None
-                                          else a.max_wait_ms})
+        base = Settings(
+            mode="local",
+            caption_model=VERSION,
+            caption_cache_size=0,
+            caption_poll_s=3600,
+            api_keys=[SecretStr(KEY)],
+            kafka_bootstrap=closed,
+            s3_endpoint=f"http://{closed}",
+            mongo_uri=f"mongodb://{closed}/?serverSelectionTimeoutMS=500",
+        )
+        batched = base.model_copy(
+            update={
+                "caption_max_batch": a.max_batch or base.caption_max_batch,
+                "caption_max_wait_ms": base.caption_max_wait_ms if a.max_wait_ms is None else a.max_wait_ms,
+            }
+        )
         modes = {"batched": batched, "batch1": base.model_copy(update={"caption_max_batch": 1})}
         rss = {"before_load": rss_mib()}
         servers = {}
@@ -254,32 +282,52 @@ def main(argv: list[str] | None = None, *, model_config=None) -> dict:
         for c, n in zip(clients, requests):
             caps = {}
             for name, (url, svc) in servers.items():
-                row, caps[name] = measure(None if a.in_process_clients else pool, url, svc, warm[:2 * c],
-                                          blobs[:n], c)
+                row, caps[name] = measure(None if a.in_process_clients else pool, url, svc, warm[: 2 * c], blobs[:n], c)
                 runs.append({"mode": name, **row})
-                print(f"{name:8s} {c:3d} clients: {row['images_per_s']:7.1f} img/s  p50 {row['p50_ms']:7.1f} ms  "
-                      f"p99 {row['p99_ms']:7.1f} ms  mean batch {row['mean_batch']}", flush=True)
+                print(
+                    f"{name:8s} {c:3d} clients: {row['images_per_s']:7.1f} img/s  p50 {row['p50_ms']:7.1f} ms  "
+                    f"p99 {row['p99_ms']:7.1f} ms  mean batch {row['mean_batch']}",
+                    flush=True,
+                )
             same[str(c)] = round(sum(x == y for x, y in zip(caps["batched"], caps["batch1"])) / n, 3)
         rss["after_bench"] = rss_mib()
-        stack_calls = {name: {k: svc.stats.get(k, 0) for k in ("stored_hits", "store_errors")}
-                       for name, (_, svc) in servers.items()}
+        stack_calls = {
+            name: {k: svc.stats.get(k, 0) for k in ("stored_hits", "store_errors")}
+            for name, (_, svc) in servers.items()
+        }
 
     tput = {(r["mode"], r["clients"]): r["images_per_s"] for r in runs}
     speedup = {str(c): round(tput["batched", c] / tput["batch1", c], 2) for c in clients}
     s = batched
     result = {
-        "benchmark": "serving", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(),
+        "benchmark": "serving",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "clients_process": "the API process" if a.in_process_clients else "a child process",
-        "model": {"config": asdict(config) if a.model_dir is None else None, "parameters": parameters,
-                  "weights": "random (untrained, seed 0)" if a.model_dir is None else str(model_dir)},
+        "model": {
+            "config": asdict(config) if a.model_dir is None else None,
+            "parameters": parameters,
+            "weights": "random (untrained, seed 0)" if a.model_dir is None else str(model_dir),
+        },
         "images": {"count": len(blobs), "warm_up": warm_n, "distinct": True, "format": "png", "side": 128},
-        "settings": {"max_batch": s.caption_max_batch, "max_wait_ms": s.caption_max_wait_ms, "cache_size": 0,
-                     "queue_size": s.caption_queue_size, "timeout_s": s.caption_timeout_s},
-        "runs": runs, "speedup": speedup, "goal": GOAL, "goal_clients": max(clients),
-        "goal_met": speedup[str(max(clients))] >= GOAL, "captions_identical": same, "stack_calls": stack_calls,
+        "settings": {
+            "max_batch": s.caption_max_batch,
+            "max_wait_ms": s.caption_max_wait_ms,
+            "cache_size": 0,
+            "queue_size": s.caption_queue_size,
+            "timeout_s": s.caption_timeout_s,
+        },
+        "runs": runs,
+        "speedup": speedup,
+        "goal": GOAL,
+        "goal_clients": max(clients),
+        "goal_met": speedup[str(max(clients))] >= GOAL,
+        "captions_identical": same,
+        "stack_calls": stack_calls,
         "rss_mib": rss,
-        "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")
@@ -291,21 +339,41 @@ def _print(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"POST /v1/captions, {r['model']['parameters']:,} parameters, {r['cores']} cores, cache off "
-                        f"(goal: batched >= {r['goal']}x batch-1 at {r['goal_clients']} clients)")
-    for col in ("clients", "mode", "img/s", "p50 ms", "p99 ms", "mean batch", "batch sizes", "API CPU ms/req",
-                "speedup"):
+    table = Table(
+        title=f"POST /v1/captions, {r['model']['parameters']:,} parameters, {r['cores']} cores, cache off "
+        f"(goal: batched >= {r['goal']}x batch-1 at {r['goal_clients']} clients)"
+    )
+    for col in (
+        "clients",
+        "mode",
+        "img/s",
+        "p50 ms",
+        "p99 ms",
+        "mean batch",
+        "batch sizes",
+        "API CPU ms/req",
+        "speedup",
+    ):
         table.add_column(col, justify="right")
     for row in r["runs"]:
-        table.add_row(str(row["clients"]), row["mode"], str(row["images_per_s"]), str(row["p50_ms"]),
-                      str(row["p99_ms"]), str(row["mean_batch"]),
-                      " ".join(f"{k}:{v}" for k, v in row["batch_sizes"].items()), str(row["api_cpu_ms_per_request"]),
-                      f"{r['speedup'][str(row['clients'])]}x" if row["mode"] == "batched" else "")
+        table.add_row(
+            str(row["clients"]),
+            row["mode"],
+            str(row["images_per_s"]),
+            str(row["p50_ms"]),
+            str(row["p99_ms"]),
+            str(row["mean_batch"]),
+            " ".join(f"{k}:{v}" for k, v in row["batch_sizes"].items()),
+            str(row["api_cpu_ms_per_request"]),
+            f"{r['speedup'][str(row['clients'])]}x" if row["mode"] == "batched" else "",
+        )
     Console(width=140).print(table)
     m = r["rss_mib"]
-    print(f"RSS MiB: {m['before_load']} before load, {m['model_loaded']} with the model "
-          f"(+{m['model_loaded'] - m['before_load']:.1f}), "
-          f"{m['after_bench']} after the bench; load average {r['load_average_before']} -> {r['load_average_after']}")
+    print(
+        f"RSS MiB: {m['before_load']} before load, {m['model_loaded']} with the model "
+        f"(+{m['model_loaded'] - m['before_load']:.1f}), "
+        f"{m['after_bench']} after the bench; load average {r['load_average_before']} -> {r['load_average_after']}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset
 
-CORE = "cd \"$LAKE_REPO\" && \"$LAKE_CORE_PYTHON\""
+CORE = 'cd "$LAKE_REPO" && "$LAKE_CORE_PYTHON"'
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 SKIPPED = 99
 
@@ -29,5 +29,8 @@ SEARCH_INDEX = Asset("lake://gold/search_index")
 
 def policy(retries: int = 2, retry_minutes: float = 1, timeout_hours: float = 2) -> dict:
     """Default task arguments: retries with a delay, a hard timeout, failures shown in the UI with the log."""
-    return {"retries": retries, "retry_delay": timedelta(minutes=retry_minutes),
-            "execution_timeout": timedelta(hours=timeout_hours)}
+    return {
+        "retries": retries,
+        "retry_delay": timedelta(minutes=retry_minutes),
+        "execution_timeout": timedelta(hours=timeout_hours),
+    }

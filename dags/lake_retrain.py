@@ -27,8 +27,12 @@ from _lake import CORE, PRODUCTION_MODEL, SKIPPED, START, TRAINING_EXAMPLES, pol
 from airflow.sdk import Param, dag, task
 
 # Parameters reach the commands as environment variables: a trigger's text is never shell code.
-ENV = {"LAKE_DAG_MODEL": "{{ params.model }}", "LAKE_DAG_MIN_NEW": "{{ params.min_new }}",
-       "LAKE_DAG_MINUTES": "{{ params.minutes }}", "LAKE_DAG_STEPS": "{{ params.steps }}"}
+ENV = {
+    "LAKE_DAG_MODEL": "{{ params.model }}",
+    "LAKE_DAG_MIN_NEW": "{{ params.min_new }}",
+    "LAKE_DAG_MINUTES": "{{ params.minutes }}",
+    "LAKE_DAG_STEPS": "{{ params.steps }}",
+}
 RETRAIN = f'{CORE} -m lake.cli model retrain --name "$LAKE_DAG_MODEL" --min-new "$LAKE_DAG_MIN_NEW"'
 
 
@@ -41,14 +45,15 @@ RETRAIN = f'{CORE} -m lake.cli model retrain --name "$LAKE_DAG_MODEL" --min-new 
     tags=["lake", "model"],
     doc_md=__doc__,
     default_args=policy(retries=1, retry_minutes=2, timeout_hours=1),
-    params={"model": Param("compact", type="string", pattern=r"^[A-Za-z0-9_-]+$", description="registry name"),
-            "min_new": Param(100, type="integer", minimum=1, description="new train examples needed"),
-            "minutes": Param(5.0, type="number", exclusiveMinimum=0, description="training wall-clock budget"),
-            "steps": Param(0, type="integer", minimum=0, description="training step budget (0: none)")},
+    params={
+        "model": Param("compact", type="string", pattern=r"^[A-Za-z0-9_-]+$", description="registry name"),
+        "min_new": Param(100, type="integer", minimum=1, description="new train examples needed"),
+        "minutes": Param(5.0, type="number", exclusiveMinimum=0, description="training wall-clock budget"),
+        "steps": Param(0, type="integer", minimum=0, description="training step budget (0: none)"),
+    },
 )
 def lake_retrain():
-    @task.bash(env=ENV, append_env=True, skip_on_exit_code=SKIPPED, retries=0,
-               execution_timeout=timedelta(minutes=10))
+    @task.bash(env=ENV, append_env=True, skip_on_exit_code=SKIPPED, retries=0, execution_timeout=timedelta(minutes=10))
     def check() -> str:
         """Enough new human-captioned examples since the production model's data set? Else skip the rest."""
         return f"{RETRAIN} --check --idle-exit-code {SKIPPED}"

@@ -36,8 +36,10 @@ def bootstrap_venv(name: str) -> Path:
 
 
 def _pg_url(s: Settings, db: str) -> str:
-    return (f"postgresql+psycopg2://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
-            f"{s.postgres_port}/{db}")
+    return (
+        f"postgresql+psycopg2://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
+        f"{s.postgres_port}/{db}"
+    )
 
 
 def _installed(venv: Path, dist: str) -> str:
@@ -76,7 +78,9 @@ def ui_password(s: Settings, app: str) -> str:
             write_private(path, secrets.token_urlsafe(15))
             Console(stderr=True).print(
                 f"[bold]{app.capitalize()} login[/bold]: user [cyan]{getattr(s, f'{app}_user')}[/cyan], password "
-                f"[cyan]{path.read_text()}[/cyan] (shown once; kept in {path})", highlight=False)
+                f"[cyan]{path.read_text()}[/cyan] (shown once; kept in {path})",
+                highlight=False,
+            )
         return path.read_text()
 
 
@@ -110,11 +114,16 @@ class Airflow(Service):
 
     def _keys_locked(self, path: Path) -> dict[str, str]:
         if not path.exists():
-            write_private(path, json.dumps({
-                "jwt": secrets.token_urlsafe(64),
-                "secret": secrets.token_urlsafe(32),
-                "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            }))
+            write_private(
+                path,
+                json.dumps(
+                    {
+                        "jwt": secrets.token_urlsafe(64),
+                        "secret": secrets.token_urlsafe(32),
+                        "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                    }
+                ),
+            )
         return json.loads(path.read_text())
 
     def env(self) -> dict[str, str]:
@@ -128,8 +137,9 @@ class Airflow(Service):
             "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
             "AIRFLOW__CORE__FERNET_KEY": k["fernet"],
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{s.airflow_user}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
@@ -148,11 +158,15 @@ class Airflow(Service):
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        write_private(self.home / "passwords.json",
-                       json.dumps({self.s.airflow_user: ui_password(self.s, "airflow")}))
+        write_private(self.home / "passwords.json", json.dumps({self.s.airflow_user: ui_password(self.s, "airflow")}))
         env = {**os.environ, **self.env()}
-        _once(self.home / ".migrated", _installed(self.venv, "apache_airflow"),
-              [str(self.venv / "bin" / "airflow"), "db", "migrate"], env, "airflow db migrate")
+        _once(
+            self.home / ".migrated",
+            _installed(self.venv, "apache_airflow"),
+            [str(self.venv / "bin" / "airflow"), "db", "migrate"],
+            env,
+            "airflow db migrate",
+        )
 
     def argv(self) -> list[str]:
         return [str(self.venv / "bin" / "airflow"), self.component]
@@ -222,19 +236,43 @@ class Superset(Service):
         _once(home / ".upgraded", version, self._cli("db", "upgrade"), env, "superset db upgrade")
         password = ui_password(s, "superset")
         # The password goes to the prompt on stdin, never into argv (which `ps` shows).
-        _once(home / ".admin", s.superset_user, self._cli(
-            "fab", "create-admin", "--username", s.superset_user, "--firstname", "Lake", "--lastname", "Admin",
-            "--email", f"{s.superset_user}@lake.local"), env, "superset fab create-admin",
-            stdin=f"{password}\n{password}\n")
+        _once(
+            home / ".admin",
+            s.superset_user,
+            self._cli(
+                "fab",
+                "create-admin",
+                "--username",
+                s.superset_user,
+                "--firstname",
+                "Lake",
+                "--lastname",
+                "Admin",
+                "--email",
+                f"{s.superset_user}@lake.local",
+            ),
+            env,
+            "superset fab create-admin",
+            stdin=f"{password}\n{password}\n",
+        )
         # A changed password (or one generated after the admin was made) is set again; the key is its hash.
-        _once(home / ".admin-password", f"{s.superset_user}:{hashlib.sha256(password.encode()).hexdigest()}",
-              self._cli("fab", "reset-password", "--username", s.superset_user), env,
-              "superset fab reset-password", stdin=f"{password}\n{password}\n")
+        _once(
+            home / ".admin-password",
+            f"{s.superset_user}:{hashlib.sha256(password.encode()).hexdigest()}",
+            self._cli("fab", "reset-password", "--username", s.superset_user),
+            env,
+            "superset fab reset-password",
+            stdin=f"{password}\n{password}\n",
+        )
         _once(home / ".init", version, self._cli("init"), env, "superset init")
         # The Trino database; re-registering the same URI is a no-op.
-        _once(home / ".trino", f"{s.trino_host}:{s.trino_port}", self._cli(
-            "set-database-uri", "--database_name", "Lake (Trino)", "--uri", self.trino_uri),
-            env, "superset set-database-uri")
+        _once(
+            home / ".trino",
+            f"{s.trino_host}:{s.trino_port}",
+            self._cli("set-database-uri", "--database_name", "Lake (Trino)", "--uri", self.trino_uri),
+            env,
+            "superset set-database-uri",
+        )
         self.import_dashboards()
 
     @property
@@ -251,15 +289,40 @@ class Superset(Service):
         stamp = home / ".dashboards"
         if force:
             stamp.unlink(missing_ok=True)
-        _once(stamp, f"{content_hash()} {s.superset_user} {self.trino_uri}", [
-            str(self.venv / "bin" / "python"), str(IMPORTER), str(bundle), "--user", s.superset_user,
-            "--database-uri", self.trino_uri], {**os.environ, **self.env()}, "superset dashboard import")
+        _once(
+            stamp,
+            f"{content_hash()} {s.superset_user} {self.trino_uri}",
+            [
+                str(self.venv / "bin" / "python"),
+                str(IMPORTER),
+                str(bundle),
+                "--user",
+                s.superset_user,
+                "--database-uri",
+                self.trino_uri,
+            ],
+            {**os.environ, **self.env()},
+            "superset dashboard import",
+        )
         return bundle
 
     def argv(self) -> list[str]:
-        return [str(self.venv / "bin" / "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
-                "--timeout", "120", "-b", f"{self.s.host}:{self.s.superset_port}", "--access-logfile", "-",
-                "superset.app:create_app()"]
+        return [
+            str(self.venv / "bin" / "gunicorn"),
+            "-w",
+            "2",
+            "-k",
+            "gthread",
+            "--threads",
+            "4",
+            "--timeout",
+            "120",
+            "-b",
+            f"{self.s.host}:{self.s.superset_port}",
+            "--access-logfile",
+            "-",
+            "superset.app:create_app()",
+        ]
 
     def healthy(self) -> bool:
         return httpx.get(f"http://{self.s.host}:{self.s.superset_port}/health", timeout=3).text.strip() == "OK"

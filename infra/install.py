@@ -56,9 +56,12 @@ def _download_once(url: str, part: Path) -> None:
         if r.status_code == 200:
             have = 0
         total = int(r.headers.get("content-length", 0)) + have
-        with open(part, "ab" if have else "wb") as f, Progress(
-            "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn()
-        ) as bar:
+        with (
+            open(part, "ab" if have else "wb") as f,
+            Progress(
+                "[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn()
+            ) as bar,
+        ):
             task = bar.add_task(f"download {url.rsplit('/', 1)[-1]}", total=total or None, completed=have)
             for chunk in r.iter_bytes(1 << 20):
                 f.write(chunk)
@@ -93,9 +96,19 @@ def _maven_copy(pom: Path, out: Path, s: Settings) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     _run(
-        ["mvn", "-q", "-B", "-s", str(JARS / "settings.xml"), "-f", str(pom),
-         f"-Dmaven.repo.local={s.cache_dir / 'm2'}",
-         "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-s",
+            str(JARS / "settings.xml"),
+            "-f",
+            str(pom),
+            f"-Dmaven.repo.local={s.cache_dir / 'm2'}",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={tmp}",
+        ],
         f"resolving {pom.parent.name} jars from Maven Central",
     )
     tmp.rename(out)
@@ -173,8 +186,11 @@ def minio_bin(s: Settings) -> Path:
     dest = s.cache_dir / "bin" / f"minio-{V.MINIO}"
     if not dest.exists():
         gobin = s.cache_dir / "gobin-minio"
-        _run(["go", "install", f"github.com/minio/minio@{V.MINIO}"], "building MinIO with go install",
-             env={**_go_env(s), "GOBIN": str(gobin)})
+        _run(
+            ["go", "install", f"github.com/minio/minio@{V.MINIO}"],
+            "building MinIO with go install",
+            env={**_go_env(s), "GOBIN": str(gobin)},
+        )
         dest.parent.mkdir(parents=True, exist_ok=True)
         (gobin / "minio").rename(dest)
     return dest
@@ -202,16 +218,21 @@ def compose_cmd(s: Settings) -> list[str]:
     dest = s.cache_dir / "bin" / f"docker-compose-{V.COMPOSE}"
     if not dest.exists():
         env = _go_env(s)
-        res = subprocess.run(["go", "mod", "download", "-json", f"github.com/docker/compose/v2@{V.COMPOSE}"],
-                             capture_output=True, text=True, env={**os.environ, **env})
+        res = subprocess.run(
+            ["go", "mod", "download", "-json", f"github.com/docker/compose/v2@{V.COMPOSE}"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+        )
         if res.returncode:
             raise StackError(f"fetching docker compose {V.COMPOSE} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
         src = Path(json.loads(res.stdout)["Dir"])
         # Built as its own main module: its go.mod has exclude directives that `go install` refuses.
         with tempfile.TemporaryDirectory() as tmp:
             shutil.copytree(src, Path(tmp) / "compose")
-            _run(["go", "build", "-o", str(dest), "./cmd"], "building docker compose", env=env,
-                 cwd=Path(tmp) / "compose")
+            _run(
+                ["go", "build", "-o", str(dest), "./cmd"], "building docker compose", env=env, cwd=Path(tmp) / "compose"
+            )
     return [str(dest)]
 
 
@@ -222,8 +243,11 @@ def postgres_bindir() -> Path:
         if os.geteuid() != 0:
             raise StackError("PostgreSQL server missing: sudo apt-get install -y postgresql")
         _run(["apt-get", "update", "-q"], "apt-get update")
-        _run(["apt-get", "install", "-y", "-q", "postgresql"], "apt-get install postgresql",
-             env={"DEBIAN_FRONTEND": "noninteractive"})
+        _run(
+            ["apt-get", "install", "-y", "-q", "postgresql"],
+            "apt-get install postgresql",
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
         found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
     return found[-1].parent
 
@@ -243,8 +267,20 @@ def chromium_bin(s: Settings) -> Path:
     archives = s.cache_dir / "apt"
     (archives / "partial").mkdir(parents=True, exist_ok=True)
     _run(["apt-get", "update", "-q"], "apt-get update")
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", f"Dir::Cache::archives={archives}",
-          "chromium"], "apt-get install chromium", env={"DEBIAN_FRONTEND": "noninteractive"})
+    _run(
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "-o",
+            f"Dir::Cache::archives={archives}",
+            "chromium",
+        ],
+        "apt-get install chromium",
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
     if not exe.exists():
         raise StackError(f"apt-get installed chromium but {exe} is missing")
     return exe

@@ -87,9 +87,22 @@ class Postgres(Service):
         if self.user:
             os.chown(pwfile, pwd.getpwnam(self.user).pw_uid, -1)
         res = subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(data), "-U", self.s.postgres_user, f"--pwfile={pwfile}",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"],
-            capture_output=True, text=True, user=self.user,
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                self.s.postgres_user,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            user=self.user,
         )
         pwfile.unlink(missing_ok=True)
         if res.returncode:
@@ -98,9 +111,19 @@ class Postgres(Service):
     def argv(self) -> list[str]:
         self.bindir = install.postgres_bindir()
         return [
-            str(self.bindir / "postgres"), "-D", str(self.dir("data")), "-p", str(self.s.postgres_port),
-            "-k", str(self.dir("run")), "-c", f"listen_addresses={self.s.host}",
-            "-c", "max_connections=300", "-c", "shared_buffers=128MB",
+            str(self.bindir / "postgres"),
+            "-D",
+            str(self.dir("data")),
+            "-p",
+            str(self.s.postgres_port),
+            "-k",
+            str(self.dir("run")),
+            "-c",
+            f"listen_addresses={self.s.host}",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
         ]
 
     def proc_options(self) -> dict:
@@ -110,8 +133,13 @@ class Postgres(Service):
         import psycopg
 
         return psycopg.connect(
-            host=self.s.postgres_host, port=self.s.postgres_port, user=self.s.postgres_user,
-            password=secret_value(self.s, "postgres_password"), dbname=dbname, connect_timeout=3, autocommit=True,
+            host=self.s.postgres_host,
+            port=self.s.postgres_port,
+            user=self.s.postgres_user,
+            password=secret_value(self.s, "postgres_password"),
+            dbname=dbname,
+            connect_timeout=3,
+            autocommit=True,
         )
 
     def healthy(self) -> bool:
@@ -138,8 +166,15 @@ class MinIO(Service):
 
     def argv(self) -> list[str]:
         h = self.s.host
-        return [str(install.minio_bin(self.s)), "server", str(self.dir("data")), "--address",
-                f"{h}:{self.s.s3_port}", "--console-address", f"{h}:{self.s.s3_console_port}"]
+        return [
+            str(install.minio_bin(self.s)),
+            "server",
+            str(self.dir("data")),
+            "--address",
+            f"{h}:{self.s.s3_port}",
+            "--console-address",
+            f"{h}:{self.s.s3_console_port}",
+        ]
 
     def env(self) -> dict[str, str]:
         return {
@@ -178,13 +213,20 @@ class FerretDB(Service):
         install.ferretdb_bin(self.s)
 
     def argv(self) -> list[str]:
-        return [str(install.ferretdb_bin(self.s)), "-listen", f"{self.s.host}:{self.s.mongo_port}",
-                "-internal-socket", str(self.s.run_dir / "ferretdb.sock")]
+        return [
+            str(install.ferretdb_bin(self.s)),
+            "-listen",
+            f"{self.s.host}:{self.s.mongo_port}",
+            "-internal-socket",
+            str(self.s.run_dir / "ferretdb.sock"),
+        ]
 
     def env(self) -> dict[str, str]:
         s = self.s
-        url = (f"postgres://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
-               f"{s.postgres_port}/ferretdb?pool_max_conns=150")
+        url = (
+            f"postgres://{s.postgres_user}:{secret_value(s, 'postgres_password')}@{s.postgres_host}:"
+            f"{s.postgres_port}/ferretdb?pool_max_conns=150"
+        )
         # FerretDB 1.x holds a pooled connection per open cursor and takes a second one for
         # each update it runs while reading: with its default 50 the pool can run dry and
         # every request then waits forever. PostgreSQL here allows 300.
@@ -216,9 +258,17 @@ class Kafka(Service):
     def _java(self, main: str, *args: str, heap: str = "512m") -> list[str]:
         java = install.java_home(17) / "bin" / "java"
         libs = install.kafka_home(self.s) / "libs"
-        return [str(java), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
-                f"-Dlog4j2.configurationFile={self.dir('conf') / 'log4j2.properties'}",
-                "-cp", f"{libs}/*", main, *args]
+        return [
+            str(java),
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            f"-Dlog4j2.configurationFile={self.dir('conf') / 'log4j2.properties'}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
+        ]
 
     def prepare(self) -> None:
         s, h = self.s, self.s.host
@@ -233,7 +283,7 @@ advertised.listeners=PLAINTEXT://{h}:{s.kafka_port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={self.dir('data')}
+log.dirs={self.dir("data")}
 num.partitions={s.kafka_partitions}
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
@@ -255,9 +305,17 @@ log.retention.hours=168
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             res = subprocess.run(
                 # "=": a base64 id starts with "-" one time in 64, which the tool's parser takes for an option
-                self._java("kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={cluster_id}",
-                           "-c", str(self.config), heap="256m"),
-                capture_output=True, text=True,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(self.config),
+                    heap="256m",
+                ),
+                capture_output=True,
+                text=True,
             )
             if res.returncode:
                 raise StackError(f"formatting Kafka storage failed:\n{(res.stdout + res.stderr)[-2000:]}")
@@ -282,8 +340,9 @@ log.retention.hours=168
         # Inline images live only in Kafka until the stream lands them: never expire them.
         keep = {"retention.ms": "-1", "retention.bytes": "-1"}
         with kafka_admin(s) as admin:
-            missing = [NewTopic(t, n, 1, topic_configs=keep) for t, n in want.items()
-                       if t not in set(admin.list_topics())]
+            missing = [
+                NewTopic(t, n, 1, topic_configs=keep) for t, n in want.items() if t not in set(admin.list_topics())
+            ]
             if missing:
                 admin.create_topics(missing)
 
@@ -307,37 +366,59 @@ class Trino(Service):
         (etc / "catalog").mkdir(parents=True, exist_ok=True)
         (etc / "node.properties").write_text(
             f"node.environment=lake_{s.mode}\nnode.id=lake-local-1\nnode.data-dir={self.dir('data')}\n"
-            f"node.bind-ip={s.host}\nnode.internal-address={s.host}\n")
-        (etc / "jvm.config").write_text("\n".join([
-            "-server", f"-Xmx{s.trino_heap}", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-            "-XX:+UseContainerSupport", "-Djdk.attach.allowAttachSelf=true",
-            "--add-modules=jdk.incubator.vector", "-XX:ReservedCodeCacheSize=256M", ""]))
+            f"node.bind-ip={s.host}\nnode.internal-address={s.host}\n"
+        )
+        (etc / "jvm.config").write_text(
+            "\n".join(
+                [
+                    "-server",
+                    f"-Xmx{s.trino_heap}",
+                    "-XX:+UseG1GC",
+                    "-XX:+ExitOnOutOfMemoryError",
+                    "-XX:+UseContainerSupport",
+                    "-Djdk.attach.allowAttachSelf=true",
+                    "--add-modules=jdk.incubator.vector",
+                    "-XX:ReservedCodeCacheSize=256M",
+                    "",
+                ]
+            )
+        )
         (etc / "config.properties").write_text(
             f"coordinator=true\nnode-scheduler.include-coordinator=true\nhttp-server.http.port={s.trino_port}\n"
             f"discovery.uri=http://{s.host}:{s.trino_port}\n"
-            "query.max-memory=1GB\nquery.max-memory-per-node=1GB\n")
+            "query.max-memory=1GB\nquery.max-memory-per-node=1GB\n"
+        )
         (etc / "log.properties").write_text("io.trino=INFO\n")
-        write_private(etc / "catalog" / f"{s.iceberg_catalog}.properties", f"""connector.name=iceberg
+        write_private(
+            etc / "catalog" / f"{s.iceberg_catalog}.properties",
+            f"""connector.name=iceberg
 iceberg.catalog.type=jdbc
 iceberg.jdbc-catalog.catalog-name={s.iceberg_catalog}
 iceberg.jdbc-catalog.driver-class=org.postgresql.Driver
 iceberg.jdbc-catalog.connection-url={s.jdbc_url}
 iceberg.jdbc-catalog.connection-user={s.postgres_user}
-iceberg.jdbc-catalog.connection-password={secret_value(s, 'postgres_password')}
+iceberg.jdbc-catalog.connection-password={secret_value(s, "postgres_password")}
 iceberg.jdbc-catalog.default-warehouse-dir={s.warehouse}
 fs.native-s3.enabled=true
 s3.endpoint={s.s3_endpoint}
 s3.region={s.s3_region}
 s3.path-style-access=true
 s3.aws-access-key={s.s3_access_key}
-s3.aws-secret-key={secret_value(s, 's3_secret_key')}
-""")
-        write_private(etc / "catalog" / f"{s.trino_mongo_catalog}.properties",
-                       f"connector.name=mongodb\nmongodb.connection-url={s.mongo_uri}\n")
+s3.aws-secret-key={secret_value(s, "s3_secret_key")}
+""",
+        )
+        write_private(
+            etc / "catalog" / f"{s.trino_mongo_catalog}.properties",
+            f"connector.name=mongodb\nmongodb.connection-url={s.mongo_uri}\n",
+        )
 
     def argv(self) -> list[str]:
-        return [str(install.trino_home(self.s) / "bin" / "launcher"), "run", f"--etc-dir={self.dir('conf')}",
-                f"--data-dir={self.dir('data')}"]
+        return [
+            str(install.trino_home(self.s) / "bin" / "launcher"),
+            "run",
+            f"--etc-dir={self.dir('conf')}",
+            f"--data-dir={self.dir('data')}",
+        ]
 
     def env(self) -> dict[str, str]:
         jdk = install.java_home(24)  # Trino 476 needs Java 24+: the Temurin JDK beside the default
@@ -360,8 +441,19 @@ class Api(Service):
     def argv(self) -> list[str]:
         import sys
 
-        return [sys.executable, "-m", "uvicorn", "services.api.main:app", "--host", self.s.host,
-                "--port", str(self.s.api_port), "--no-access-log", "--workers", str(self.s.api_workers)]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "services.api.main:app",
+            "--host",
+            self.s.host,
+            "--port",
+            str(self.s.api_port),
+            "--no-access-log",
+            "--workers",
+            str(self.s.api_workers),
+        ]
 
     def proc_options(self) -> dict:
         return {"cwd": REPO_ROOT}

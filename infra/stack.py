@@ -1,8 +1,8 @@
 """Bring the local stack up and down, and report on it.
 
-    lake up            # install what is missing, start every server, seed them
-    lake status        # one row per server: state, pid, ports, memory, log
-    lake down          # stop everything Lake started, leaving no process behind
+lake up            # install what is missing, start every server, seed them
+lake status        # one row per server: state, pid, ports, memory, log
+lake down          # stop everything Lake started, leaving no process behind
 """
 
 from __future__ import annotations
@@ -47,10 +47,19 @@ def servers(s: Settings) -> list[Service]:
     """The servers, in start order."""
     if shutil.which("python3") is None:  # Trino's launcher is a Python script
         raise StackError("python3 is needed on PATH for Trino's launcher")
-    return [Postgres("postgres", s), MinIO("minio", s), FerretDB("ferretdb", s), Kafka("kafka", s),
-            Trino("trino", s), Airflow("airflow-api", s), AirflowScheduler("airflow-scheduler", s),
-            AirflowDagProcessor("airflow-dag-processor", s), AirflowTriggerer("airflow-triggerer", s),
-            Superset("superset", s), Api("api", s)]
+    return [
+        Postgres("postgres", s),
+        MinIO("minio", s),
+        FerretDB("ferretdb", s),
+        Kafka("kafka", s),
+        Trino("trino", s),
+        Airflow("airflow-api", s),
+        AirflowScheduler("airflow-scheduler", s),
+        AirflowDagProcessor("airflow-dag-processor", s),
+        AirflowTriggerer("airflow-triggerer", s),
+        Superset("superset", s),
+        Api("api", s),
+    ]
 
 
 def select(s: Settings, names: Iterable[str] = ()) -> list[Service]:
@@ -183,11 +192,31 @@ def status(s: Settings, names: Iterable[str] = ()) -> list[ServiceStatus]:
         if p is None:
             # A pid file without its process: the server died (crashed or was killed).
             state = "unhealthy" if proc.pidfile.exists() else "stopped"
-            rows.append(ServiceStatus(svc.name, state, None, proc.ports, 0.0, 0.0, proc.log,
-                                      "exited; `lake up` restarts it" if state == "unhealthy" else ""))
+            rows.append(
+                ServiceStatus(
+                    svc.name,
+                    state,
+                    None,
+                    proc.ports,
+                    0.0,
+                    0.0,
+                    proc.log,
+                    "exited; `lake up` restarts it" if state == "unhealthy" else "",
+                )
+            )
             continue
         rss = sum(_pss(q) for q in [p, *p.children(recursive=True)])
         state = "healthy" if _healthy(svc) else "unhealthy"
-        rows.append(ServiceStatus(svc.name, state, p.pid, proc.ports, rss / 2**20, time.time() - p.create_time(),
-                                  proc.log, "" if state == "healthy" else "running but failing its health check"))
+        rows.append(
+            ServiceStatus(
+                svc.name,
+                state,
+                p.pid,
+                proc.ports,
+                rss / 2**20,
+                time.time() - p.create_time(),
+                proc.log,
+                "" if state == "healthy" else "running but failing its health check",
+            )
+        )
     return rows

@@ -1,7 +1,7 @@
 """Kafka edges: one idempotent producer per process, and the publishing helpers.
 
-    from lake.bus import get_producer, publish_upload
-    publish_upload(get_producer(), event)    # blocks until the broker acknowledged it
+from lake.bus import get_producer, publish_upload
+publish_upload(get_producer(), event)    # blocks until the broker acknowledged it
 """
 
 from __future__ import annotations
@@ -32,13 +32,17 @@ def _new_producer(s: Settings) -> KafkaProducer:
     )
 
 
-def publish_upload(producer: KafkaProducer, event: ImageUploaded, topic: str | None = None,
-                   timeout: float = 15.0) -> None:
+def publish_upload(
+    producer: KafkaProducer, event: ImageUploaded, topic: str | None = None, timeout: float = 15.0
+) -> None:
     key, value = event.to_kafka()
     producer.send(topic or get_settings().topic_uploads, key=key, value=value).get(timeout=timeout)
 
 
 def publish_dead_letter(producer: KafkaProducer, letter: DeadLetter, topic: str | None = None):
     """Send one dead letter; returns the future (the caller waits on all of them)."""
-    return producer.send(topic or get_settings().topic_uploads_dlq, key=(letter.key or "").encode() or None,
-                         value=letter.model_dump_json().encode())
+    return producer.send(
+        topic or get_settings().topic_uploads_dlq,
+        key=(letter.key or "").encode() or None,
+        value=letter.model_dump_json().encode(),
+    )

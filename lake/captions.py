@@ -32,7 +32,7 @@ class FoundCaption:
     caption: str
     model_version: str
     filtered: str | None  # why the moderation filter withheld it ("" caption), or None
-    source: str           # "api": the catalog's captions; "batch": gold.captions
+    source: str  # "api": the catalog's captions; "batch": gold.captions
 
 
 def api_caption(*, catalog: Any, image_id: str, model_version: str) -> FoundCaption | None:
@@ -51,8 +51,9 @@ def batch_caption(*, table: str, image_id: str, model_version: str, query: Query
     if query is None:
         from lake.clients import trino_query as query
     try:
-        rows = query(f"SELECT caption FROM {table} WHERE image_id = ? AND model_version = ? LIMIT 1",
-                     [image_id, model_version])
+        rows = query(
+            f"SELECT caption FROM {table} WHERE image_id = ? AND model_version = ? LIMIT 1", [image_id, model_version]
+        )
     except TrinoUserError as e:
         if e.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):  # before the first gold run
             return None
@@ -63,11 +64,13 @@ def batch_caption(*, table: str, image_id: str, model_version: str, query: Query
     return FoundCaption(caption, model_version, None if caption else BATCH_FILTERED, "batch")
 
 
-def find_caption(*, catalog: Any, table: str, image_id: str, model_version: str,
-                 query: Query | None = None) -> FoundCaption | None:
+def find_caption(
+    *, catalog: Any, table: str, image_id: str, model_version: str, query: Query | None = None
+) -> FoundCaption | None:
     """The caption of (image, version) the lake already holds: the API's, else the batch job's."""
-    return (api_caption(catalog=catalog, image_id=image_id, model_version=model_version)
-            or batch_caption(table=table, image_id=image_id, model_version=model_version, query=query))
+    return api_caption(catalog=catalog, image_id=image_id, model_version=model_version) or batch_caption(
+        table=table, image_id=image_id, model_version=model_version, query=query
+    )
 
 
 def human_captions(*, catalog: Any, image_id: str) -> list[str]:

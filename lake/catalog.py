@@ -54,29 +54,90 @@ UPDATE_BATCH = 16  # updates per bulk_write (see upsert_images)
 # first (or none), and keeps that guess.
 _TS, _S, _N = "timestamp(3)", "varchar", "bigint"
 TRINO_COLUMNS: dict[str, dict[str, str]] = {
-    "images": {"_id": _S, "split": _S, "width": _N, "height": _N, "src_format": _S, "src_width": _N,
-               "src_height": _N, "bytes_out": _N, "phash": _S, "sources": "array(varchar)", "sightings": _N,
-               "first_seen_at": _TS, "last_seen_at": _TS, "updated_at": _TS,
-               "captions": "row(human array(varchar))", "layers": "row(bronze varchar, silver varchar)",
-               "lineage": "row(run_ids array(varchar), event_ids array(varchar))"},
+    "images": {
+        "_id": _S,
+        "split": _S,
+        "width": _N,
+        "height": _N,
+        "src_format": _S,
+        "src_width": _N,
+        "src_height": _N,
+        "bytes_out": _N,
+        "phash": _S,
+        "sources": "array(varchar)",
+        "sightings": _N,
+        "first_seen_at": _TS,
+        "last_seen_at": _TS,
+        "updated_at": _TS,
+        "captions": "row(human array(varchar))",
+        "layers": "row(bronze varchar, silver varchar)",
+        "lineage": "row(run_ids array(varchar), event_ids array(varchar))",
+    },
     "datasets": {"_id": _S, "name": _S, "table": _S, "snapshot_id": _N, "created_at": _TS, "run_id": _S},
-    "runs": {"_id": _S, "job": _S, "status": _S, "started_at": _TS, "finished_at": _TS, "duration_s": "double",
-             "error": _S},
-    "quality": {"_id": _S, "suite": _S, "run_id": _S, "success": "boolean", "rows": _N, "failed_rows": _N,
-                "validated_at": _TS, "result_uri": _S},
-    "models": {"_id": _S, "name": _S, "version": _N, "stage": _S, "created_at": _TS, "uri": _S, "code_version": _S,
-               "run_id": _S, "parent": _S, "dataset": "row(id varchar, snapshot_id bigint)"},
-    "evaluations": {"_id": _S, "model": _S, "dataset": _S, "split": _S, "n": _N, "evaluated_at": _TS,
-                    "report": _S},
-    "captions": {"_id": _S, "image_id": _S, "model_version": _S, "caption": _S, "filtered": _S,
-                 "source": _S, "created_at": _TS},
+    "runs": {
+        "_id": _S,
+        "job": _S,
+        "status": _S,
+        "started_at": _TS,
+        "finished_at": _TS,
+        "duration_s": "double",
+        "error": _S,
+    },
+    "quality": {
+        "_id": _S,
+        "suite": _S,
+        "run_id": _S,
+        "success": "boolean",
+        "rows": _N,
+        "failed_rows": _N,
+        "validated_at": _TS,
+        "result_uri": _S,
+    },
+    "models": {
+        "_id": _S,
+        "name": _S,
+        "version": _N,
+        "stage": _S,
+        "created_at": _TS,
+        "uri": _S,
+        "code_version": _S,
+        "run_id": _S,
+        "parent": _S,
+        "dataset": "row(id varchar, snapshot_id bigint)",
+    },
+    "evaluations": {"_id": _S, "model": _S, "dataset": _S, "split": _S, "n": _N, "evaluated_at": _TS, "report": _S},
+    "captions": {
+        "_id": _S,
+        "image_id": _S,
+        "model_version": _S,
+        "caption": _S,
+        "filtered": _S,
+        "source": _S,
+        "created_at": _TS,
+    },
     # every gate decision (lake.retrain) and rollback; read by the view lake.gold.model_promotions
-    "promotions": {"_id": _S, "kind": _S, "model": _S, "candidate": _S, "production": _S, "decision": _S,
-                   "promote": "boolean", "reasons": "array(varchar)",
-                   "table": "array(row(slice varchar, production double, candidate double, change double, "
-                            "focus boolean, ok boolean, n bigint))",
-                   "tolerance": "double", "focus_slices": "array(varchar)", "metric": _S, "dataset": _S, "since": _S,
-                   "new_examples": _N, "replay_examples": _N, "run_id": _S, "chart": _S, "at": _TS},
+    "promotions": {
+        "_id": _S,
+        "kind": _S,
+        "model": _S,
+        "candidate": _S,
+        "production": _S,
+        "decision": _S,
+        "promote": "boolean",
+        "reasons": "array(varchar)",
+        "table": "array(row(slice varchar, production double, candidate double, change double, "
+        "focus boolean, ok boolean, n bigint))",
+        "tolerance": "double",
+        "focus_slices": "array(varchar)",
+        "metric": _S,
+        "dataset": _S,
+        "since": _S,
+        "new_examples": _N,
+        "replay_examples": _N,
+        "run_id": _S,
+        "chart": _S,
+        "at": _TS,
+    },
 }
 
 
@@ -124,8 +185,9 @@ class Catalog:
         re-raised) with counts, outputs and duration."""
         run = Run(new_run_id(job), job, dict(inputs or {}))
         started, t0 = utcnow(), time.monotonic()
-        self.db.runs.insert_one({"_id": run.run_id, "job": job, "status": "running", "started_at": started,
-                                 "inputs": run.inputs})
+        self.db.runs.insert_one(
+            {"_id": run.run_id, "job": job, "status": "running", "started_at": started, "inputs": run.inputs}
+        )
         status, error = "succeeded", None
         try:
             yield run
@@ -133,10 +195,20 @@ class Catalog:
             status, error = "failed", f"{type(e).__name__}: {e}"[:4000]
             raise
         finally:
-            self.db.runs.update_one({"_id": run.run_id}, {"$set": {
-                "status": status, "error": error, "finished_at": utcnow(),
-                "duration_s": round(time.monotonic() - t0, 3), "inputs": run.inputs, "outputs": run.outputs,
-                "counts": run.counts}})
+            self.db.runs.update_one(
+                {"_id": run.run_id},
+                {
+                    "$set": {
+                        "status": status,
+                        "error": error,
+                        "finished_at": utcnow(),
+                        "duration_s": round(time.monotonic() - t0, 3),
+                        "inputs": run.inputs,
+                        "outputs": run.outputs,
+                        "counts": run.counts,
+                    }
+                },
+            )
             log.info("run recorded", run_id=run.run_id, status=status, **run.counts)
 
     def last_run(self, job: str, status: str | None = "succeeded", **match: Any) -> dict | None:
@@ -166,15 +238,19 @@ class Catalog:
             # Small bulks: FerretDB 1.x keeps one pooled PostgreSQL connection per update of a
             # bulk until the whole command ends; a bulk larger than its pool never finishes.
             for i in range(0, len(docs), UPDATE_BATCH):
-                self.db.images.bulk_write([update(d) for d in docs[i:i + UPDATE_BATCH]], ordered=False)
+                self.db.images.bulk_write([update(d) for d in docs[i : i + UPDATE_BATCH]], ordered=False)
 
         def update(doc: dict) -> UpdateOne:
             doc = dict(doc)
             image_id, event_ids = doc.pop("_id"), doc.pop("event_ids", None) or []
-            return UpdateOne({"_id": image_id}, {
-                "$set": {**doc, "updated_at": utcnow()},
-                "$addToSet": {"lineage.run_ids": run_id, "lineage.event_ids": {"$each": list(event_ids)}}},
-                upsert=True)
+            return UpdateOne(
+                {"_id": image_id},
+                {
+                    "$set": {**doc, "updated_at": utcnow()},
+                    "$addToSet": {"lineage.run_ids": run_id, "lineage.event_ids": {"$each": list(event_ids)}},
+                },
+                upsert=True,
+            )
 
         def insert(chunk: list[dict]) -> None:
             # Look first rather than catch duplicate-key errors: FerretDB 1.x can stall on an
@@ -208,26 +284,51 @@ class Catalog:
         """The caption ``model_version`` already wrote for ``image_id`` (the API stores each one it computes)."""
         return self.db.captions.find_one({"_id": f"{image_id}:{model_version}"})
 
-    def store_caption(self, image_id: str, model_version: str, caption: str, filtered: str | None,
-                      source: str = "api") -> None:
+    def store_caption(
+        self, image_id: str, model_version: str, caption: str, filtered: str | None, source: str = "api"
+    ) -> None:
         """Keep a computed caption (``filtered``: the moderation reason, or None); the first one stays."""
-        self.db.captions.update_one({"_id": f"{image_id}:{model_version}"}, {"$setOnInsert": {
-            "image_id": image_id, "model_version": model_version, "caption": caption, "filtered": filtered,
-            "source": source, "created_at": utcnow()}}, upsert=True)
+        self.db.captions.update_one(
+            {"_id": f"{image_id}:{model_version}"},
+            {
+                "$setOnInsert": {
+                    "image_id": image_id,
+                    "model_version": model_version,
+                    "caption": caption,
+                    "filtered": filtered,
+                    "source": source,
+                    "created_at": utcnow(),
+                }
+            },
+            upsert=True,
+        )
 
     def stored_captions(self, model_version: str) -> list[tuple[str, str]]:
         """(image_id, caption) of every caption stored for ``model_version``: the batch job reuses them."""
-        return [(d["image_id"], d["caption"]) for d in
-                self.db.captions.find({"model_version": model_version}, {"image_id": 1, "caption": 1})]
+        return [
+            (d["image_id"], d["caption"])
+            for d in self.db.captions.find({"model_version": model_version}, {"image_id": 1, "caption": 1})
+        ]
 
     # ---- datasets and quality --------------------------------------------------------------------------------------
 
     def record_dataset(self, name: str, table: str, snapshot_id: int, counts: dict[str, int], run_id: str) -> str:
         """A frozen data set: the table as of one Iceberg snapshot (read back with time travel)."""
         ds_id = f"{name}@{snapshot_id}"
-        self.db.datasets.update_one({"_id": ds_id}, {
-            "$setOnInsert": {"name": name, "table": table, "snapshot_id": snapshot_id, "counts": counts,
-                             "created_at": utcnow(), "run_id": run_id}}, upsert=True)
+        self.db.datasets.update_one(
+            {"_id": ds_id},
+            {
+                "$setOnInsert": {
+                    "name": name,
+                    "table": table,
+                    "snapshot_id": snapshot_id,
+                    "counts": counts,
+                    "created_at": utcnow(),
+                    "run_id": run_id,
+                }
+            },
+            upsert=True,
+        )
         return ds_id
 
     def latest_dataset(self, name: str) -> dict | None:
@@ -237,15 +338,16 @@ class Catalog:
         self.db.quality.insert_one(dict(summary))
 
     def quality(self, suite: str | None = None, limit: int = 10) -> list[dict]:
-        return list(self.db.quality.find({"suite": suite} if suite else {}, sort=[("validated_at", -1)],
-                                         limit=limit))
+        return list(self.db.quality.find({"suite": suite} if suite else {}, sort=[("validated_at", -1)], limit=limit))
 
 
 def _nest(doc: dict, run_id: str) -> dict:
     """A flat document with dotted keys -> the nested document a first insert stores."""
     doc = dict(doc)
-    out: dict[str, Any] = {"lineage": {"run_ids": [run_id], "event_ids": list(doc.pop("event_ids", None) or [])},
-                           "updated_at": utcnow()}
+    out: dict[str, Any] = {
+        "lineage": {"run_ids": [run_id], "event_ids": list(doc.pop("event_ids", None) or [])},
+        "updated_at": utcnow(),
+    }
     for key, value in doc.items():
         *parents, leaf = key.split(".")
         node = out

@@ -1,7 +1,7 @@
 """Client factories for the stack's servers, all configured from ``Settings``.
 
-    from lake.clients import mongo_client
-    with mongo_client() as c: c.lake.images.find_one()
+from lake.clients import mongo_client
+with mongo_client() as c: c.lake.images.find_one()
 """
 
 from __future__ import annotations
@@ -45,11 +45,19 @@ def minio_client(s: Settings | None = None):
         from minio import Minio
 
         url = urlparse(s.s3_endpoint)
-        pool = urllib3.PoolManager(maxsize=32, retries=urllib3.Retry(total=3, backoff_factor=0.2,
-                                                                     status_forcelist=[500, 502, 503, 504]),
-                                   timeout=urllib3.Timeout(connect=5, read=60))
-        return Minio(url.netloc, access_key=s.s3_access_key, secret_key=secret, secure=url.scheme == "https",
-                     region=s.s3_region, http_client=pool)
+        pool = urllib3.PoolManager(
+            maxsize=32,
+            retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=5, read=60),
+        )
+        return Minio(
+            url.netloc,
+            access_key=s.s3_access_key,
+            secret_key=secret,
+            secure=url.scheme == "https",
+            region=s.s3_region,
+            http_client=pool,
+        )
 
     return per_process(("minio", s.s3_endpoint, s.s3_access_key, secret, s.s3_region), make)
 
@@ -60,8 +68,13 @@ def mongo_client(s: Settings | None = None, timeout_ms: int = 5000):
     s = s or get_settings()
     # socketTimeoutMS: a stalled server fails the call (and the Spark task, which is retried)
     # instead of hanging a job forever
-    return MongoClient(s.mongo_uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                       socketTimeoutMS=120_000, uuidRepresentation="standard")
+    return MongoClient(
+        s.mongo_uri,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=120_000,
+        uuidRepresentation="standard",
+    )
 
 
 @contextmanager
@@ -80,8 +93,9 @@ def trino_connection(s: Settings | None = None, catalog: str | None = None, sche
     import trino
 
     s = s or get_settings()
-    return trino.dbapi.connect(host=s.trino_host, port=s.trino_port, user=s.trino_user,
-                               catalog=catalog or s.iceberg_catalog, schema=schema)
+    return trino.dbapi.connect(
+        host=s.trino_host, port=s.trino_port, user=s.trino_user, catalog=catalog or s.iceberg_catalog, schema=schema
+    )
 
 
 def trino_query(sql: str, params: tuple | list | None = None, s: Settings | None = None) -> list[list]:

@@ -1,8 +1,8 @@
 """One typed settings object for every part of Lake.
 
 Read from the environment (``LAKE_*``); the defaults are the local stack started by
-``lake up``. (Not from `.env`: that file is docker-compose's, with LAKE_MODE=compose.) Never build it at import time (DAG parsing and Spark
-executors import modules): call ``get_settings()``.
+``lake up``. (Not from `.env`: that file is docker-compose's, with LAKE_MODE=compose.) Never
+build it at import time (DAG parsing and Spark executors import modules): call ``get_settings()``.
 
     LAKE_MODE=compose LAKE_S3_SECRET_KEY=... lake status
 """
@@ -50,7 +50,8 @@ class Settings(BaseSettings):
         airflow_parallelism (int, 4): LocalExecutor worker processes.
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
-        api_port (int, 8000), api_workers (int, 1): uvicorn worker processes, api_keys (list[secret], ["lake-local-key"]): keys for writes.
+        api_port (int, 8000), api_workers (int, 1): uvicorn worker processes.
+        api_keys (list[secret], ["lake-local-key"]): keys for writes.
         admin_keys (list[secret], ["lake-local-admin-key"]): keys for /v1/admin (promote, roll back); no key is both.
         max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
@@ -152,8 +153,13 @@ class Settings(BaseSettings):
         if self.mode != "local":
             weak = [
                 name
-                for name in ("s3_secret_key", "postgres_password", "airflow_password", "superset_password",
-                             "superset_secret_key")
+                for name in (
+                    "s3_secret_key",
+                    "postgres_password",
+                    "airflow_password",
+                    "superset_password",
+                    "superset_secret_key",
+                )
                 if getattr(self, name).get_secret_value() in LOCAL_SECRETS
             ]
             for name in ("api_keys", "admin_keys"):

@@ -13,8 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
@@ -27,7 +26,7 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Reason(StrEnum):
@@ -69,12 +68,13 @@ class ImageUploadedBase(BaseModel):
     user_id: str | None = Field(default=None, max_length=128)
     captions: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list, max_length=20)
     tags: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=dict, max_length=50)
+        default_factory=dict, max_length=50
+    )
 
     @field_validator("uploaded_at")
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
-        return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
 
 
 class ImageUploaded(ImageUploadedBase):
@@ -162,8 +162,10 @@ def parse_upload(value: bytes | str | None) -> ImageUploaded:
     if type(version) is not int or version != SCHEMA_VERSION:  # `true` and `1.0` equal 1 in Python
         raise Rejected(Reason.UNKNOWN_SCHEMA_VERSION, f"schema_version {version!r}; this reader knows 1")
     if "event_id" not in obj:  # a default here would be a new id on every replay: duplicates
-        raise Rejected(Reason.INVALID_EVENT, "event_id: required on the wire; the producer picks it once "
-                                             "per upload and keeps it on retries")
+        raise Rejected(
+            Reason.INVALID_EVENT,
+            "event_id: required on the wire; the producer picks it once per upload and keeps it on retries",
+        )
     try:
         return ImageUploaded.model_validate(obj)
     except ValidationError as e:

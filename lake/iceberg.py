@@ -16,8 +16,13 @@ log = structlog.get_logger("lake.iceberg")
 
 def current_snapshot(spark: SparkSession, table: str) -> int | None:
     """The table's current snapshot id; None for a table never written."""
-    rows = (spark.table(f"{table}.history").where("is_current_ancestor")
-            .orderBy("made_current_at", ascending=False).limit(1).collect())
+    rows = (
+        spark.table(f"{table}.history")
+        .where("is_current_ancestor")
+        .orderBy("made_current_at", ascending=False)
+        .limit(1)
+        .collect()
+    )
     return int(rows[0].snapshot_id) if rows else None
 
 
@@ -29,16 +34,24 @@ def read_appended(spark: SparkSession, table: str, since: int | None, until: int
     if since is None or since == until:
         df = reader.option("versionAsOf", until).load(table)
         return df.limit(0) if since == until else df
-    ancestors = {r.snapshot_id for r in spark.table(f"{table}.history").where("is_current_ancestor")
-                 .select("snapshot_id").collect()}
+    ancestors = {
+        r.snapshot_id
+        for r in spark.table(f"{table}.history").where("is_current_ancestor").select("snapshot_id").collect()
+    }
     if since not in ancestors:  # expired, rolled back, or the table was recreated
         log.warning("watermark is not an ancestor; reading the whole snapshot", table=table, since=since)
         return reader.option("versionAsOf", until).load(table)
     return reader.option("start-snapshot-id", since).option("end-snapshot-id", until).load(table)
 
 
-def merge_changed(spark: SparkSession, source: DataFrame, table: str, keys: list[str],
-                  compare: list[str] | None = None, update: bool = True) -> int:
+def merge_changed(
+    spark: SparkSession,
+    source: DataFrame,
+    table: str,
+    keys: list[str],
+    compare: list[str] | None = None,
+    update: bool = True,
+) -> int:
     """MERGE ``source`` into ``table`` on ``keys``, but only rows that are new or differ in
     ``compare`` (default: every source column); returns how many. Nothing to do: no commit."""
     cols = source.columns
@@ -57,8 +70,9 @@ def merge_changed(spark: SparkSession, source: DataFrame, table: str, keys: list
     view = f"_changed_{abs(hash((table, id(changed))))}"
     changed.createOrReplaceTempView(view)
     on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    matched = ("WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{c} = s.{c}" for c in cols if c not in keys)
-               if update else "")
+    matched = (
+        "WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{c} = s.{c}" for c in cols if c not in keys) if update else ""
+    )
     try:
         spark.sql(f"""MERGE INTO {table} t USING {view} s ON {on} {matched}
                       WHEN NOT MATCHED THEN INSERT ({", ".join(cols)}) VALUES ({", ".join("s." + c for c in cols)})""")

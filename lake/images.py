@@ -55,8 +55,9 @@ def image_size(head: bytes) -> tuple[int, int] | None:
         return None
 
 
-def decode(data: bytes, *, max_bytes: int, max_pixels: int,
-           draft: Callable[[int, int], tuple[int, int]] | None = None) -> tuple[Image.Image, ImageInfo]:
+def decode(
+    data: bytes, *, max_bytes: int, max_pixels: int, draft: Callable[[int, int], tuple[int, int]] | None = None
+) -> tuple[Image.Image, ImageInfo]:
     """Check and decode ``data``: (the loaded image, its sniffed type and stored size).
 
     ``draft(width, height)`` gives the smallest size a JPEG may be decoded at (libjpeg
@@ -78,8 +79,9 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int,
             img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
             if width * height > max_pixels:
-                raise Rejected(Reason.TOO_MANY_PIXELS,
-                               f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}")
+                raise Rejected(
+                    Reason.TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+                )
             if ctype == "image/jpeg" and draft is not None:
                 img.draft(img.mode, draft(width, height))
             img.load()  # a truncated or corrupt file fails here
@@ -97,5 +99,6 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int,
 def inspect_image(data: bytes, *, max_bytes: int, max_pixels: int) -> ImageInfo:
     """Validate ``data`` as an image Lake will keep; raise Rejected with the reason."""
     # Decoding at 1/8 scale is enough to prove a JPEG is whole.
-    return decode(data, max_bytes=max_bytes, max_pixels=max_pixels,
-                  draft=lambda w, h: (max(1, w // 8), max(1, h // 8)))[1]
+    return decode(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, draft=lambda w, h: (max(1, w // 8), max(1, h // 8))
+    )[1]

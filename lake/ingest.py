@@ -22,9 +22,9 @@ from lake.bus import get_producer, publish_upload
 from lake.clients import minio_client
 from lake.config import Settings, get_settings
 from lake.events import ImageUploaded, Rejected
-from lake.tables import bronze_key
 from lake.images import ImageInfo, inspect_image
 from lake.storage import put_bronze
+from lake.tables import bronze_key
 
 EVENT_NS = uuid.UUID("6f1c0d8e-6a57-4b8e-9a8e-1a4b3c2d1e0f")  # namespace of `lake ingest` event ids
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -71,8 +71,7 @@ class Journal:
 
     def record(self, key: str, event: ImageUploaded) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?)",
-                             (key, event.image_id, str(event.event_id)))
+            self._db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?)", (key, event.image_id, str(event.event_id)))
             self._db.commit()
 
 
@@ -83,15 +82,32 @@ class Uploaded:
     info: ImageInfo
 
 
-def upload_bytes(data: bytes, *, captions: list[str], source: str, s: Settings, mc=None, producer=None,
-                 user_id: str | None = None, tags: dict[str, str] | None = None,
-                 event_id: uuid.UUID | None = None) -> Uploaded:
+def upload_bytes(
+    data: bytes,
+    *,
+    captions: list[str],
+    source: str,
+    s: Settings,
+    mc=None,
+    producer=None,
+    user_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Uploaded:
     """Validate, store in bronze, then publish the claim-check event (the bytes are safe first)."""
     info = inspect_image(data, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
     image_id = hashlib.sha256(data).hexdigest()
-    event = ImageUploaded(image_id=image_id, source=source, content_type=info.content_type, size_bytes=len(data),
-                          user_id=user_id, captions=captions, tags=tags or {}, bronze_key=bronze_key(image_id),
-                          **({"event_id": event_id} if event_id else {}))
+    event = ImageUploaded(
+        image_id=image_id,
+        source=source,
+        content_type=info.content_type,
+        size_bytes=len(data),
+        user_id=user_id,
+        captions=captions,
+        tags=tags or {},
+        bronze_key=bronze_key(image_id),
+        **({"event_id": event_id} if event_id else {}),
+    )
     new = put_bronze(mc or minio_client(s), image_id, data, info.content_type)
     publish_upload(producer or get_producer(s), event, s.topic_uploads)
     return Uploaded(event, new, info)
@@ -108,8 +124,14 @@ def _caption_key(path: Path, roots: list[Path], captions: dict[str, list[str]]) 
     return captions.get(path.name, [])
 
 
-def ingest_paths(paths: list[Path], captions: dict[str, list[str]] | None = None, source: str = "bulk",
-                 workers: int = 8, s: Settings | None = None, show_progress: bool = True) -> IngestReport:
+def ingest_paths(
+    paths: list[Path],
+    captions: dict[str, list[str]] | None = None,
+    source: str = "bulk",
+    workers: int = 8,
+    s: Settings | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
     """Upload every image under ``paths``; ``captions`` maps file names (or paths relative
     to a given folder) to human captions."""
     s = s or get_settings()
@@ -128,8 +150,15 @@ def ingest_paths(paths: list[Path], captions: dict[str, list[str]] | None = None
             data = path.read_bytes()
             # The same file (path, size, mtime) always gets the same event id: if a run dies
             # between the broker's ack and the journal, the re-sent event is MERGEd away.
-            up = upload_bytes(data, captions=_caption_key(path, roots, captions), source=source, s=s,
-                              mc=mc, producer=producer, event_id=uuid.uuid5(EVENT_NS, key))
+            up = upload_bytes(
+                data,
+                captions=_caption_key(path, roots, captions),
+                source=source,
+                s=s,
+                mc=mc,
+                producer=producer,
+                event_id=uuid.uuid5(EVENT_NS, key),
+            )
         except Rejected as e:
             return path, False, f"{e.reason.value}: {e.message}"
         except ValueError as e:  # e.g. a caption over the schema's limits

@@ -37,9 +37,14 @@ def java_home(min_major: int, max_major: int = 99) -> Path:
     """
     candidates = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
     candidates += sorted(JVM_DIR.glob("*"))
-    found = [(major, home) for home in candidates
-             if (major := java_major(home)) is not None and min_major <= major <= max_major]
+    found = [
+        (major, home)
+        for home in candidates
+        if (major := java_major(home)) is not None and min_major <= major <= max_major
+    ]
     if not found:
-        raise JdkNotFound(f"no JDK {min_major}..{max_major} in $JAVA_HOME or {JVM_DIR}; "
-                          f"install one (apt-get install -y openjdk-17-jdk, or Temurin {min_major}).")
+        raise JdkNotFound(
+            f"no JDK {min_major}..{max_major} in $JAVA_HOME or {JVM_DIR}; "
+            f"install one (apt-get install -y openjdk-17-jdk, or Temurin {min_major})."
+        )
     return min(found, key=lambda x: x[0])[1]

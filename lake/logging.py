@@ -10,8 +10,11 @@ import structlog
 
 def setup_logging(level: str | None = None) -> None:
     level = (level or os.environ.get("LAKE_LOG_LEVEL", "INFO")).upper()
-    renderer = (structlog.processors.JSONRenderer() if os.environ.get("LAKE_LOG_JSON") == "1"
-                else structlog.dev.ConsoleRenderer(colors=False))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if os.environ.get("LAKE_LOG_JSON") == "1"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
     logging.basicConfig(level=level, format="%(message)s")
     for noisy in ("httpx", "httpcore", "py4j", "urllib3"):  # their INFO lines drown ours
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -22,6 +22,7 @@ EXAMPLES = 24
 
 def slices_png(report: dict, path: Path, metric: str = "CIDEr") -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -37,10 +38,12 @@ def slices_png(report: dict, path: Path, metric: str = "CIDEr") -> None:
     plt.close(fig)
 
 
-def compare_png(table: Sequence[dict], production: str, candidate: str, path: Path, title: str = "",
-                metric: str = "CIDEr") -> Path:
+def compare_png(
+    table: Sequence[dict], production: str, candidate: str, path: Path, title: str = "", metric: str = "CIDEr"
+) -> Path:
     """Production vs candidate per slice, side by side: the promotion gate's table (`lake.retrain.gate`)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
@@ -77,32 +80,36 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def render(report: dict, model: dict, dataset: dict, examples: Sequence[tuple], loss_curve: bool) -> str:
     """The HTML page (images inline, so the single file travels)."""
     metrics = [m for m in METRICS if m in report["overall"]]
-    rows = [("overall", report["n"], *(report["overall"][m] for m in metrics)),
-            *((name, v["n"], *(v[m] for m in metrics)) for name, v in report["slices"].items())]
+    rows = [
+        ("overall", report["n"], *(report["overall"][m] for m in metrics)),
+        *((name, v["n"], *(v[m] for m in metrics)) for name, v in report["slices"].items()),
+    ]
     # wrong captions first: they are what a reader looks for
     shown = sorted(examples, key=lambda e: e[2] in e[3])[:EXAMPLES]
     cards = "".join(
         f'<figure class="{"ok" if pred in refs else "bad"}"><img src="{_thumb(im)}" alt="{html.escape(iid)}">'
         f"<figcaption><b>{html.escape(pred)}</b><br><small>{html.escape(refs[0])}</small></figcaption></figure>"
-        for iid, im, pred, refs in shown)
+        for iid, im, pred, refs in shown
+    )
     accuracy = report.get("accuracy", {})
     train = model.get("train") or {}
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(model['_id'])}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(model["_id"])}</title>
 <style>body{{font:14px sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{text-align:left}}
 figure{{display:inline-block;width:200px;margin:6px;vertical-align:top}}.bad b{{color:#b00}}.ok b{{color:#070}}</style>
-</head><body><h1>{html.escape(model['_id'])} on {html.escape(dataset['_id'])} ({report['n']} images)</h1>
-<p>stage {html.escape(model['stage'])}; trained on {html.escape(model['dataset']['id'])}; code
-{html.escape(model.get('code_version', ''))}; {train.get('steps', '?')} steps, {train.get('parameters', 0):,}
-parameters, final loss {train.get('final_loss', float('nan')):.3f}.</p>
+</head><body><h1>{html.escape(model["_id"])} on {html.escape(dataset["_id"])} ({report["n"]} images)</h1>
+<p>stage {html.escape(model["stage"])}; trained on {html.escape(model["dataset"]["id"])}; code
+{html.escape(model.get("code_version", ""))}; {train.get("steps", "?")} steps, {train.get("parameters", 0):,}
+parameters, final loss {train.get("final_loss", float("nan")):.3f}.</p>
 {_table(["slice", "n", *metrics], rows)}
 {_table(["attribute", "accuracy"], [(k, v) for k, v in accuracy.items()]) if accuracy else ""}
 <img src="slices.png" alt="CIDEr per slice"> {'<img src="loss_curve.png" alt="loss curve">' if loss_curve else ""}
 <h2>Examples (caption in bold, first reference below; wrong ones first)</h2>{cards}</body></html>"""
 
 
-def write_report(report: dict, model: dict, dataset: dict, examples: Sequence[tuple], folder: Path,
-                 model_dir: Path | None = None) -> Path:
+def write_report(
+    report: dict, model: dict, dataset: dict, examples: Sequence[tuple], folder: Path, model_dir: Path | None = None
+) -> Path:
     """Write ``index.html`` and ``slices.png`` (and the model's ``loss_curve.png``) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     slices_png(report, folder / "slices.png")

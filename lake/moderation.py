@@ -22,7 +22,7 @@ from lake.config import Settings, get_settings
 
 @dataclass(frozen=True)
 class Verdict:
-    text: str                 # what may be stored and shown ("" when filtered)
+    text: str  # what may be stored and shown ("" when filtered)
     reason: str | None = None  # why it was filtered; None when it passed
 
     @property

@@ -36,14 +36,14 @@ WHITE = (255, 255, 255)
 
 @dataclass(frozen=True)
 class Normalized:
-    jpeg: bytes          # baseline JPEG, RGB, no metadata
-    width: int           # of the JPEG
+    jpeg: bytes  # baseline JPEG, RGB, no metadata
+    width: int  # of the JPEG
     height: int
-    src_format: str      # the sniffed content type of the input, e.g. image/png
-    src_width: int       # of the input as displayed (after EXIF orientation)
+    src_format: str  # the sniffed content type of the input, e.g. image/png
+    src_width: int  # of the input as displayed (after EXIF orientation)
     src_height: int
-    phash: str           # 16 hex digits, see phash()
-    sha256_out: str      # hex sha256 of ``jpeg``
+    phash: str  # 16 hex digits, see phash()
+    sha256_out: str  # hex sha256 of ``jpeg``
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -84,8 +84,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """Any Pillow mode to RGB: alpha, palette transparency and PNG colour keys flattened onto white."""
     if img.mode.startswith("I") or img.mode == "F":
         return _eight_bit(img).convert("RGB")
-    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
-            "transparency" in img.info and img.mode in ("P", "L", "RGB")):
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or ("transparency" in img.info and img.mode in ("P", "L", "RGB")):
         rgba = img.convert("RGBA")
         out = Image.new("RGB", img.size, WHITE)
         out.paste(rgba, mask=rgba.getchannel("A"))
@@ -98,8 +97,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
         raise Rejected(Reason.CORRUPT_IMAGE, f"cannot convert mode {img.mode} to RGB") from e
 
 
-def normalize_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
-                    quality: int = QUALITY) -> Normalized:
+def normalize_image(
+    data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS, quality: int = QUALITY
+) -> Normalized:
     """Validate, decode, orient, make RGB, shrink to ``max_side`` and re-encode ``data`` as JPEG.
 
     Raises Rejected (empty, not_an_image, corrupt_image, too_many_pixels), the codes of
@@ -125,8 +125,9 @@ def normalize_image(data: bytes, *, max_side: int = MAX_SIDE, max_pixels: int = 
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality, optimize=True, progressive=False)
     jpeg = buf.getvalue()
-    return Normalized(jpeg, img.width, img.height, ctype, src_width, src_height, phash(img),
-                      hashlib.sha256(jpeg).hexdigest())
+    return Normalized(
+        jpeg, img.width, img.height, ctype, src_width, src_height, phash(img), hashlib.sha256(jpeg).hexdigest()
+    )
 
 
 # ---- perceptual hash --------------------------------------------------------------------------------------------
@@ -176,11 +177,10 @@ def clean_caption(text: str | None, max_chars: int = CAPTION_CHARS) -> str | Non
     if not text:
         return None
     text = unicodedata.normalize("NFC", text)
-    text = "".join(" " if ch.isspace() else ch for ch in text
-                   if ch.isspace() or unicodedata.category(ch) not in _DROP)
+    text = "".join(" " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _DROP)
     text = " ".join(text.lower().split())
     if len(text) > max_chars:
-        cut = text[:max_chars + 1]  # one more: if it is a space, the cut falls between two words
+        cut = text[: max_chars + 1]  # one more: if it is a space, the cut falls between two words
         space = cut.rfind(" ")
         text = (cut[:space] if space > 0 else cut[:max_chars]).rstrip()
     return text or None

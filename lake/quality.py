@@ -31,24 +31,30 @@ class GateError(RuntimeError):
 def _suite_specs() -> dict[str, tuple[list[str], list[tuple[str, dict[str, Any]]]]]:
     """suite name -> (id columns, [(expectation class name, kwargs)])."""
     return {
-        "silver_images": (["image_id"], [
-            ("ExpectColumnValuesToNotBeNull", {"column": "image_id"}),
-            ("ExpectColumnValuesToBeUnique", {"column": "image_id"}),
-            ("ExpectColumnValuesToMatchRegex", {"column": "image_id", "regex": IMAGE_ID.pattern}),
-            ("ExpectColumnValuesToBeBetween", {"column": "width", "min_value": 1, "max_value": 4096}),
-            ("ExpectColumnValuesToBeBetween", {"column": "height", "min_value": 1, "max_value": 4096}),
-            ("ExpectColumnValuesToBeBetween", {"column": "bytes_out", "min_value": 100, "max_value": 8 * 2**20}),
-            ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": SPLITS}),
-            ("ExpectColumnValuesToMatchRegex", {"column": "phash", "regex": r"^[0-9a-f]{16}$"}),
-            ("ExpectColumnValuesToBeBetween", {"column": "sightings", "min_value": 1}),
-        ]),
-        "gold_training_examples": (["image_id", "caption"], [
-            ("ExpectColumnValuesToNotBeNull", {"column": "caption"}),
-            ("ExpectColumnValueLengthsToBeBetween", {"column": "caption", "min_value": 1, "max_value": 300}),
-            ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": SPLITS}),
-            ("ExpectColumnValuesToMatchRegex", {"column": "image_id", "regex": IMAGE_ID.pattern}),
-            ("ExpectColumnValuesToNotBeNull", {"column": "silver_key"}),
-        ]),
+        "silver_images": (
+            ["image_id"],
+            [
+                ("ExpectColumnValuesToNotBeNull", {"column": "image_id"}),
+                ("ExpectColumnValuesToBeUnique", {"column": "image_id"}),
+                ("ExpectColumnValuesToMatchRegex", {"column": "image_id", "regex": IMAGE_ID.pattern}),
+                ("ExpectColumnValuesToBeBetween", {"column": "width", "min_value": 1, "max_value": 4096}),
+                ("ExpectColumnValuesToBeBetween", {"column": "height", "min_value": 1, "max_value": 4096}),
+                ("ExpectColumnValuesToBeBetween", {"column": "bytes_out", "min_value": 100, "max_value": 8 * 2**20}),
+                ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": SPLITS}),
+                ("ExpectColumnValuesToMatchRegex", {"column": "phash", "regex": r"^[0-9a-f]{16}$"}),
+                ("ExpectColumnValuesToBeBetween", {"column": "sightings", "min_value": 1}),
+            ],
+        ),
+        "gold_training_examples": (
+            ["image_id", "caption"],
+            [
+                ("ExpectColumnValuesToNotBeNull", {"column": "caption"}),
+                ("ExpectColumnValueLengthsToBeBetween", {"column": "caption", "min_value": 1, "max_value": 300}),
+                ("ExpectColumnValuesToBeInSet", {"column": "split", "value_set": SPLITS}),
+                ("ExpectColumnValuesToMatchRegex", {"column": "image_id", "regex": IMAGE_ID.pattern}),
+                ("ExpectColumnValuesToNotBeNull", {"column": "silver_key"}),
+            ],
+        ),
     }
 
 
@@ -72,12 +78,17 @@ class Verdict:
     success: bool
     rows: int
     failed: dict[str, list[str]] = field(default_factory=dict)  # row id -> expectations it broke
-    expectations: list[dict] = field(default_factory=list)      # one summary per expectation
-    result: dict = field(default_factory=dict)                  # GX's full validation result (JSON)
+    expectations: list[dict] = field(default_factory=list)  # one summary per expectation
+    result: dict = field(default_factory=dict)  # GX's full validation result (JSON)
 
     def summary(self) -> dict:
-        return {"suite": self.suite, "success": self.success, "rows": self.rows, "failed_rows": len(self.failed),
-                "expectations": self.expectations}
+        return {
+            "suite": self.suite,
+            "success": self.success,
+            "rows": self.rows,
+            "failed_rows": len(self.failed),
+            "expectations": self.expectations,
+        }
 
 
 def _row_id(index: dict, id_columns: list[str]) -> str:
@@ -101,8 +112,13 @@ def verdict_of(name: str, result: dict, rows: int) -> Verdict:
             # letting the batch through would be the wrong default
             why = (r.get("exception_info") or {}).get("exception_message") or "no failing rows named"
             raise GateError(f"{name}: {label} could not be evaluated: {str(why)[:500]}")
-        summaries.append({"expectation": label, "success": bool(r.get("success")),
-                          "unexpected_count": res.get("unexpected_count") or 0})
+        summaries.append(
+            {
+                "expectation": label,
+                "success": bool(r.get("success")),
+                "unexpected_count": res.get("unexpected_count") or 0,
+            }
+        )
         for index in res.get("unexpected_index_list") or []:
             failed.setdefault(_row_id(index, id_columns), []).append(label)
     return Verdict(name, bool(result.get("success")), rows, failed, summaries, result)
@@ -119,8 +135,9 @@ def validate(df, name: str) -> Verdict:
     suite = context.suites.add(build_suite(name))
     id_columns, _ = _suite_specs()[name]
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE",
-                                                  "unexpected_index_column_names": id_columns})
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": id_columns}
+    )
     return verdict_of(name, json.loads(json.dumps(result.to_json_dict(), default=str)), rows=df.count())
 
 
@@ -136,9 +153,15 @@ def record(verdict: Verdict, run_id: str, catalog=None, mc=None) -> dict:
 
     s_uri_key = quality_key(verdict.suite, run_id)
     body = json.dumps(verdict.result, default=str).encode()
-    (mc or minio_client()).put_object(WAREHOUSE_BUCKET, s_uri_key, io.BytesIO(body), len(body),
-                                      content_type="application/json")
-    doc = {"_id": f"{verdict.suite}:{run_id}", "run_id": run_id, "validated_at": utcnow(),
-           "result_uri": s3_uri(WAREHOUSE_BUCKET, s_uri_key), **verdict.summary()}
+    (mc or minio_client()).put_object(
+        WAREHOUSE_BUCKET, s_uri_key, io.BytesIO(body), len(body), content_type="application/json"
+    )
+    doc = {
+        "_id": f"{verdict.suite}:{run_id}",
+        "run_id": run_id,
+        "validated_at": utcnow(),
+        "result_uri": s3_uri(WAREHOUSE_BUCKET, s_uri_key),
+        **verdict.summary(),
+    }
     (catalog or Catalog.connect()).record_quality(doc)
     return doc

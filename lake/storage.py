@@ -62,6 +62,12 @@ def put_bronze(mc: Minio, image_id: str, data: bytes, content_type: str) -> bool
     key = bronze_key(image_id)
     if object_size(mc, BRONZE, key) == len(data):
         return False
-    mc.put_object(BRONZE, key, io.BytesIO(data), len(data), content_type=content_type,
-                  metadata={"x-amz-meta-lake-image-id": image_id})
+    mc.put_object(
+        BRONZE,
+        key,
+        io.BytesIO(data),
+        len(data),
+        content_type=content_type,
+        metadata={"x-amz-meta-lake-image-id": image_id},
+    )
     return True

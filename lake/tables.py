@@ -32,17 +32,17 @@ if TYPE_CHECKING:  # tables imports nothing of Lake's: config and every other mo
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 ImageId = Annotated[str, Field(pattern=IMAGE_ID.pattern, description="hex sha256 of the image bytes")]
 
-BRONZE_BUCKET = "bronze"        # raw bytes, exactly as uploaded: images/<sha256>
-SILVER_BUCKET = "silver"        # normalized JPEGs: images/<sha256>.jpg
-GOLD_BUCKET = "gold"            # derived artifacts: the search index under search/
-MODELS_BUCKET = "models"        # the registry: <name>/v<N>/
+BRONZE_BUCKET = "bronze"  # raw bytes, exactly as uploaded: images/<sha256>
+SILVER_BUCKET = "silver"  # normalized JPEGs: images/<sha256>.jpg
+GOLD_BUCKET = "gold"  # derived artifacts: the search index under search/
+MODELS_BUCKET = "models"  # the registry: <name>/v<N>/
 WAREHOUSE_BUCKET = "warehouse"  # Iceberg data and metadata, stream checkpoints, quality results
 BUCKETS = (BRONZE_BUCKET, SILVER_BUCKET, GOLD_BUCKET, MODELS_BUCKET, WAREHOUSE_BUCKET)
 
-SEARCH_PREFIX = "search/"       # in GOLD_BUCKET; versions under search/v<N>/
+SEARCH_PREFIX = "search/"  # in GOLD_BUCKET; versions under search/v<N>/
 SEARCH_POINTER = SEARCH_PREFIX + "current.json"
-CHECKPOINTS = "_checkpoints"    # in WAREHOUSE_BUCKET: one folder per streaming query
-QUALITY_RESULTS = "_quality"    # in WAREHOUSE_BUCKET: one Great Expectations result per validation
+CHECKPOINTS = "_checkpoints"  # in WAREHOUSE_BUCKET: one folder per streaming query
+QUALITY_RESULTS = "_quality"  # in WAREHOUSE_BUCKET: one Great Expectations result per validation
 
 
 def check_image_id(image_id: str) -> str:
@@ -103,29 +103,42 @@ class Tables:
     """The tables one run reads and writes. ``Tables.of()`` is the lake (its catalog named by
     the settings); tests and scratch lanes put every table under a namespace of their own."""
 
-    events: str      # bronze: one row per accepted upload event
-    rejected: str    # bronze: refused events with their reason (also on the DLQ topic)
-    silver: str      # silver: one row per normalized image
+    events: str  # bronze: one row per accepted upload event
+    rejected: str  # bronze: refused events with their reason (also on the DLQ topic)
+    silver: str  # silver: one row per normalized image
     quarantine: str  # images a stage refused, with the reason
-    gold: str        # namespace of the gold tables and views
-    catalog: str     # the MongoDB catalog as Trino sees it (<trino catalog>.<database>)
-    hello: str       # the stack's smoke table (spark_jobs.demo.hello_lake, the lake_stack_smoke DAG)
+    gold: str  # namespace of the gold tables and views
+    catalog: str  # the MongoDB catalog as Trino sees it (<trino catalog>.<database>)
+    hello: str  # the stack's smoke table (spark_jobs.demo.hello_lake, the lake_stack_smoke DAG)
 
     @classmethod
     def of(cls, s: Settings) -> Tables:
         """The lake's tables: the Iceberg catalog and the MongoDB database the settings name
         (``settings.tables`` is this for the process-wide settings)."""
         c = s.iceberg_catalog
-        return cls(events=f"{c}.bronze.upload_events", rejected=f"{c}.bronze.rejected_events",
-                   silver=f"{c}.silver.images", quarantine=f"{c}.bronze.quarantine", gold=f"{c}.gold",
-                   catalog=f"{s.trino_mongo_catalog}.{s.mongo_db}", hello=f"{c}.demo.hello")
+        return cls(
+            events=f"{c}.bronze.upload_events",
+            rejected=f"{c}.bronze.rejected_events",
+            silver=f"{c}.silver.images",
+            quarantine=f"{c}.bronze.quarantine",
+            gold=f"{c}.gold",
+            catalog=f"{s.trino_mongo_catalog}.{s.mongo_db}",
+            hello=f"{c}.demo.hello",
+        )
 
     def under(self, namespace: str) -> Tables:
         """The same tables, every one under ``catalog.namespace`` (tests, scratch lanes); the
         MongoDB catalog stays this one's."""
         ns = check_namespace(namespace)
-        return Tables(events=f"{ns}.upload_events", rejected=f"{ns}.rejected_events", silver=f"{ns}.images",
-                      quarantine=f"{ns}.quarantine", gold=ns, catalog=self.catalog, hello=f"{ns}.hello")
+        return Tables(
+            events=f"{ns}.upload_events",
+            rejected=f"{ns}.rejected_events",
+            silver=f"{ns}.images",
+            quarantine=f"{ns}.quarantine",
+            gold=ns,
+            catalog=self.catalog,
+            hello=f"{ns}.hello",
+        )
 
     def view(self, name: str) -> str:
         """A gold table or view by its short name (``image_captions``)."""
@@ -158,8 +171,9 @@ class Tables:
 
     @property
     def namespaces(self) -> list[str]:
-        return sorted({t.rsplit(".", 1)[0] for t in (self.events, self.rejected, self.silver, self.quarantine)}
-                      | {self.gold})
+        return sorted(
+            {t.rsplit(".", 1)[0] for t in (self.events, self.rejected, self.silver, self.quarantine)} | {self.gold}
+        )
 
 
 # Spark SQL column lists; ``{table}`` is filled in by ensure_tables.
@@ -232,6 +246,7 @@ def ensure_tables(spark: SparkSession, t: Tables, *layers: str) -> None:
 
 # ---- records the jobs, training and the API share --------------------------------------------------------------
 
+
 class TrainingExampleBase(BaseModel):
     """One human caption of one silver image (a row of ``gold.training_examples``), as users see it."""
 
@@ -251,7 +266,6 @@ class TrainingExample(TrainingExampleBase):
 
     silver_key: str
     origin: str = "human"
-
 
     @classmethod
     def from_row(cls, row) -> TrainingExample:

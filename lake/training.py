@@ -18,7 +18,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ EVAL_JOB = "model.evaluate"
 DATASET = "training_examples"
 _TABLE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
 
+
 class DatasetError(LookupError):
     """No usable data set; the message says what to run."""
 
@@ -53,8 +54,11 @@ def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
     if doc is not None and doc.get("name") != DATASET:
         raise DatasetError(f"{spec!r} is not a {DATASET} data set")
     if doc is None:
-        raise DatasetError(f"no data set {spec!r} in the catalog" if spec else
-                           "no training_examples data set yet: ingest captioned images and run `lake layers run`")
+        raise DatasetError(
+            f"no data set {spec!r} in the catalog"
+            if spec
+            else "no training_examples data set yet: ingest captioned images and run `lake layers run`"
+        )
     if not _TABLE.match(doc["table"]):
         raise DatasetError(f"data set {doc['_id']} names an odd table {doc['table']!r}")
     return doc
@@ -79,8 +83,10 @@ def read_examples(dataset: dict, splits: Iterable[str]) -> list[TrainingExample]
 
     splits = list(splits)
     marks = ", ".join("?" * len(splits))
-    rows = trino_query(f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(dataset)} WHERE split IN ({marks}) "
-                       "ORDER BY image_id, caption_index", splits)
+    rows = trino_query(
+        f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(dataset)} WHERE split IN ({marks}) ORDER BY image_id, caption_index",
+        splits,
+    )
     return [TrainingExample.from_row(r) for r in rows]
 
 
@@ -99,10 +105,19 @@ def fetch_silver(keys: Sequence[str], threads: int = 16) -> dict[str, bytes]:
     return got  # type: ignore[return-value]
 
 
-def train_from_lake(*, dataset: str | None = None, name: str = "compact", config=None, target: str = "first",
-                    init_from: str | None = None, progress: Callable | None = None,
-                    catalog: Catalog | None = None, registry=None, examples: Sequence[TrainingExample] | None = None,
-                    run_inputs: dict | None = None) -> dict:
+def train_from_lake(
+    *,
+    dataset: str | None = None,
+    name: str = "compact",
+    config=None,
+    target: str = "first",
+    init_from: str | None = None,
+    progress: Callable | None = None,
+    catalog: Catalog | None = None,
+    registry=None,
+    examples: Sequence[TrainingExample] | None = None,
+    run_inputs: dict | None = None,
+) -> dict:
     """Train on the train split of a data set and register the result as a candidate; its registry document.
 
     ``target``: ``first`` trains on each image's first human caption (one template per image, the
@@ -120,8 +135,14 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
     ds = resolve_dataset(cat, dataset)
     config = config or TrainConfig()
     parent = reg.get(init_from)["_id"] if init_from else None
-    inputs = {"dataset": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"], "target": target,
-              "init_from": parent, **(run_inputs or {})}
+    inputs = {
+        "dataset": ds["_id"],
+        "table": ds["table"],
+        "snapshot_id": ds["snapshot_id"],
+        "target": target,
+        "init_from": parent,
+        **(run_inputs or {}),
+    }
     with cat.run(TRAIN_JOB, inputs) as rec:
         rows = list(examples) if examples is not None else for_target(read_examples(ds, ["train"]), target)
         if not rows:
@@ -132,9 +153,19 @@ def train_from_lake(*, dataset: str | None = None, name: str = "compact", config
         result = train([(images[e.silver_key], e.caption) for e in rows], config, out, progress, init_from=start)
         summary = {k: v for k, v in asdict(result).items() if k != "out_dir"}
         try:
-            doc = reg.register(name, out, run_id=rec.run_id, parent=parent,
-                               dataset={"id": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"],
-                                        "counts": ds.get("counts", {})}, train=summary)
+            doc = reg.register(
+                name,
+                out,
+                run_id=rec.run_id,
+                parent=parent,
+                dataset={
+                    "id": ds["_id"],
+                    "table": ds["table"],
+                    "snapshot_id": ds["snapshot_id"],
+                    "counts": ds.get("counts", {}),
+                },
+                train=summary,
+            )
         except BaseException:
             log.error("registering the trained model failed; it is kept for a retry", folder=str(out))
             raise
@@ -194,19 +225,28 @@ def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> i
 
     ensure_evaluations_table(table)
     for version, dataset, split in sorted({(r[1], r[2], r[4]) for r in rows}):
-        trino_query(f"DELETE FROM {table} WHERE model_version = ? AND dataset = ? AND split = ?",
-                    [version, dataset, split])
+        trino_query(
+            f"DELETE FROM {table} WHERE model_version = ? AND dataset = ? AND split = ?", [version, dataset, split]
+        )
     for start in range(0, len(rows), 100):
-        chunk = rows[start:start + 100]
+        chunk = rows[start : start + 100]
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?, from_iso8601_timestamp(?), ?)" for _ in chunk)
-        trino_query(f"INSERT INTO {table} VALUES {values}",
-                    [x for r in chunk for x in (*r[:-1], evaluated_at, r[-1])])
+        trino_query(f"INSERT INTO {table} VALUES {values}", [x for r in chunk for x in (*r[:-1], evaluated_at, r[-1])])
     return len(rows)
 
 
-def evaluate_version(spec: str, *, dataset: str | None = None, split: str = "test", limit: int = 0,
-                     meteor: bool = True, batch_size: int = 64, catalog: Catalog | None = None,
-                     registry=None, report_dir: Path | None = None) -> dict:
+def evaluate_version(
+    spec: str,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    limit: int = 0,
+    meteor: bool = True,
+    batch_size: int = 64,
+    catalog: Catalog | None = None,
+    registry=None,
+    report_dir: Path | None = None,
+) -> dict:
     """Caption ``split`` of the version's own data set (or ``dataset``) and score it: rows into
     ``model_evaluations``, a summary into the catalog, an HTML/PNG report locally and in MinIO."""
     import io
@@ -237,9 +277,19 @@ def evaluate_version(spec: str, *, dataset: str | None = None, split: str = "tes
         rows = evaluation_rows(report, model=model, dataset=ds, split=split, run_id=rec.run_id)
         folder = report_dir or get_settings().state_dir / "reports" / model["_id"]
         write_report(report, model, ds, list(zip(ids, images, predictions, refs)), folder, model_dir)
-        summary = {"dataset": ds["_id"], "split": split, "n": report["n"], "limit": limit, "overall": report["overall"],
-                   "slices": report["slices"], "accuracy": report.get("accuracy", {}), "run_id": rec.run_id,
-                   "evaluated_at": evaluated_at, "report": reg.put_report(model["_id"], folder), "table": table}
+        summary = {
+            "dataset": ds["_id"],
+            "split": split,
+            "n": report["n"],
+            "limit": limit,
+            "overall": report["overall"],
+            "slices": report["slices"],
+            "accuracy": report.get("accuracy", {}),
+            "run_id": rec.run_id,
+            "evaluated_at": evaluated_at,
+            "report": reg.put_report(model["_id"], folder),
+            "table": table,
+        }
         if not limit:  # a sample is not the version's score; the rows and the report still are written
             write_evaluations(table, rows, evaluated_at.isoformat())
             if ds["_id"] == model["dataset"]["id"] and split == "test":

@@ -68,9 +68,11 @@ def main() -> None:
         with override_user(user):
             for command in (ImportDatasetsCommand, ImportChartsCommand, ImportDashboardsCommand):
                 command(contents, overwrite=True).run()
-        print(f"imported {sum(p.startswith('dashboards/') for p in contents)} dashboards, "
-              f"{sum(p.startswith('charts/') for p in contents)} charts, "
-              f"{sum(p.startswith('datasets/') for p in contents)} datasets")
+        print(
+            f"imported {sum(p.startswith('dashboards/') for p in contents)} dashboards, "
+            f"{sum(p.startswith('charts/') for p in contents)} charts, "
+            f"{sum(p.startswith('datasets/') for p in contents)} datasets"
+        )
 
 
 if __name__ == "__main__":

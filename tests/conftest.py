@@ -47,8 +47,20 @@ def spark(stack_up):
 
 # The short demo that gives a fresh lake a history: every stage runs (ingest, layers, a production model
 # trained 20 s, its evaluation, a gate drill and a retrain decision, captioning), in a few minutes.
-SHORT_DEMO = ["demo", "--images", "20", "--train-images", "400", "--train-minutes", "0.3", "--star-images", "200",
-              "--retrain-minutes", "0.3", "--no-airflow"]
+SHORT_DEMO = [
+    "demo",
+    "--images",
+    "20",
+    "--train-images",
+    "400",
+    "--train-minutes",
+    "0.3",
+    "--star-images",
+    "200",
+    "--retrain-minutes",
+    "0.3",
+    "--no-airflow",
+]
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +84,14 @@ def lake_with_history(stack_up):
     except ModelNotFound:
         has_model = False
     cat = Catalog.connect()
-    if not (has_model and cat.db.promotions.find_one({"kind": "retrain"})
-            and trino_query("SELECT count(*) FROM lake.gold.captions")[0][0]):
-        res = subprocess.run([sys.executable, "-m", "lake.cli", *SHORT_DEMO], capture_output=True, text=True,
-                             timeout=1800, check=False)
+    if not (
+        has_model
+        and cat.db.promotions.find_one({"kind": "retrain"})
+        and trino_query("SELECT count(*) FROM lake.gold.captions")[0][0]
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "lake.cli", *SHORT_DEMO], capture_output=True, text=True, timeout=1800, check=False
+        )
         assert res.returncode == 0, f"lake {' '.join(SHORT_DEMO)} failed:\n{(res.stdout + res.stderr)[-4000:]}"
     create_views()
     Superset("superset", stack_up).import_dashboards()
@@ -91,8 +107,10 @@ def superset_api(lake_with_history):
 
     s = lake_with_history
     c = httpx.Client(base_url=f"http://{s.host}:{s.superset_port}", timeout=120)
-    login = c.post("/api/v1/security/login", json={"username": s.superset_user, "provider": "db", "refresh": False,
-                                                   "password": ui_password(s, "superset")})
+    login = c.post(
+        "/api/v1/security/login",
+        json={"username": s.superset_user, "provider": "db", "refresh": False, "password": ui_password(s, "superset")},
+    )
     assert login.status_code == 200, login.text
     c.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
     yield c

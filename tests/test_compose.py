@@ -12,9 +12,18 @@ import yaml
 
 from lake.config import REPO_ROOT
 
-SECRETS = ["LAKE_S3_SECRET_KEY", "LAKE_POSTGRES_PASSWORD", "LAKE_MONGO_PASSWORD", "LAKE_AIRFLOW_PASSWORD",
-           "AIRFLOW_JWT_SECRET", "LAKE_SUPERSET_PASSWORD", "LAKE_SUPERSET_SECRET_KEY", "AIRFLOW_FERNET_KEY",
-           "LAKE_API_KEYS", "LAKE_ADMIN_KEYS"]
+SECRETS = [
+    "LAKE_S3_SECRET_KEY",
+    "LAKE_POSTGRES_PASSWORD",
+    "LAKE_MONGO_PASSWORD",
+    "LAKE_AIRFLOW_PASSWORD",
+    "AIRFLOW_JWT_SECRET",
+    "LAKE_SUPERSET_PASSWORD",
+    "LAKE_SUPERSET_SECRET_KEY",
+    "AIRFLOW_FERNET_KEY",
+    "LAKE_API_KEYS",
+    "LAKE_ADMIN_KEYS",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +35,14 @@ def compose(settings):
     def run(*args, env_file=None):
         env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("LAKE_")}
         extra = ["--env-file", str(env_file)] if env_file else []
-        return subprocess.run([*cmd, "-f", str(REPO_ROOT / "docker-compose.yml"), *extra, *args],
-                              capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
+        return subprocess.run(
+            [*cmd, "-f", str(REPO_ROOT / "docker-compose.yml"), *extra, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            timeout=120,
+        )
 
     return run
 
@@ -55,8 +70,18 @@ def test_compose_config_is_valid_with_secrets_set(compose, tmp_path):
     import json
 
     services = json.loads(res.stdout)["services"]
-    for name in ("kafka", "minio", "mongo", "postgres", "trino", "spark-master", "airflow-api", "superset", "api",
-                 "nginx"):
+    for name in (
+        "kafka",
+        "minio",
+        "mongo",
+        "postgres",
+        "trino",
+        "spark-master",
+        "airflow-api",
+        "superset",
+        "api",
+        "nginx",
+    ):
         assert name in services
     api_env = services["api"]["environment"]
     assert api_env["LAKE_MODE"] == "compose" and api_env["LAKE_KAFKA_BOOTSTRAP"] == "kafka:9092"

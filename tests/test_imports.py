@@ -55,15 +55,21 @@ def modules() -> dict[str, Path]:
 
 def _type_checking(node: ast.If) -> bool:
     test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imported(path: Path, module: str, known: dict[str, Path]) -> set[str]:
     """The known modules that ``module`` (its file at ``path``) imports anywhere."""
     tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _type_checking(node)
-            for child in node.body for n in ast.walk(child)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and _type_checking(node)
+        for child in node.body
+        for n in ast.walk(child)
+    }
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     names: list[str] = []
     for node in ast.walk(tree):
@@ -146,18 +152,25 @@ def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
-@pytest.mark.parametrize(("edges", "found"), [
-    ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
-    ({"a": {"b"}, "b": set()}, []),
-])
+@pytest.mark.parametrize(
+    ("edges", "found"),
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [["a", "b", "c"]]),
+        ({"a": {"b"}, "b": set()}, []),
+    ],
+)
 def test_cycles_finds_circles(edges, found):
     assert cycles(edges) == found
 
 
 def test_the_rules_catch_what_they_should():
-    edges = {"lake.retrain": {"lake.apps.demo", "models.captioner"}, "models.captioner.compact": {"lake.datasets"},
-             "services.api.data": {"spark_jobs.silver.normalize_images"}, "lake.spark": {"infra.install"},
-             "lake.apps.demo": {"lake.cli.dags", "spark_jobs.gold.build_gold"}}
+    edges = {
+        "lake.retrain": {"lake.apps.demo", "models.captioner"},
+        "models.captioner.compact": {"lake.datasets"},
+        "services.api.data": {"spark_jobs.silver.normalize_images"},
+        "lake.spark": {"infra.install"},
+        "lake.apps.demo": {"lake.cli.dags", "spark_jobs.gold.build_gold"},
+    }
     assert upward(edges) == [
         "lake.apps.demo (apps) imports lake.cli.dags (cli)",
         "lake.retrain (core) imports lake.apps.demo (apps)",

@@ -28,11 +28,22 @@ TABLE = [
     # the rest of a name whose catalog is a placeholder: f"{catalog}.bronze.upload_events"
     re.compile(rf"^\.{LAYER}\.\w+"),
 ]
-BUCKET = re.compile(r"s3a?://(?:%s)\b" % "|".join(tables.BUCKETS))
+BUCKET = re.compile(r"s3a?://(?:{})\b".format("|".join(tables.BUCKETS)))
 KEY = re.compile(r"^(?:images/(?:$|[0-9a-f]{8})|search/|_checkpoints\b|_quality/)")
 # MinIO calls whose first argument is a bucket
-BUCKET_CALLS = {"put_object", "get_object", "fget_object", "fput_object", "stat_object", "remove_object",
-                "list_objects", "presigned_get_object", "presigned_put_object", "bucket_exists", "make_bucket"}
+BUCKET_CALLS = {
+    "put_object",
+    "get_object",
+    "fget_object",
+    "fput_object",
+    "stat_object",
+    "remove_object",
+    "list_objects",
+    "presigned_get_object",
+    "presigned_put_object",
+    "bucket_exists",
+    "make_bucket",
+}
 
 
 def sources() -> list[Path]:
@@ -59,11 +70,19 @@ def spelled(source: str) -> list[str]:
             text = node.value
             if any(p.search(text) for p in TABLE) or BUCKET.search(text) or KEY.search(text):
                 found.append(f"{node.lineno}: {text[:80]!r}")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in BUCKET_CALLS \
-                and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in BUCKET_CALLS
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             found.append(f"{node.lineno}: {node.func.attr}({node.args[0].value!r}, ...)")
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and any(
-                isinstance(t, ast.Name) and "BUCKET" in t.id for t in node.targets):
+        elif (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant)
+            and any(isinstance(t, ast.Name) and "BUCKET" in t.id for t in node.targets)
+        ):
             found.append(f"{node.lineno}: bucket {node.value.value!r}")
     return found
 
@@ -73,25 +92,31 @@ def test_only_lake_tables_spells_tables_buckets_and_keys():
     assert found == {}
 
 
-@pytest.mark.parametrize("code", [
-    'q = "SELECT * FROM lake.silver.images"',
-    'q = f"SELECT * FROM {c}.bronze.upload_events"',
-    'q = "DELETE FROM gold.captions WHERE 1 = 1"',
-    'uri = "s3://silver/" + key',
-    'key = f"images/{image_id}"',
-    'mc.put_object("warehouse", key, body, n)',
-    'SILVER_BUCKET = "silver"',
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        'q = "SELECT * FROM lake.silver.images"',
+        'q = f"SELECT * FROM {c}.bronze.upload_events"',
+        'q = "DELETE FROM gold.captions WHERE 1 = 1"',
+        'uri = "s3://silver/" + key',
+        'key = f"images/{image_id}"',
+        'mc.put_object("warehouse", key, body, n)',
+        'SILVER_BUCKET = "silver"',
+    ],
+)
 def test_spelled_finds(code):
     assert spelled(code)
 
 
-@pytest.mark.parametrize("code", [
-    '"""Reads lake.silver.images."""',
-    'cmd = "python -m spark_jobs.silver.normalize_images"',
-    'STAGE = "silver.normalize_images"',
-    'layers = {"silver": 1, "gold": 2}',
-    'q = f"SELECT * FROM {t.silver}"',
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        '"""Reads lake.silver.images."""',
+        'cmd = "python -m spark_jobs.silver.normalize_images"',
+        'STAGE = "silver.normalize_images"',
+        'layers = {"silver": 1, "gold": 2}',
+        'q = f"SELECT * FROM {t.silver}"',
+    ],
+)
 def test_spelled_leaves_alone(code):
     assert spelled(code) == []

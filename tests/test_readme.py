@@ -13,9 +13,9 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def readme_queries() -> list[str]:
     text = README.read_text()
-    section = text[text.index("## Querying"):]
+    section = text[text.index("## Querying") :]
     start = section.index("```sql") + len("```sql")
-    sql = re.sub(r"--[^\n]*", "", section[start:section.index("```", start)])
+    sql = re.sub(r"--[^\n]*", "", section[start : section.index("```", start)])
     return [s.strip() for s in sql.split(";") if s.strip()]
 
 
@@ -27,9 +27,9 @@ def test_there_are_at_least_five_queries():
 def test_readme_queries_run(spark):
     from lake.catalog import Catalog
     from lake.clients import trino_query
-    from lake.training import ensure_evaluations_table
     from lake.config import get_settings
     from lake.tables import ensure_tables
+    from lake.training import ensure_evaluations_table
     from spark_jobs.gold import build_gold
 
     ensure_tables(spark, get_settings().tables)  # what the first `lake layers run` creates

@@ -44,37 +44,66 @@ def content_hash(assets: Path = ASSETS) -> str:
 
 
 def _filters(params: dict) -> list[dict]:
-    return [{"col": f["subject"], "op": f["operator"], "val": f["comparator"]}
-            for f in params.get("adhoc_filters", []) if f.get("expressionType") == "SIMPLE"]
+    return [
+        {"col": f["subject"], "op": f["operator"], "val": f["comparator"]}
+        for f in params.get("adhoc_filters", [])
+        if f.get("expressionType") == "SIMPLE"
+    ]
 
 
 def query_context(params: dict) -> dict:
     """The query the chart's viz plugin builds from ``params`` (the viz types used here)."""
     viz = params["viz_type"]
-    q: dict[str, Any] = {"filters": _filters(params), "extras": {"having": "", "where": ""}, "columns": [],
-                         "metrics": [], "orderby": [], "row_limit": params.get("row_limit", 10000),
-                         "annotation_layers": [], "applied_time_extras": {}, "url_params": {}, "custom_params": {},
-                         "custom_form_data": {}}
+    q: dict[str, Any] = {
+        "filters": _filters(params),
+        "extras": {"having": "", "where": ""},
+        "columns": [],
+        "metrics": [],
+        "orderby": [],
+        "row_limit": params.get("row_limit", 10000),
+        "annotation_layers": [],
+        "applied_time_extras": {},
+        "url_params": {},
+        "custom_params": {},
+        "custom_form_data": {},
+    }
     if viz.startswith("echarts_timeseries"):
-        axis = {"columnType": "BASE_AXIS", "sqlExpression": params["x_axis"], "label": params["x_axis"],
-                "expressionType": "SQL"}
+        axis = {
+            "columnType": "BASE_AXIS",
+            "sqlExpression": params["x_axis"],
+            "label": params["x_axis"],
+            "expressionType": "SQL",
+        }
         if params.get("time_grain_sqla"):
             axis["timeGrain"] = params["time_grain_sqla"]
-        q.update(columns=[axis, *params.get("groupby", [])], metrics=params["metrics"],
-                 orderby=[[params["metrics"][0], False]], series_columns=params.get("groupby", []))
+        q.update(
+            columns=[axis, *params.get("groupby", [])],
+            metrics=params["metrics"],
+            orderby=[[params["metrics"][0], False]],
+            series_columns=params.get("groupby", []),
+        )
     elif viz in ("big_number_total", "pie"):
         q.update(columns=params.get("groupby", []), metrics=[params["metric"]])
     elif viz == "pivot_table_v2":
-        q.update(columns=[*params["groupbyRows"], *params["groupbyColumns"]], metrics=params["metrics"],
-                 orderby=[[params["metrics"][0], False]])
+        q.update(
+            columns=[*params["groupbyRows"], *params["groupbyColumns"]],
+            metrics=params["metrics"],
+            orderby=[[params["metrics"][0], False]],
+        )
     elif viz == "table" and params.get("query_mode") == "raw":
         q.update(columns=params["all_columns"], orderby=[json.loads(o) for o in params.get("order_by_cols", [])])
     elif viz == "table":
         q.update(columns=params.get("groupby", []), metrics=params["metrics"])
     else:
         raise ValueError(f"no query context for viz type {viz!r}")
-    return {"datasource": {"id": 0, "type": "table"}, "force": False, "queries": [q], "form_data": params,
-            "result_format": "json", "result_type": "full"}
+    return {
+        "datasource": {"id": 0, "type": "table"},
+        "force": False,
+        "queries": [q],
+        "form_data": params,
+        "result_format": "json",
+        "result_type": "full",
+    }
 
 
 def _chart_refs(params: dict) -> tuple[set[str], set[str]]:
@@ -90,14 +119,16 @@ def _chart_refs(params: dict) -> tuple[set[str], set[str]]:
 
 def problems(bundle: dict[str, dict]) -> list[str]:
     """What would break the import or a chart: dangling uuids, unknown columns or metrics, unplaced charts."""
-    of = {kind: {d["uuid"]: (path, d) for path, d in bundle.items() if path.startswith(kind + "/")}
-          for kind in ("databases", "datasets", "charts", "dashboards")}
+    of = {
+        kind: {d["uuid"]: (path, d) for path, d in bundle.items() if path.startswith(kind + "/")}
+        for kind in ("databases", "datasets", "charts", "dashboards")
+    }
     out = [] if "metadata.yaml" in bundle else ["metadata.yaml missing"]
-    for uid, (path, ds) in of["datasets"].items():
+    for path, ds in of["datasets"].values():
         if ds["database_uuid"] not in of["databases"]:
             out.append(f"{path}: database {ds['database_uuid']} not in the bundle")
     placed: set[str] = set()
-    for uid, (path, dash) in of["dashboards"].items():
+    for path, dash in of["dashboards"].values():
         for key, item in dash["position"].items():
             if isinstance(item, dict) and item.get("type") == "CHART":
                 placed.add(item["meta"]["uuid"])
@@ -106,8 +137,11 @@ def problems(bundle: dict[str, dict]) -> list[str]:
                 if item["meta"]["uuid"] not in of["charts"]:
                     out.append(f"{path}: {key} places chart {item['meta']['uuid']}, not in the bundle")
             if isinstance(item, dict):
-                out += [f"{path}: {key} has child {c}, not in position" for c in item.get("children", [])
-                        if c not in dash["position"]]
+                out += [
+                    f"{path}: {key} has child {c}, not in position"
+                    for c in item.get("children", [])
+                    if c not in dash["position"]
+                ]
     for uid, (path, chart) in of["charts"].items():
         if uid not in placed:
             out.append(f"{path}: on no dashboard")
@@ -116,10 +150,14 @@ def problems(bundle: dict[str, dict]) -> list[str]:
             continue
         ds = of["datasets"][chart["dataset_uuid"]][1]
         cols, metrics = _chart_refs(chart["params"])
-        out += [f"{path}: no column {c!r} in {ds['table_name']}" for c in
-                sorted(cols - {c["column_name"] for c in ds["columns"]})]
-        out += [f"{path}: no metric {m!r} in {ds['table_name']}" for m in
-                sorted(metrics - {m["metric_name"] for m in ds.get("metrics", [])})]
+        out += [
+            f"{path}: no column {c!r} in {ds['table_name']}"
+            for c in sorted(cols - {c["column_name"] for c in ds["columns"]})
+        ]
+        out += [
+            f"{path}: no metric {m!r} in {ds['table_name']}"
+            for m in sorted(metrics - {m["metric_name"] for m in ds.get("metrics", [])})
+        ]
     return out
 
 

@@ -18,10 +18,17 @@ from lake.config import get_settings
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(prog="python -m infra.superset_assets", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("zip", nargs="?", type=Path, help="where to write the zip (default ./lake_dashboards.zip; "
-                    "--import writes it under the state dir)")
+    ap = argparse.ArgumentParser(
+        prog="python -m infra.superset_assets",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "zip",
+        nargs="?",
+        type=Path,
+        help="where to write the zip (default ./lake_dashboards.zip; --import writes it under the state dir)",
+    )
     ap.add_argument("--import", dest="do_import", action="store_true", help="import it into Superset now")
     a = ap.parse_args()
     if a.do_import:

@@ -31,15 +31,14 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from rich.console import Console
 from rich.table import Table
 
+from lake.apps.reports import console, dags_table
+from lake.apps.serving import upload_by_api
 from lake.clients import mongo_client, trino_query
 from lake.config import get_settings
-
-from lake.apps.reports import console, dags_table
 
 
 def ingest_shapes(n: int) -> dict[str, int]:
@@ -57,24 +56,29 @@ def ingest_shapes(n: int) -> dict[str, int]:
     out = write_dataset(s.state_dir / "demo" / "shapes", n, seed=0, star="none", overwrite=True)
     captions = load_sidecar(out / "captions.json")
     files = sorted(out.glob("shape_*"))
-    by_api, by_kafka = files[: n // 2], files[n // 2:]
+    by_api, by_kafka = files[: n // 2], files[n // 2 :]
     upload_by_api(by_api, captions, "demo-api")
     producer = get_producer(s)
     for path in by_kafka:  # what a mobile app does: the bytes inline in the event
         data = path.read_bytes()
-        ev = ImageUploaded(image_id=hashlib.sha256(data).hexdigest(), source="demo-mobile",
-                           content_type="image/png" if path.suffix == ".png" else "image/jpeg",
-                           size_bytes=len(data), captions=captions[path.name],
-                           image_b64=base64.b64encode(data).decode())
+        ev = ImageUploaded(
+            image_id=hashlib.sha256(data).hexdigest(),
+            source="demo-mobile",
+            content_type="image/png" if path.suffix == ".png" else "image/jpeg",
+            size_bytes=len(data),
+            captions=captions[path.name],
+            image_b64=base64.b64encode(data).decode(),
+        )
         key_, value = ev.to_kafka()
         producer.send(s.topic_uploads, key=key_, value=value)
     producer.flush()
     ingest_uploads.main()  # availableNow: drain the topic into bronze, then stop
     ids = sorted({hashlib.sha256(p.read_bytes()).hexdigest() for p in files})
     marks = ", ".join("?" * len(ids))
-    (images,), = trino_query(  # only this run's images, so a re-run cannot pass on old rows
-        f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids)
-    (events,), = trino_query(f"SELECT count(*) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids)
+    ((images,),) = trino_query(  # only this run's images, so a re-run cannot pass on old rows
+        f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids
+    )
+    ((events,),) = trino_query(f"SELECT count(*) FROM {get_settings().tables.events} WHERE image_id IN ({marks})", ids)
     return {"generated": n, "unique": len(ids), "events": events, "images": images, "ids": ids}
 
 
@@ -116,8 +120,9 @@ def train_first(minutes: float) -> dict:
             best = evaluate_version(current["_id"], dataset=doc["dataset"]["id"], meteor=False)["overall"]["CIDEr"]
         production = current["_id"]
         if cider > best:
-            production = reg.set_stage(doc["_id"], "production", by="lake demo",
-                                       reason=f"CIDEr {cider:.3f} > {best:.3f} of {current['_id']}")["_id"]
+            production = reg.set_stage(
+                doc["_id"], "production", by="lake demo", reason=f"CIDEr {cider:.3f} > {best:.3f} of {current['_id']}"
+            )["_id"]
     except ModelNotFound:
         production = reg.set_stage(doc["_id"], "production", by="lake demo", reason="first model")["_id"]
     return {"model": doc, "scores": scores, "production": production}
@@ -144,8 +149,10 @@ def run_dags() -> list[dict]:
     for dag_id in DEMO_DAGS:
         with console.status(f"Airflow: running {dag_id} (`lake dags run {dag_id}`)..."):
             done = run_dag(dag_id)
-        console.print(f"Airflow {dag_id}: {done.state} in {done.seconds:.0f} s "
-                      f"({', '.join(f'{t} {st}' for t, st in done.tasks.items())})")
+        console.print(
+            f"Airflow {dag_id}: {done.state} in {done.seconds:.0f} s "
+            f"({', '.join(f'{t} {st}' for t, st in done.tasks.items())})"
+        )
         if not done.ok:
             raise SystemExit(f"the Airflow DAG {dag_id} ended {done.state}: see {done.log} or the Airflow UI")
     rows = status()
@@ -157,20 +164,30 @@ def run_dags() -> list[dict]:
 
 def carry_through_layers(ids: list[str]) -> dict[str, int]:
     """bronze -> silver -> gold, then count the demo images in each place."""
-    from lake.catalog import Catalog
     from lake.apps.layers import carry
+    from lake.catalog import Catalog
 
     carry()
     marks = ", ".join("?" * len(ids))
-    (silver,), = trino_query(f"SELECT count(*) FROM {get_settings().tables.silver} WHERE image_id IN ({marks})", ids)
-    (gold,), = trino_query(f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.image_captions} "
-                           f"WHERE caption IS NOT NULL AND image_id IN ({marks})", ids)
+    ((silver,),) = trino_query(f"SELECT count(*) FROM {get_settings().tables.silver} WHERE image_id IN ({marks})", ids)
+    ((gold,),) = trino_query(
+        f"SELECT count(DISTINCT image_id) FROM {get_settings().tables.image_captions} "
+        f"WHERE caption IS NOT NULL AND image_id IN ({marks})",
+        ids,
+    )
     catalogued = Catalog.connect().db.images.count_documents({"_id": {"$in": ids}, "layers.silver": {"$exists": True}})
     return {"silver": silver, "gold": gold, "catalog": catalogued}
 
 
-def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_minutes: float = 14.0,
-        star_images: int = 3000, retrain_minutes: float = 5.0, airflow: bool = True) -> dict[str, float]:
+def run(
+    rows: int = 1000,
+    images: int = 200,
+    train_images: int = 30000,
+    train_minutes: float = 14.0,
+    star_images: int = 3000,
+    retrain_minutes: float = 5.0,
+    airflow: bool = True,
+) -> dict[str, float]:
     from spark_jobs.demo import hello_lake
 
     s = get_settings()
@@ -182,7 +199,7 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
     timings["spark write"] = time.monotonic() - t
 
     t = time.monotonic()
-    (count, total), = trino_query(f"SELECT count(*), sum(square) FROM {get_settings().tables.hello}")
+    ((count, total),) = trino_query(f"SELECT count(*), sum(square) FROM {get_settings().tables.hello}")
     expected = sum(i * i for i in range(rows))
     if (count, total) != (written, expected):
         raise SystemExit(f"Trino read {count} rows (sum {total}); Spark wrote {written} (sum {expected})")
@@ -190,10 +207,10 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
     timings["trino read"] = time.monotonic() - t
 
     t = time.monotonic()
-    doc = {"_id": "demo", "written_at": datetime.now(timezone.utc).isoformat(), "rows": written}
+    doc = {"_id": "demo", "written_at": datetime.now(UTC).isoformat(), "rows": written}
     with mongo_client(s) as c:
         c[s.mongo_db].demo.replace_one({"_id": "demo"}, doc, upsert=True)
-    got = trino_query(f"SELECT _id, written_at, \"rows\" FROM {s.tables.catalog}.demo WHERE _id = ?", ["demo"])
+    got = trino_query(f'SELECT _id, written_at, "rows" FROM {s.tables.catalog}.demo WHERE _id = ?', ["demo"])
     if got != [[doc["_id"], doc["written_at"], written]]:
         raise SystemExit(f"Trino saw {got} in catalog.{s.mongo_db}.demo; pymongo wrote {doc}")
     timings["mongo via trino"] = time.monotonic() - t
@@ -218,8 +235,10 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
             layers = carry_through_layers(landed["ids"])
         timings["silver+gold"] = time.monotonic() - t
         if min(layers.values()) < landed["unique"]:
-            raise SystemExit(f"of {landed['unique']} demo images, silver has {layers['silver']}, gold "
-                             f"{layers['gold']}, the catalog {layers['catalog']}: see `lake layers status`")
+            raise SystemExit(
+                f"of {landed['unique']} demo images, silver has {layers['silver']}, gold "
+                f"{layers['gold']}, the catalog {layers['catalog']}: see `lake layers status`"
+            )
 
     model: dict = {}
     loop: dict = {}
@@ -229,9 +248,11 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
         timings["model"] = time.monotonic() - t
         overall = model["scores"]["overall"]
         if overall["CIDEr"] < 6.0:
-            console.print(f"[yellow]warning[/yellow]: CIDEr {overall['CIDEr']:.2f} is under 6.0: was the CPU "
-                          "shared while training? (`lake model train --steps 8500 --minutes 0` trains to a fixed "
-                          "point whatever the load)")
+            console.print(
+                f"[yellow]warning[/yellow]: CIDEr {overall['CIDEr']:.2f} is under 6.0: was the CPU "
+                "shared while training? (`lake model train --steps 8500 --minutes 0` trains to a fixed "
+                "point whatever the load)"
+            )
         if star_images:
             from lake.apps import demo_loop
 
@@ -253,27 +274,37 @@ def run(rows: int = 1000, images: int = 200, train_images: int = 30000, train_mi
     for shape, n in by_shape:
         table.add_row(shape, str(n))
     console.print(table)
-    console.print(f"[green]ok[/green]: Spark wrote {written} rows, Trino read {count} (sum {total}); "
-                  f"pymongo document read through Trino catalog `catalog`.")
+    console.print(
+        f"[green]ok[/green]: Spark wrote {written} rows, Trino read {count} (sum {total}); "
+        f"pymongo document read through Trino catalog `catalog`."
+    )
     if landed:
-        console.print(f"[green]ok[/green]: {images} Shapes images (no stars) landed in bronze; "
-                      f"{landed['events']} upload events so far (re-runs add sightings, not copies).")
-        console.print(f"[green]ok[/green]: all {landed['unique']} in silver, the MongoDB catalog and "
-                      f"{get_settings().tables.image_captions}; `lake layers status` and `lake quality report` show the rest.")
+        console.print(
+            f"[green]ok[/green]: {images} Shapes images (no stars) landed in bronze; "
+            f"{landed['events']} upload events so far (re-runs add sightings, not copies)."
+        )
+        console.print(
+            f"[green]ok[/green]: all {landed['unique']} in silver, the MongoDB catalog and "
+            f"{get_settings().tables.image_captions}; `lake layers status` and `lake quality report` show the rest."
+        )
     if model:
         from models.captioner.evaluate import print_report
 
         print_report(model["scores"], console)
-        console.print(f"[green]ok[/green]: {model['model']['_id']} trained on {model['model']['dataset']['id']} "
-                      f"({model['model']['train']['steps']} steps), CIDEr {model['scores']['overall']['CIDEr']:.2f}; "
-                      f"report {model['scores']['local_report']}/index.html; "
-                      f"{model['captioned']['captioned']} silver images captioned into {get_settings().tables.captions} by "
-                      f"{model['captioned']['production']}.")
+        console.print(
+            f"[green]ok[/green]: {model['model']['_id']} trained on {model['model']['dataset']['id']} "
+            f"({model['model']['train']['steps']} steps), CIDEr {model['scores']['overall']['CIDEr']:.2f}; "
+            f"report {model['scores']['local_report']}/index.html; "
+            f"{model['captioned']['captioned']} silver images captioned into {get_settings().tables.captions} by "
+            f"{model['captioned']['production']}."
+        )
     if loop:
         demo_loop.print_summary(loop, console)
     if dags:
         console.print(dags_table(dags))
-        console.print("[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
-                      "(http://localhost:8080, `lake dags status`).")
+        console.print(
+            "[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
+            "(http://localhost:8080, `lake dags status`)."
+        )
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

@@ -12,25 +12,24 @@ On a lake that already learned the stars (a second `make demo`), the retrain has
 
 from __future__ import annotations
 
-import io
 import time
 
 from rich.console import Console
 from rich.table import Table
 
-from lake.config import get_settings
 from lake.apps.reports import console, gate_table, outcome
 from lake.apps.serving import ask_api, probes, upload_by_api, wait_served
+from lake.config import get_settings
 
-STAR_SEED = 2    # the star uploads (the first training set is seed 1, the demo images seed 0)
+STAR_SEED = 2  # the star uploads (the first training set is seed 1, the demo images seed 0)
 
 
 def upload_stars(n: int) -> dict:
     """``n`` star images (seed 2) with their human captions through POST /v1/images, landed in bronze and
     carried to gold (a new frozen data set)."""
+    from lake.apps.layers import carry
     from lake.datasets.coco import load_sidecar
     from lake.datasets.shapes import write_dataset
-    from lake.apps.layers import carry
     from spark_jobs.bronze import ingest_uploads
 
     folder = get_settings().state_dir / "demo" / "stars"
@@ -65,9 +64,17 @@ def run(star_images: int = 3000, minutes: float = 5.0, drill_minutes: float = 1.
         out = retrain(min_new=100, config=TrainConfig(minutes=minutes, lr=2e-4), progress=report)
     swap_s = wait_served(out["candidate"]) if out["status"] == "promoted" else None
     after = ask_api(probe)
-    return {"v1": v1, "stars": stars, "drill": drill, "retrain": out, "swap_s": swap_s,
-            "probes": [(p[2], b["caption"], b["model_version"], a["caption"], a["model_version"])
-                       for p, b, a in zip(probe, before, after)]}
+    return {
+        "v1": v1,
+        "stars": stars,
+        "drill": drill,
+        "retrain": out,
+        "swap_s": swap_s,
+        "probes": [
+            (p[2], b["caption"], b["model_version"], a["caption"], a["model_version"])
+            for p, b, a in zip(probe, before, after)
+        ],
+    }
 
 
 def print_summary(loop: dict, out: Console | None = None) -> None:
@@ -80,8 +87,10 @@ def print_summary(loop: dict, out: Console | None = None) -> None:
     out.print(f"gate drill: {outcome(drill)}")
     out.print(f"retrain ({ret['new_examples']} new + {ret['replay_examples']} replayed examples): {outcome(ret)}")
     if loop["swap_s"] is not None:
-        out.print(f"the running API serves {ret['candidate']} {loop['swap_s']:.1f} s after the retrain returned "
-                  "(its last step announces the promotion on models.promoted)")
+        out.print(
+            f"the running API serves {ret['candidate']} {loop['swap_s']:.1f} s after the retrain returned "
+            "(its last step announces the promotion on models.promoted)"
+        )
     probes_t = Table(title="star images the lake never saw, captioned by the running API before and after")
     for col in ("human caption", "before", "after"):
         probes_t.add_column(col)
@@ -90,6 +99,8 @@ def print_summary(loop: dict, out: Console | None = None) -> None:
     out.print(probes_t)
     out.print(f"v1 vs v2 per slice: {ret['chart']}")
     if ret["status"] != "promoted" or drill["status"] != "drill passed":
-        out.print("[yellow]warning[/yellow]: the loop did not go as designed (v2 promoted, drill rejected): was "
-                  "the CPU shared while training? `lake model retrain --steps 3300 --minutes 0` trains a fixed "
-                  "number of steps")
+        out.print(
+            "[yellow]warning[/yellow]: the loop did not go as designed (v2 promoted, drill rejected): was "
+            "the CPU shared while training? `lake model retrain --steps 3300 --minutes 0` trains a fixed "
+            "number of steps"
+        )

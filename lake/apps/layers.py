@@ -1,8 +1,8 @@
 """The medallion layers at a glance, and one call that carries bronze through silver to gold.
 
-    from lake.apps.layers import status, carry
-    status()        # {"counts": {...}, "lag": {...}, "runs": [...]}
-    carry()         # silver then gold in one Spark session: {"silver": {...}, "gold": {...}}
+from lake.apps.layers import status, carry
+status()        # {"counts": {...}, "lag": {...}, "runs": [...]}
+carry()         # silver then gold in one Spark session: {"silver": {...}, "gold": {...}}
 """
 
 from __future__ import annotations
@@ -15,8 +15,15 @@ from lake.tables import Tables
 JOBS = ("silver.normalize_images", "gold.build")
 
 
-ORDER = ("bronze events", "bronze images", "rejected events", "silver images", "quarantined images",
-         "gold training examples", "gold model captions")
+ORDER = (
+    "bronze events",
+    "bronze images",
+    "rejected events",
+    "silver images",
+    "quarantined images",
+    "gold training examples",
+    "gold model captions",
+)
 
 
 def lag_sql(t: Tables) -> str:
@@ -40,7 +47,7 @@ def status(s: Settings | None = None) -> dict[str, Any]:
         # the layer_counts view's own SELECT, so it works before gold has created the view
         got = dict(trino_query(views(s.tables)["layer_counts"], s=s))
         out["counts"] = {name: got[name] for name in ORDER}
-        (lag,), = trino_query(lag_sql(s.tables), s=s)
+        ((lag,),) = trino_query(lag_sql(s.tables), s=s)
         out["lag"] = {"images_waiting_for_silver": lag}
     except TrinoUserError as e:  # a fresh lake: the jobs create their tables on first run
         out["problems"].append(f"tables missing ({e.message}); run `lake layers run`")
@@ -48,8 +55,9 @@ def status(s: Settings | None = None) -> dict[str, Any]:
     for job in JOBS:
         last = cat.last_run(job, status=None)
         if last:
-            out["runs"].append({k: last.get(k) for k in ("job", "status", "started_at", "duration_s", "counts",
-                                                          "error", "_id")})
+            out["runs"].append(
+                {k: last.get(k) for k in ("job", "status", "started_at", "duration_s", "counts", "error", "_id")}
+            )
     return out
 
 

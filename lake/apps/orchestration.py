@@ -90,10 +90,19 @@ def status(s: Settings | None = None) -> list[dict]:
         out = []
         for d in api.dags():
             run = api.last_run(d["dag_id"]) or {}
-            out.append({"dag_id": d["dag_id"], "paused": d["is_paused"], "schedule": d.get("timetable_summary"),
-                        "last_run": run.get("dag_run_id"), "state": run.get("state"),
-                        "start": run.get("start_date"), "end": run.get("end_date"),
-                        "duration_s": run.get("duration"), "triggered_by": run.get("triggered_by")})
+            out.append(
+                {
+                    "dag_id": d["dag_id"],
+                    "paused": d["is_paused"],
+                    "schedule": d.get("timetable_summary"),
+                    "last_run": run.get("dag_run_id"),
+                    "state": run.get("state"),
+                    "start": run.get("start_date"),
+                    "end": run.get("end_date"),
+                    "duration_s": run.get("duration"),
+                    "triggered_by": run.get("triggered_by"),
+                }
+            )
         return out
     finally:
         api.close()
@@ -116,8 +125,14 @@ def run_dag(dag_id: str, conf: dict | None = None, s: Settings | None = None, ti
         start = time.monotonic()
         with log.open("w") as out:
             try:
-                subprocess.run(argv, env={**os.environ, **airflow.env()}, stdout=out, stderr=subprocess.STDOUT,
-                               timeout=timeout, check=False)
+                subprocess.run(
+                    argv,
+                    env={**os.environ, **airflow.env()},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                    check=False,
+                )
             except subprocess.TimeoutExpired as e:
                 raise AirflowError(f"{dag_id} still running after {timeout:.0f} s; see {log}") from e
         seconds = time.monotonic() - start

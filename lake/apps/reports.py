@@ -26,16 +26,24 @@ def _num(v: float | None) -> str:
 def gate_table(out: dict, drill: dict | None = None) -> Table:
     """The promotion gate's table of a retrain (what `lake.retrain.retrain` answers); given a drill's answer
     too, its candidate's scores as the last column."""
-    table = Table(title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)"
-                        + (f"; drill {drill['candidate']}" if drill else ""))
+    table = Table(
+        title=f"{out['candidate']} vs {out['production']} on {out['dataset']} (test split, CIDEr)"
+        + (f"; drill {drill['candidate']}" if drill else "")
+    )
     for col in ("slice", "n", "production", "candidate", "change", "focus", "ok", *(("drill",) if drill else ())):
         table.add_column(col, justify="left" if col == "slice" else "right")
     drilled = {r["slice"]: r["candidate"] for r in (drill or {}).get("table", [])}
     for r in out["table"]:
-        table.add_row(r["slice"], str(r.get("n") or "-"), _num(r["production"]), _num(r["candidate"]),
-                      "-" if r["change"] is None else f"{r['change']:+.1%}", "yes" if r["focus"] else "",
-                      "[green]ok[/green]" if r["ok"] else "[red]no[/red]",
-                      *((_num(drilled.get(r["slice"])),) if drill else ()))
+        table.add_row(
+            r["slice"],
+            str(r.get("n") or "-"),
+            _num(r["production"]),
+            _num(r["candidate"]),
+            "-" if r["change"] is None else f"{r['change']:+.1%}",
+            "yes" if r["focus"] else "",
+            "[green]ok[/green]" if r["ok"] else "[red]no[/red]",
+            *((_num(drilled.get(r["slice"])),) if drill else ()),
+        )
     return table
 
 
@@ -52,6 +60,13 @@ def dags_table(rows: list[dict]) -> Table:
         table.add_column(col)
     for r in rows:
         took = f"{r['duration_s']:.0f} s" if r["duration_s"] is not None else "-"
-        table.add_row(r["dag_id"], "yes" if r["paused"] else "no", (r["last_run"] or "-").split("__")[0],
-                      r["triggered_by"] or "-", styled(r["state"]), (r["start"] or "-")[:19].replace("T", " "), took)
+        table.add_row(
+            r["dag_id"],
+            "yes" if r["paused"] else "no",
+            (r["last_run"] or "-").split("__")[0],
+            r["triggered_by"] or "-",
+            styled(r["state"]),
+            (r["start"] or "-")[:19].replace("T", " "),
+            took,
+        )
     return table

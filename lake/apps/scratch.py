@@ -22,8 +22,7 @@ def scratch_namespace(kind: str, s: Settings | None = None) -> str:
     return f"{(s or get_settings()).iceberg_catalog}.{kind}_{uuid.uuid4().hex[:8]}"
 
 
-def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str,
-              image_ids: Iterable[str] = ()) -> None:
+def drop_lane(s: Settings, topic: str, namespace: str, checkpoint_prefix: str, image_ids: Iterable[str] = ()) -> None:
     """Drop the namespace's bronze tables and the namespace, delete the topic and its DLQ, remove every object
     under the checkpoint prefix (``s3a://bucket/prefix/``) and the bronze objects of ``image_ids`` (images the
     caller made for the lane: no one else has their bytes)."""

@@ -13,15 +13,17 @@ import time
 
 from lake.config import get_settings
 
-PROBE_SEED = 5   # images the lake never sees: the same probes before and after
+PROBE_SEED = 5  # images the lake never sees: the same probes before and after
+
 
 def api_client():
     """An httpx client for the running API with the first write key."""
     import httpx
 
     s = get_settings()
-    return httpx.Client(base_url=f"http://{s.host}:{s.api_port}",
-                        headers={"X-API-Key": s.api_keys[0].get_secret_value()}, timeout=60)
+    return httpx.Client(
+        base_url=f"http://{s.host}:{s.api_port}", headers={"X-API-Key": s.api_keys[0].get_secret_value()}, timeout=60
+    )
 
 
 def upload_by_api(files, captions: dict[str, list[str]], source: str) -> None:
@@ -29,10 +31,15 @@ def upload_by_api(files, captions: dict[str, list[str]], source: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with api_client() as api, ThreadPoolExecutor(8) as pool:
+
         def post(path):
-            r = api.post(f"/v1/images?source={source}", files={"file": (path.name, path.read_bytes())},
-                         data={"captions": captions[path.name]})
+            r = api.post(
+                f"/v1/images?source={source}",
+                files={"file": (path.name, path.read_bytes())},
+                data={"captions": captions[path.name]},
+            )
             r.raise_for_status()
+
         list(pool.map(post, files))
 
 
@@ -46,8 +53,10 @@ def probes(n: int = 6) -> list[tuple[str, bytes, str]]:
 def ask_api(images: list[tuple[str, bytes, str]]) -> list[dict]:
     """POST /v1/captions for each probe; the answers (caption, model_version)."""
     with api_client() as api:
-        return [api.post("/v1/captions", files={"file": (name, io.BytesIO(data), "image/png")}).raise_for_status()
-                .json() for name, data, _ in images]
+        return [
+            api.post("/v1/captions", files={"file": (name, io.BytesIO(data), "image/png")}).raise_for_status().json()
+            for name, data, _ in images
+        ]
 
 
 def wait_served(version: str, within: float = 90.0) -> float:
@@ -64,6 +73,8 @@ def wait_served(version: str, within: float = 90.0) -> float:
             if e.response.status_code != 503:
                 raise
         if time.monotonic() - start > within:
-            raise SystemExit(f"the API at :{get_settings().api_port} still does not serve {version} after "
-                             f"{within:.0f} s: see `lake logs api`")
+            raise SystemExit(
+                f"the API at :{get_settings().api_port} still does not serve {version} after "
+                f"{within:.0f} s: see `lake logs api`"
+            )
         time.sleep(0.2)

@@ -1,6 +1,6 @@
 """The ``lake`` command line. ``lake --help`` lists the commands.
 
-    lake up && lake status
+lake up && lake status
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import typer
 
 from lake.cli import capacity, dags, datasets, ingest, layers, model, search, stack
 
-app = typer.Typer(help="Lake: an open medallion data lake for images.", no_args_is_help=True,
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="Lake: an open medallion data lake for images.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 stack.register(app)
 ingest.register(app)
 model.register(app)

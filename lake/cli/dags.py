@@ -1,9 +1,9 @@
 """Airflow DAGs from a terminal: run one now, and see the last run of each (the UI shows the same).
 
-    lake dags status                 # every DAG: paused?, last run, state, when, how long
-    lake dags status --json
-    lake dags run lake_ingest        # all its tasks now (`airflow dags test`); exit 1 unless it succeeded
-    lake dags run lake_retrain --conf '{"min_new": 50, "minutes": 2}'
+lake dags status                 # every DAG: paused?, last run, state, when, how long
+lake dags status --json
+lake dags run lake_ingest        # all its tasks now (`airflow dags test`); exit 1 unless it succeeded
+lake dags run lake_retrain --conf '{"min_new": 50, "minutes": 2}'
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from lake.apps.reports import styled, dags_table
+from lake.apps.reports import dags_table, styled
 
 console = Console()
 dags_app = typer.Typer(help="Airflow DAGs: run one now, show the last run of each.", no_args_is_help=True)
+
 
 @dags_app.command("status")
 def status_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:

@@ -1,13 +1,13 @@
 """Dataset commands: make the synthetic Shapes set, import a captioned image folder.
 
-    lake datasets shapes make data/shapes -n 2000 --seed 0 --no-star
-    lake datasets coco import annotations/captions_val2017.json val2017/ --source coco
+lake datasets shapes make data/shapes -n 2000 --seed 0 --no-star
+lake datasets coco import annotations/captions_val2017.json val2017/ --source coco
 """
 
 from __future__ import annotations
 
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,16 +16,18 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-app = typer.Typer(help="Datasets: synthetic Shapes images, and captioned image folders to import.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Datasets: synthetic Shapes images, and captioned image folders to import.", no_args_is_help=True
+)
 shapes_app = typer.Typer(help="The synthetic Shapes domain (../shared/SHAPES.md).", no_args_is_help=True)
-coco_app = typer.Typer(help="Import images with COCO captions (or a captions.json / CSV sidecar).",
-                       no_args_is_help=True)
+coco_app = typer.Typer(
+    help="Import images with COCO captions (or a captions.json / CSV sidecar).", no_args_is_help=True
+)
 app.add_typer(shapes_app, name="shapes")
 app.add_typer(coco_app, name="coco")
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     mixed = "mixed"
     jpeg = "jpeg"
     png = "png"
@@ -60,19 +62,24 @@ def make(
     star = "none" if no_star else "only" if only_star else "any"
     start = time.perf_counter()
     try:
-        write_dataset(out, n, seed=seed, star=star, one_object_ratio=one_object_ratio, fmt=fmt.value,
-                      overwrite=force)
+        write_dataset(out, n, seed=seed, star=star, one_object_ratio=one_object_ratio, fmt=fmt.value, overwrite=force)
     except FileExistsError as e:
         _fail(str(e))
     secs = time.perf_counter() - start
-    console.print(f"[green]wrote[/green] {n} images to {out} in {secs:.1f}s ({n / secs:.0f} img/s), "
-                  f"captions.json and attributes.jsonl")
+    console.print(
+        f"[green]wrote[/green] {n} images to {out} in {secs:.1f}s ({n / secs:.0f} img/s), "
+        f"captions.json and attributes.jsonl"
+    )
 
 
 @coco_app.command("import")
 def import_(
-    annotations: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="COCO captions JSON, "
-                                                "captions.json or a file_name,caption CSV.")],
+    annotations: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="COCO captions JSON, captions.json or a file_name,caption CSV."
+        ),
+    ],
     images_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder the file names are in.")],
     source: Annotated[str, typer.Option(help="Source tag on the upload events.")] = "coco",
 ) -> None:

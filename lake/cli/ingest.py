@@ -1,8 +1,8 @@
 """Ingestion commands: bulk upload into bronze, and the Kafka -> bronze stream.
 
-    lake ingest ./photos --captions captions.json --source bulk
-    lake stream                  # drain images.uploaded into bronze and stop
-    lake stream --continuous     # keep landing events as they arrive
+lake ingest ./photos --captions captions.json --source bulk
+lake stream                  # drain images.uploaded into bronze and stop
+lake stream --continuous     # keep landing events as they arrive
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def ingest(
         paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).")],
-        captions: Annotated[Path | None, typer.Option(
-            help="Sidecar with human captions: captions.json {file: [..]}, a file_name,caption CSV, or COCO.")] = None,
+        captions: Annotated[
+            Path | None,
+            typer.Option(
+                help="Sidecar with human captions: captions.json {file: [..]}, a file_name,caption CSV, or COCO."
+            ),
+        ] = None,
         source: Annotated[str, typer.Option(help="Recorded on every event (e.g. bulk, mobile, coco).")] = "bulk",
         workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent uploads.")] = 8,
     ) -> None:
@@ -38,8 +42,10 @@ def register(app: typer.Typer) -> None:
         except (FileNotFoundError, ValueError) as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(1) from e
-        console.print(f"[green]ingested[/green] {report.uploaded} files ({report.new_images} new images), "
-                      f"skipped {report.skipped} already sent, failed {len(report.failed)}")
+        console.print(
+            f"[green]ingested[/green] {report.uploaded} files ({report.new_images} new images), "
+            f"skipped {report.skipped} already sent, failed {len(report.failed)}"
+        )
         for path, reason in report.failed[:20]:
             console.print(f"  [red]{path}[/red]: {reason}")
         if report.failed:

@@ -1,8 +1,8 @@
 """Medallion commands: run the layers, see where they stand, read the quality gates.
 
-    lake layers run              # bronze -> silver -> gold, incremental; prints the counts
-    lake layers status [--json]  # counts per layer, quarantine, lag behind bronze, last runs
-    lake quality report          # the latest Great Expectations results per suite
+lake layers run              # bronze -> silver -> gold, incremental; prints the counts
+lake layers status [--json]  # counts per layer, quarantine, lag behind bronze, last runs
+lake quality report          # the latest Great Expectations results per suite
 """
 
 from __future__ import annotations
@@ -59,9 +59,13 @@ def layers_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-
         r.add_column(col)
     for run in st["runs"]:
         colour = {"succeeded": "green", "failed": "red"}.get(run["status"], "yellow")
-        r.add_row(run["job"], f"[{colour}]{run['status']}[/{colour}]", f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
-                  str(run.get("duration_s") or ""),
-                  ", ".join(f"{k} {v}" for k, v in (run.get("counts") or {}).items()) or (run.get("error") or ""))
+        r.add_row(
+            run["job"],
+            f"[{colour}]{run['status']}[/{colour}]",
+            f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
+            str(run.get("duration_s") or ""),
+            ", ".join(f"{k} {v}" for k, v in (run.get("counts") or {}).items()) or (run.get("error") or ""),
+        )
     console.print(r)
     for p in st["problems"]:
         console.print(f"[yellow]note:[/yellow] {p}")
@@ -85,8 +89,11 @@ def quality_report(
         return
     for res in results:
         ok = "[green]passed[/green]" if res["success"] else "[red]failed[/red]"
-        t = Table(title=f"{res['suite']} {ok} - {res['rows']} rows, {res['failed_rows']} quarantined - "
-                        f"{res['validated_at']:%Y-%m-%d %H:%M:%S} ({res['run_id']})", title_justify="left")
+        t = Table(
+            title=f"{res['suite']} {ok} - {res['rows']} rows, {res['failed_rows']} quarantined - "
+            f"{res['validated_at']:%Y-%m-%d %H:%M:%S} ({res['run_id']})",
+            title_justify="left",
+        )
         t.add_column("expectation")
         t.add_column("held")
         t.add_column("rows that broke it", justify="right")

@@ -28,12 +28,15 @@ from lake.config import get_settings
 from lake.tables import MODELS_BUCKET, s3_uri
 
 console = Console()
-model_app = typer.Typer(help=f"Train, evaluate and manage captioning models (registry: {s3_uri(MODELS_BUCKET)} + catalog).",
-                        no_args_is_help=True)
+model_app = typer.Typer(
+    help=f"Train, evaluate and manage captioning models (registry: {s3_uri(MODELS_BUCKET)} + catalog).",
+    no_args_is_help=True,
+)
 
 
-def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool = True
-                   ) -> tuple[dict[str, str], dict[str, str]]:
+def caption_folder(
+    folder: Path, captioner, batch_size: int = 32, progress: bool = True
+) -> tuple[dict[str, str], dict[str, str]]:
     """({relative file name: caption}, {relative file name: why it was skipped}) for every image under ``folder``."""
     from PIL import Image
     from rich.progress import Progress
@@ -47,7 +50,7 @@ def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool
         task = bar.add_task("caption", total=len(files))
         for start in range(0, len(files), batch_size):
             names, images = [], []
-            for path in files[start:start + batch_size]:
+            for path in files[start : start + batch_size]:
                 name = str(path.relative_to(folder))
                 try:
                     with Image.open(path) as im:
@@ -58,7 +61,7 @@ def caption_folder(folder: Path, captioner, batch_size: int = 32, progress: bool
                     failed[name] = f"{type(e).__name__}: {e}"[:300]
             if images:
                 captions.update(zip(names, captioner.caption(images, batch_size=batch_size)))
-            bar.advance(task, len(files[start:start + batch_size]))
+            bar.advance(task, len(files[start : start + batch_size]))
     return captions, failed
 
 
@@ -72,8 +75,10 @@ def model_path(spec: str) -> str:
     except ModelNotFound:
         raise
     except Exception as e:  # Mongo or MinIO down: say what to do instead of a traceback
-        raise ModelNotFound(f"the model registry is not reachable ({type(e).__name__}): start the stack with "
-                            f"`lake up`, or pass --model DIR") from e
+        raise ModelNotFound(
+            f"the model registry is not reachable ({type(e).__name__}): start the stack with "
+            f"`lake up`, or pass --model DIR"
+        ) from e
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -90,8 +95,7 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     lr: Annotated[float, typer.Option()] = 5e-4,
     target: Annotated[str, typer.Option(help="first: each image's first caption; all: every caption.")] = "first",
-    init_from: Annotated[str | None, typer.Option(help="Start from this registered version (e.g. production).")]
-    = None,
+    init_from: Annotated[str | None, typer.Option(help="Start from this registered version (e.g. production).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     evaluate: Annotated[bool, typer.Option("--eval/--no-eval", help="Evaluate the new version after.")] = True,
 ) -> None:
@@ -102,13 +106,16 @@ def train(
     config = TrainConfig(minutes=minutes or None, steps=steps or None, batch_size=batch_size, lr=lr, seed=seed)
     try:
         with progress_bar(console) as report:
-            doc = train_from_lake(dataset=dataset, name=name, config=config, target=target, init_from=init_from,
-                                  progress=report)
+            doc = train_from_lake(
+                dataset=dataset, name=name, config=config, target=target, init_from=init_from, progress=report
+            )
     except (DatasetError, LookupError, ValueError) as e:
         raise _fail(e) from e
     t = doc["train"]
-    console.print(f"[green]registered[/green] {doc['_id']} ({doc['uri']}) from {doc['dataset']['id']}: "
-                  f"{t['steps']} steps, {t['images_per_s']:.0f} examples/s, loss {t['final_loss']:.3f}")
+    console.print(
+        f"[green]registered[/green] {doc['_id']} ({doc['uri']}) from {doc['dataset']['id']}: "
+        f"{t['steps']} steps, {t['images_per_s']:.0f} examples/s, loss {t['final_loss']:.3f}"
+    )
     if evaluate:
         _eval(doc["_id"], None, 0, True)
 
@@ -132,8 +139,7 @@ def _eval(spec: str, dataset: str | None, limit: int, meteor: bool, as_json: boo
 @model_app.command("eval")
 def eval_(
     version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production",
-    dataset: Annotated[str | None, typer.Option(help="Another data set (default: the one it was trained on).")]
-    = None,
+    dataset: Annotated[str | None, typer.Option(help="Another data set (default: the one it was trained on).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many test images (0: all).")] = 0,
     meteor: Annotated[bool, typer.Option(help="Also METEOR (java).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
@@ -156,9 +162,15 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add_column(col)
     for d in docs:
         ev = d.get("evaluation") or {}
-        table.add_row(d["_id"], d["stage"], d["dataset"]["id"], f"{d['created_at']:%Y-%m-%d %H:%M}",
-                      str(d["train"].get("steps", "")), f"{ev['overall']['CIDEr']:.3f}" if ev else "-",
-                      d.get("code_version", ""))
+        table.add_row(
+            d["_id"],
+            d["stage"],
+            d["dataset"]["id"],
+            f"{d['created_at']:%Y-%m-%d %H:%M}",
+            str(d["train"].get("steps", "")),
+            f"{ev['overall']['CIDEr']:.3f}" if ev else "-",
+            d.get("code_version", ""),
+        )
     console.print(table)
 
 
@@ -177,8 +189,9 @@ def show(version: Annotated[str, typer.Argument(help="compact-vN, vN or producti
 def caption_silver(
     version: Annotated[str, typer.Argument(help="compact-vN, vN or production.")] = "production",
     batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
-    limit: Annotated[int, typer.Option(min=0, help="At most this many images, newest first (0: all): a sample "
-                                                   "to try a version on.")] = 0,
+    limit: Annotated[
+        int, typer.Option(min=0, help="At most this many images, newest first (0: all): a sample to try a version on.")
+    ] = 0,
 ) -> None:
     """Spark: caption every silver image that has no caption from VERSION yet (-> lake.gold.captions)."""
     from lake.registry import ModelNotFound, Registry
@@ -219,20 +232,33 @@ def retrain(
     steps: Annotated[int, typer.Option(help="Step budget (0: none); whichever ends first.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     lr: Annotated[float, typer.Option()] = 2e-4,
-    tolerance: Annotated[float, typer.Option(min=0, help="Largest relative CIDEr drop allowed on any slice.")]
-    = 0.05,
-    focus_slice: Annotated[list[str] | None, typer.Option(
-        help="A slice that must improve (repeatable; default: those over-represented among the new examples).")]
-    = None,
+    tolerance: Annotated[float, typer.Option(min=0, help="Largest relative CIDEr drop allowed on any slice.")] = 0.05,
+    focus_slice: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A slice that must improve (repeatable; default: those over-represented among the new examples)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
-    drill: Annotated[bool, typer.Option(
-        help="Gate drill: train on the same examples with shuffled captions; the gate must reject it "
-             "(never promoted; exit 1 if the gate would have passed it).")] = False,
-    idle_exit_code: Annotated[int, typer.Option(
-        help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped).")] = 0,
-    check: Annotated[bool, typer.Option(
-        "--check", help="Only say whether a retrain is due (exit 0) or not (the idle exit code); train nothing.")]
-    = False,
+    drill: Annotated[
+        bool,
+        typer.Option(
+            help="Gate drill: train on the same examples with shuffled captions; the gate must reject it "
+            "(never promoted; exit 1 if the gate would have passed it)."
+        ),
+    ] = False,
+    idle_exit_code: Annotated[
+        int,
+        typer.Option(
+            help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped)."
+        ),
+    ] = 0,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Only say whether a retrain is due (exit 0) or not (the idle exit code); train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Warm-start the production model on new gold examples plus a replay sample; promote it if the gate holds."""
     from lake.retrain import retrain as run_retrain
@@ -249,8 +275,18 @@ def retrain(
                     bars.append(stack.enter_context(progress_bar(console)))
                 bars[0](p)
 
-            out = run_retrain(name=name, min_new=min_new, replay=replay, config=config, tolerance=tolerance,
-                              focus=focus_slice or None, seed=seed, drill=drill, progress=report, check_only=check)
+            out = run_retrain(
+                name=name,
+                min_new=min_new,
+                replay=replay,
+                config=config,
+                tolerance=tolerance,
+                focus=focus_slice or None,
+                seed=seed,
+                drill=drill,
+                progress=report,
+                check_only=check,
+            )
     except (DatasetError, LookupError, ValueError) as e:
         raise _fail(e) from e
     if out["status"] in ("nothing to do", "due"):
@@ -267,13 +303,14 @@ def retrain(
 @model_app.command()
 def serving(
     wait: Annotated[float, typer.Option(help="Seconds to wait for the API to answer with the model.")] = 60.0,
-    idle_exit_code: Annotated[int, typer.Option(
-        help="Exit code when there is no such model yet (Airflow's lake_retrain uses 99: skipped).")] = 0,
+    idle_exit_code: Annotated[
+        int, typer.Option(help="Exit code when there is no such model yet (Airflow's lake_retrain uses 99: skipped).")
+    ] = 0,
 ) -> None:
     """Check that the running API captions with the model it is configured to serve (LAKE_CAPTION_MODEL, by default
     the production version: it swaps on `models.promoted`)."""
-    from lake.config import get_settings
     from lake.apps.serving import wait_served
+    from lake.config import get_settings
     from lake.registry import ModelNotFound, Registry
 
     spec = get_settings().caption_model
@@ -289,8 +326,9 @@ def serving(
 @model_app.command()
 def rollback(
     name: Annotated[str, typer.Option(help="Model name in the registry.")] = "compact",
-    to: Annotated[str | None, typer.Option(help="This version (default: the last one archived from production).")]
-    = None,
+    to: Annotated[
+        str | None, typer.Option(help="This version (default: the last one archived from production).")
+    ] = None,
     reason: Annotated[str, typer.Option(help="Recorded with the stage changes.")] = "rolled back by hand",
 ) -> None:
     """Make the previous production version production again (the current one is archived)."""
@@ -308,11 +346,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def caption(
-        folder: Annotated[Path, typer.Argument(help="A folder of images (searched recursively).", exists=True,
-                                               file_okay=False)],
+        folder: Annotated[
+            Path, typer.Argument(help="A folder of images (searched recursively).", exists=True, file_okay=False)
+        ],
         out: Annotated[Path, typer.Option("--out", help="Where to write {file name: caption} as JSON.")],
-        model: Annotated[str, typer.Option(help="A registered version (production, compact-v2), a saved model "
-                                                "directory, or a hub id.")] = "production",
+        model: Annotated[
+            str,
+            typer.Option(help="A registered version (production, compact-v2), a saved model directory, or a hub id."),
+        ] = "production",
         dtype: Annotated[str, typer.Option(help="fp32, bf16 (CPU or GPU) or fp16 (GPU).")] = "fp32",
         batch_size: Annotated[int, typer.Option(min=1, max=1024, help="Images per generate() call.")] = 32,
     ) -> None:

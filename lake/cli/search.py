@@ -20,8 +20,10 @@ from rich.table import Table
 from lake.tables import GOLD_BUCKET, SEARCH_PREFIX, s3_uri
 
 console = Console()
-search_app = typer.Typer(help=f"Caption search: the embedding index of gold captions ({s3_uri(GOLD_BUCKET, SEARCH_PREFIX)}).",
-                         no_args_is_help=True)
+search_app = typer.Typer(
+    help=f"Caption search: the embedding index of gold captions ({s3_uri(GOLD_BUCKET, SEARCH_PREFIX)}).",
+    no_args_is_help=True,
+)
 
 
 def _fail(e: Exception) -> typer.Exit:
@@ -32,8 +34,9 @@ def _fail(e: Exception) -> typer.Exit:
 @search_app.command("index")
 def index(
     refit: Annotated[bool, typer.Option(help="Refit PCA and k-means even if only new captions arrived.")] = False,
-    idle_exit_code: Annotated[int, typer.Option(
-        help="Exit code when nothing changed (Airflow's lake_index uses 99: the task shows skipped).")] = 0,
+    idle_exit_code: Annotated[
+        int, typer.Option(help="Exit code when nothing changed (Airflow's lake_index uses 99: the task shows skipped).")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Embed the gold captions not indexed yet and publish a new index version (nothing changed: no version)."""
@@ -51,9 +54,11 @@ def index(
         console.print_json(json.dumps(out, default=str))
     elif out["status"] == "indexed":
         c = out["counts"]
-        console.print(f"[green]indexed[/green] v{out['version']} ({out['uri']}): {out['size']:,} captions in "
-                      f"{out['n_lists']} lists; {c['new']} new, {c['changed']} changed, {c['removed']} removed, "
-                      f"{c['embedded']} embedded, {'refit' if c['refit'] else 'added'}")
+        console.print(
+            f"[green]indexed[/green] v{out['version']} ({out['uri']}): {out['size']:,} captions in "
+            f"{out['n_lists']} lists; {c['new']} new, {c['changed']} changed, {c['removed']} removed, "
+            f"{c['embedded']} embedded, {'refit' if c['refit'] else 'added'}"
+        )
     else:
         console.print(out["message"])
     if out["status"] == "nothing to do":
@@ -78,8 +83,9 @@ def query(
     try:
         ci = load_current(read_pointer(minio_client()))
     except Exception as e:  # MinIO down: say what to do instead of a traceback
-        raise _fail(RuntimeError(f"the index is not reachable ({type(e).__name__}: {e}): is the stack up "
-                                 "(`lake up`)?")) from e
+        raise _fail(
+            RuntimeError(f"the index is not reachable ({type(e).__name__}: {e}): is the stack up (`lake up`)?")
+        ) from e
     if ci is None:
         raise _fail(LookupError("no search index yet: run `lake search index`"))
     if like is not None:

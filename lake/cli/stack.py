@@ -99,9 +99,15 @@ def register(app: typer.Typer) -> None:
                 t.add_column(col)
             colour = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
             for r in rows:
-                t.add_row(r.name, f"[{colour[r.state]}]{r.state}[/]", str(r.pid or "-"),
-                          ",".join(map(str, r.ports)), f"{r.mem_mb:.0f} MiB" if r.pid else "-",
-                          f"{r.uptime_s:.0f}s" if r.pid else "-", _short(r.log))
+                t.add_row(
+                    r.name,
+                    f"[{colour[r.state]}]{r.state}[/]",
+                    str(r.pid or "-"),
+                    ",".join(map(str, r.ports)),
+                    f"{r.mem_mb:.0f} MiB" if r.pid else "-",
+                    f"{r.uptime_s:.0f}s" if r.pid else "-",
+                    _short(r.log),
+                )
             t.caption = f"memory is PSS; total {sum(r.mem_mb for r in rows):.0f} MiB. `lake logs SERVICE` shows a log."
             console.print(t)
             for r in rows:
@@ -113,17 +119,24 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         rows: Annotated[int, typer.Option(help="Rows the smoke Spark job writes.")] = 1000,
-        images: Annotated[int, typer.Option(
-            help="Shapes images to generate, ingest and carry to gold (0: only check the stack).")] = 200,
-        train_images: Annotated[int, typer.Option(
-            help="Shapes training set to ingest, then train, evaluate and caption with (0: no model stage).")]
-        = 30000,
+        images: Annotated[
+            int, typer.Option(help="Shapes images to generate, ingest and carry to gold (0: only check the stack).")
+        ] = 200,
+        train_images: Annotated[
+            int,
+            typer.Option(
+                help="Shapes training set to ingest, then train, evaluate and caption with (0: no model stage)."
+            ),
+        ] = 30000,
         train_minutes: Annotated[float, typer.Option(help="Training budget (wall clock).")] = 14.0,
-        star_images: Annotated[int, typer.Option(
-            help="Star images uploaded for the learning loop (retrain, gate, hot swap; 0: skip it).")] = 3000,
+        star_images: Annotated[
+            int, typer.Option(help="Star images uploaded for the learning loop (retrain, gate, hot swap; 0: skip it).")
+        ] = 3000,
         retrain_minutes: Annotated[float, typer.Option(help="The retrain's budget (wall clock).")] = 5.0,
-        airflow: Annotated[bool, typer.Option(
-            help="Run each Airflow DAG once at the end and check their last runs through the REST API.")] = True,
+        airflow: Annotated[
+            bool,
+            typer.Option(help="Run each Airflow DAG once at the end and check their last runs through the REST API."),
+        ] = True,
     ) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake.apps import demo as demo_mod

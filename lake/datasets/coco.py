@@ -25,8 +25,11 @@ def _load_json(path: Path) -> Any:
 def read_coco_captions(annotations_json: Path) -> dict[str, list[str]]:
     """``file_name -> captions`` from a COCO captions file (``images`` + ``annotations``); no captions -> []."""
     doc = _load_json(annotations_json)
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) \
-            or not isinstance(doc.get("annotations"), list):
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("images"), list)
+        or not isinstance(doc.get("annotations"), list)
+    ):
         raise ValueError(f"{annotations_json}: not a COCO captions file (need lists 'images' and 'annotations')")
     names: dict[Any, str] = {}
     for k, img in enumerate(doc["images"]):
@@ -51,7 +54,8 @@ def read_coco_captions(annotations_json: Path) -> dict[str, list[str]]:
 
 def _from_mapping(path: Path, doc: Any) -> dict[str, list[str]]:
     if not isinstance(doc, dict) or not all(
-            isinstance(caps, list) and all(isinstance(c, str) for c in caps) for caps in doc.values()):
+        isinstance(caps, list) and all(isinstance(c, str) for c in caps) for caps in doc.values()
+    ):
         raise ValueError(f"{path}: a captions.json sidecar must be an object {{file_name: [caption, ...]}}")
     return {str(name): [c.strip() for c in caps if c.strip()] for name, caps in doc.items()}
 

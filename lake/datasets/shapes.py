@@ -31,13 +31,20 @@ from models.captioner.vocab import PAIRS, SHAPES, ShapeObject, captions_for
 SIZE = 128
 # How each word of the domain (models/captioner/vocab.py, in its order) is drawn: RGB, side range
 # in px, nominal centre, grey-level range. tests/lake/datasets/test_shapes.py keeps the two in step.
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 50), "blue": (30, 60, 220), "yellow": (240, 220, 30),
-           "purple": (140, 40, 170), "orange": (245, 140, 20), "black": (15, 15, 15)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 50),
+    "blue": (30, 60, 220),
+    "yellow": (240, 220, 30),
+    "purple": (140, 40, 170),
+    "orange": (245, 140, 20),
+    "black": (15, 15, 15),
+}
 SIZES = {"small": (18.0, 30.0), "large": (44.0, 60.0)}
 POSITIONS = {"left": (32, 64), "right": (96, 64), "top": (64, 32), "bottom": (64, 96), "center": (64, 64)}
 BACKGROUNDS = {"white": (245, 255), "gray": (115, 140)}
 COLOUR_JITTER, POSITION_JITTER, MAX_ROTATION, MAX_NOISE = 15, 6.0, 10.0, 8.0
-MIN_GAP = 2.0   # px between the bounding boxes of two objects
+MIN_GAP = 2.0  # px between the bounding boxes of two objects
 SUPERSAMPLE = 4  # draw at 512 px, box-filter down: anti-aliased edges for ~1 ms
 
 StarMode = Literal["any", "none", "only"]
@@ -47,16 +54,17 @@ Format = Literal["mixed", "jpeg", "png"]
 @dataclass(frozen=True)
 class ShapesSample:
     filename: str
-    data: bytes                           # the encoded image
+    data: bytes  # the encoded image
     fmt: Literal["jpeg", "png"]
-    objects: tuple[ShapeObject, ...]      # the left (or top) one first
-    background: str                       # white | gray
+    objects: tuple[ShapeObject, ...]  # the left (or top) one first
+    background: str  # white | gray
     captions: tuple[str, str, str]
 
 
 @dataclass(frozen=True)
 class Placement:
     """One object as drawn: centre, bounding-box side, rotation (degrees) and RGB."""
+
     obj: ShapeObject
     cx: float
     cy: float
@@ -72,6 +80,7 @@ class Placement:
 
 
 # ---- drawing --------------------------------------------------------------------------------------------------
+
 
 def _unit_outline(shape: str) -> np.ndarray:
     if shape == "square":
@@ -107,10 +116,15 @@ def layout(objects: Sequence[ShapeObject], rng: np.random.Generator) -> tuple[Pl
         centres = []
         for o, side in zip(objects, sides):
             nominal, half = POSITIONS[o.position], side / 2
-            centres.append(tuple(float(np.clip(c + rng.uniform(-POSITION_JITTER, POSITION_JITTER), half + 1,
-                                               SIZE - 1 - half)) for c in nominal))
-        placed = tuple(Placement(o, cx, cy, s, a, rgb)
-                       for o, (cx, cy), s, a, rgb in zip(objects, centres, sides, angles, rgbs))
+            centres.append(
+                tuple(
+                    float(np.clip(c + rng.uniform(-POSITION_JITTER, POSITION_JITTER), half + 1, SIZE - 1 - half))
+                    for c in nominal
+                )
+            )
+        placed = tuple(
+            Placement(o, cx, cy, s, a, rgb) for o, (cx, cy), s, a, rgb in zip(objects, centres, sides, angles, rgbs)
+        )
         if len(placed) == 1 or boxes_apart(placed[0].bbox, placed[1].bbox, MIN_GAP):
             return placed
     raise RuntimeError(f"could not place {objects} without overlap")
@@ -144,12 +158,14 @@ def render(objects: Sequence[ShapeObject], background: str, rng: np.random.Gener
 
 # ---- sampling -------------------------------------------------------------------------------------------------
 
+
 def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def sample_objects(rng: np.random.Generator, star: StarMode = "any",
-                   one_object_ratio: float = 0.5) -> tuple[tuple[ShapeObject, ...], str]:
+def sample_objects(
+    rng: np.random.Generator, star: StarMode = "any", one_object_ratio: float = 0.5
+) -> tuple[tuple[ShapeObject, ...], str]:
     """Random objects (left/top first) and a background. ``none``: no star; ``only``: at least one star."""
     shapes = tuple(s for s in SHAPES if s != "star") if star == "none" else SHAPES
     if rng.random() < one_object_ratio:
@@ -160,16 +176,21 @@ def sample_objects(rng: np.random.Generator, star: StarMode = "any",
     objects: list[ShapeObject] = []
     for slot, position in enumerate(positions):
         while True:
-            o = ShapeObject("star" if slot == star_slot else _pick(rng, shapes), _pick(rng, tuple(COLOURS)),
-                            _pick(rng, tuple(SIZES)), position)
+            o = ShapeObject(
+                "star" if slot == star_slot else _pick(rng, shapes),
+                _pick(rng, tuple(COLOURS)),
+                _pick(rng, tuple(SIZES)),
+                position,
+            )
             if all((o.colour, o.shape) != (q.colour, q.shape) for q in objects):
                 break
         objects.append(o)
     return tuple(objects), _pick(rng, tuple(BACKGROUNDS))
 
 
-def generate(n: int, seed: int = 0, star: StarMode = "any", one_object_ratio: float = 0.5,
-             fmt: Format = "mixed") -> Iterator[ShapesSample]:
+def generate(
+    n: int, seed: int = 0, star: StarMode = "any", one_object_ratio: float = 0.5, fmt: Format = "mixed"
+) -> Iterator[ShapesSample]:
     """``n`` encoded Shapes images with their captions; ``fmt="mixed"`` is half JPEG (quality 75-95), half PNG."""
     if star not in ("any", "none", "only"):
         raise ValueError(f"star must be any, none or only, not {star!r}")
@@ -187,11 +208,18 @@ def generate(n: int, seed: int = 0, star: StarMode = "any", one_object_ratio: fl
             img.save(buf, "JPEG", quality=int(rng.integers(75, 96)))
         else:
             img.save(buf, "PNG")
-        yield ShapesSample(f"shape_{seed}_{i:06d}.{'jpg' if kind == 'jpeg' else 'png'}", buf.getvalue(), kind,
-                           objects, background, captions_for(objects, background))
+        yield ShapesSample(
+            f"shape_{seed}_{i:06d}.{'jpg' if kind == 'jpeg' else 'png'}",
+            buf.getvalue(),
+            kind,
+            objects,
+            background,
+            captions_for(objects, background),
+        )
 
 
 # ---- splits and files -----------------------------------------------------------------------------------------
+
 
 def split_of(image_id: str) -> str:
     """train / val / test from the first 8 hex digits of sha256(image_id) mod 100 (80/10/10)."""
@@ -202,8 +230,16 @@ def split_of(image_id: str) -> str:
 SIDECARS = ("captions.json", "attributes.jsonl")
 
 
-def write_dataset(out_dir: Path, n: int, seed: int = 0, star: StarMode = "any", one_object_ratio: float = 0.5,
-                  fmt: Format = "mixed", overwrite: bool = False, progress: bool = True) -> Path:
+def write_dataset(
+    out_dir: Path,
+    n: int,
+    seed: int = 0,
+    star: StarMode = "any",
+    one_object_ratio: float = 0.5,
+    fmt: Format = "mixed",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
     """Write ``n`` images plus ``captions.json`` ({file: [3 captions]}) and ``attributes.jsonl`` (one line per
     image: file_name, image_id = sha256 of the bytes, split, objects, background). Refuses a non-empty
     directory unless ``overwrite``, which first removes the Shapes files a previous run left there."""
@@ -223,7 +259,17 @@ def write_dataset(out_dir: Path, n: int, seed: int = 0, star: StarMode = "any", 
             (out_dir / s.filename).write_bytes(s.data)
             captions[s.filename] = list(s.captions)
             image_id = hashlib.sha256(s.data).hexdigest()
-            attrs.write(json.dumps({"file_name": s.filename, "image_id": image_id, "split": split_of(image_id),
-                                    "objects": [asdict(o) for o in s.objects], "background": s.background}) + "\n")
+            attrs.write(
+                json.dumps(
+                    {
+                        "file_name": s.filename,
+                        "image_id": image_id,
+                        "split": split_of(image_id),
+                        "objects": [asdict(o) for o in s.objects],
+                        "background": s.background,
+                    }
+                )
+                + "\n"
+            )
     (out_dir / "captions.json").write_text(json.dumps(captions, indent=0))
     return out_dir

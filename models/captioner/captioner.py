@@ -55,8 +55,10 @@ def _check_source(source: str | Path) -> str:
         from huggingface_hub import try_to_load_from_cache
 
         if not isinstance(try_to_load_from_cache(str(source), "config.json"), str):
-            raise CaptionerError(f"{source} is not a local directory and HF_HUB_OFFLINE is set, and the hub "
-                                 f"cache has no copy: download it where the hub is reachable, or pass a directory")
+            raise CaptionerError(
+                f"{source} is not a local directory and HF_HUB_OFFLINE is set, and the hub "
+                f"cache has no copy: download it where the hub is reachable, or pass a directory"
+            )
     return str(source)
 
 
@@ -96,7 +98,7 @@ class Captioner:
         options = {"max_new_tokens": min(30, room), "do_sample": False, **generate}
         out: list[str] = []
         for start in range(0, len(images), batch_size):
-            batch = [im.convert("RGB") for im in images[start:start + batch_size]]
+            batch = [im.convert("RGB") for im in images[start : start + batch_size]]
             inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
             ids = self.model.generate(**inputs, **options)
@@ -104,8 +106,9 @@ class Captioner:
         return out
 
 
-def load(path_or_hub_id: str | Path, dtype: Dtype = "fp32", quantization: Quantization = None,
-         device: str = "auto") -> Captioner:
+def load(
+    path_or_hub_id: str | Path, dtype: Dtype = "fp32", quantization: Quantization = None, device: str = "auto"
+) -> Captioner:
     """A captioner from a `save_pretrained` directory (or a hub id, where the hub or its cache is reachable)."""
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
@@ -113,8 +116,9 @@ def load(path_or_hub_id: str | Path, dtype: Dtype = "fp32", quantization: Quanti
         raise CaptionerError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     dev = _resolve_device(device)
     if dtype == "fp16" and dev.type == "cpu":
-        raise CaptionerError("fp16 needs a GPU (CPU kernels for half precision are missing or slow): "
-                             "use dtype='bf16' or 'fp32' on CPU")
+        raise CaptionerError(
+            "fp16 needs a GPU (CPU kernels for half precision are missing or slow): use dtype='bf16' or 'fp32' on CPU"
+        )
     torch_dtype = DTYPES[dtype]
     quant = _quantization_config(quantization, dev, torch_dtype)
     source = _check_source(path_or_hub_id)

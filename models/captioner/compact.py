@@ -20,8 +20,13 @@ from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessorPil,
-                          PreTrainedTokenizerFast)
+from transformers import (
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
+    BlipImageProcessorPil,
+    PreTrainedTokenizerFast,
+)
 
 from models.captioner.vocab import shapes_vocabulary
 
@@ -45,6 +50,7 @@ class CompactConfig:
     init_std (float, 0.02): weight init of every tower (see the module docstring).
     sincos_positions (bool, True): 2-D sin-cos ViT position embeddings instead of random ones.
     """
+
     image_size: int = 64
     patch_size: int = 8
     vision_hidden: int = 128
@@ -65,6 +71,7 @@ class CompactConfig:
 
 # ---- tokenizer ------------------------------------------------------------------------------------------------
 
+
 def train_tokenizer(captions: Iterable[str]) -> PreTrainedTokenizerFast:
     """A word-level tokenizer over lower-cased whitespace words; `<s> caption </s>` when special tokens are on."""
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
@@ -72,40 +79,79 @@ def train_tokenizer(captions: Iterable[str]) -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator(captions, trainers.WordLevelTrainer(special_tokens=list(SPECIALS)))
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, tok.token_to_id(BOS)), (EOS, tok.token_to_id(EOS))])
+        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, tok.token_to_id(BOS)), (EOS, tok.token_to_id(EOS))]
+    )
     # <image> is in the vocabulary already; Blip2Processor registers it as its special image token (it does
     # not cope with a tokenizer-level `image_token` string in transformers 5.23)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK, bos_token=BOS,
-                                   eos_token=EOS, padding_side="right", clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD,
+        unk_token=UNK,
+        bos_token=BOS,
+        eos_token=EOS,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def build_processor(config: CompactConfig, tokenizer: PreTrainedTokenizerFast) -> Blip2Processor:
     size = {"height": config.image_size, "width": config.image_size}
     image_processor = BlipImageProcessorPil(size=size, do_convert_rgb=True)
-    return Blip2Processor(image_processor=image_processor, tokenizer=tokenizer,
-                          num_query_tokens=config.num_query_tokens)
+    return Blip2Processor(
+        image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=config.num_query_tokens
+    )
 
 
 # ---- model ----------------------------------------------------------------------------------------------------
 
+
 def blip2_config(config: CompactConfig, tokenizer: PreTrainedTokenizerFast) -> Blip2Config:
     c, std = config, config.init_std
-    vision = dict(hidden_size=c.vision_hidden, intermediate_size=c.mlp_ratio * c.vision_hidden,
-                  num_hidden_layers=c.vision_layers, num_attention_heads=c.vision_heads, image_size=c.image_size,
-                  patch_size=c.patch_size, initializer_range=std)
-    qformer = dict(hidden_size=c.qformer_hidden, intermediate_size=c.mlp_ratio * c.qformer_hidden,
-                   num_hidden_layers=c.qformer_layers, num_attention_heads=c.qformer_heads,
-                   cross_attention_frequency=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                   vocab_size=2, max_position_embeddings=c.max_text_tokens, initializer_range=std)
-    text = dict(model_type="opt", vocab_size=len(tokenizer), hidden_size=c.text_hidden,
-                word_embed_proj_dim=c.text_hidden, ffn_dim=c.mlp_ratio * c.text_hidden,
-                num_hidden_layers=c.text_layers, num_attention_heads=c.text_heads,
-                max_position_embeddings=c.max_text_tokens, dropout=0.0, attention_dropout=0.0,
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id, init_std=std)
-    return Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text,
-                       num_query_tokens=c.num_query_tokens, initializer_range=std,
-                       image_token_index=tokenizer.convert_tokens_to_ids(IMAGE))
+    vision = dict(
+        hidden_size=c.vision_hidden,
+        intermediate_size=c.mlp_ratio * c.vision_hidden,
+        num_hidden_layers=c.vision_layers,
+        num_attention_heads=c.vision_heads,
+        image_size=c.image_size,
+        patch_size=c.patch_size,
+        initializer_range=std,
+    )
+    qformer = dict(
+        hidden_size=c.qformer_hidden,
+        intermediate_size=c.mlp_ratio * c.qformer_hidden,
+        num_hidden_layers=c.qformer_layers,
+        num_attention_heads=c.qformer_heads,
+        cross_attention_frequency=1,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        vocab_size=2,
+        max_position_embeddings=c.max_text_tokens,
+        initializer_range=std,
+    )
+    text = dict(
+        model_type="opt",
+        vocab_size=len(tokenizer),
+        hidden_size=c.text_hidden,
+        word_embed_proj_dim=c.text_hidden,
+        ffn_dim=c.mlp_ratio * c.text_hidden,
+        num_hidden_layers=c.text_layers,
+        num_attention_heads=c.text_heads,
+        max_position_embeddings=c.max_text_tokens,
+        dropout=0.0,
+        attention_dropout=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        init_std=std,
+    )
+    return Blip2Config(
+        vision_config=vision,
+        qformer_config=qformer,
+        text_config=text,
+        num_query_tokens=c.num_query_tokens,
+        initializer_range=std,
+        image_token_index=tokenizer.convert_tokens_to_ids(IMAGE),
+    )
 
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:

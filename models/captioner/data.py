@@ -22,9 +22,9 @@ from PIL import Image
 @dataclass(frozen=True)
 class ShapesRecord:
     path: Path
-    split: str                      # train | val | test (a pure function of the image id)
-    captions: tuple[str, ...]       # the three references, template 1 first
-    objects: tuple[dict, ...]       # {shape, colour, size, position}, left/top first
+    split: str  # train | val | test (a pure function of the image id)
+    captions: tuple[str, ...]  # the three references, template 1 first
+    objects: tuple[dict, ...]  # {shape, colour, size, position}, left/top first
     background: str
 
 
@@ -32,15 +32,24 @@ def read_shapes(folder: str | Path, split: str | None = None) -> list[ShapesReco
     """The records of a Shapes folder, optionally only one split, in file order."""
     folder = Path(folder)
     if not (folder / "attributes.jsonl").is_file():
-        raise FileNotFoundError(f"{folder} is not a Shapes folder (no attributes.jsonl): make one with "
-                                f"`lake datasets shapes make {folder} -n 2000`")
+        raise FileNotFoundError(
+            f"{folder} is not a Shapes folder (no attributes.jsonl): make one with "
+            f"`lake datasets shapes make {folder} -n 2000`"
+        )
     captions = json.loads((folder / "captions.json").read_text())
     records = []
     for line in (folder / "attributes.jsonl").read_text().splitlines():
         a = json.loads(line)
         if split is None or a["split"] == split:
-            records.append(ShapesRecord(folder / a["file_name"], a["split"], tuple(captions[a["file_name"]]),
-                                        tuple(a["objects"]), a["background"]))
+            records.append(
+                ShapesRecord(
+                    folder / a["file_name"],
+                    a["split"],
+                    tuple(captions[a["file_name"]]),
+                    tuple(a["objects"]),
+                    a["background"],
+                )
+            )
     return records
 
 
@@ -67,13 +76,14 @@ def to_image(image: Image.Image | bytes | str | Path) -> Image.Image:
     return Image.open(image)
 
 
-def decode_images(images: Sequence[Image.Image | bytes | str | Path], image_processor,
-                  chunk: int = 512) -> torch.Tensor:
+def decode_images(
+    images: Sequence[Image.Image | bytes | str | Path], image_processor, chunk: int = 512
+) -> torch.Tensor:
     """(N, 3, H, W) uint8: the processor's resize (and RGB conversion) done once, rescale/normalise left to
     `normalize` so that a training step needs no PIL."""
     out = []
     for start in range(0, len(images), chunk):
-        batch = [to_image(im).convert("RGB") for im in images[start:start + chunk]]
+        batch = [to_image(im).convert("RGB") for im in images[start : start + chunk]]
         pix = image_processor(batch, do_rescale=False, do_normalize=False, return_tensors="pt")["pixel_values"]
         out.append(pix.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out) if out else torch.empty(0, 3, 1, 1, dtype=torch.uint8)

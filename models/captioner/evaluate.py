@@ -55,9 +55,13 @@ def cider_per_image(gts: dict, res: dict) -> dict[int, float]:
     return {i: float(s) for i, s in zip(gts, scores)}
 
 
-def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
-             slices: Sequence[Sequence[str]] | None = None, meteor: bool = True,
-             tokenize: str = "simple") -> dict:
+def evaluate(
+    predictions: Sequence[str],
+    references: Sequence[Sequence[str]],
+    slices: Sequence[Sequence[str]] | None = None,
+    meteor: bool = True,
+    tokenize: str = "simple",
+) -> dict:
     """``{"overall": {metric: value}, "slices": {slice: {metric: value, "n": count}}, "n": count}``.
 
     ``references[i]`` are all ground-truth captions of image ``i``; ``slices[i]`` the slice labels of image
@@ -86,8 +90,10 @@ def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
                 groups[label].append(i)
         for label in sorted(groups):
             ids = groups[label]
-            report["slices"][label] = {"n": len(ids), **_scores({i: gts[i] for i in ids}, {i: res[i] for i in ids},
-                                                                 scorer, cider)}
+            report["slices"][label] = {
+                "n": len(ids),
+                **_scores({i: gts[i] for i in ids}, {i: res[i] for i in ids}, scorer, cider),
+            }
     finally:
         if scorer is not None:
             scorer.meteor_p.stdin.close()
@@ -99,8 +105,13 @@ def evaluate(predictions: Sequence[str], references: Sequence[Sequence[str]],
 # ---- Shapes ---------------------------------------------------------------------------------------------------
 
 _PHRASE = re.compile(r"\b(on the left|on the right|at the top|at the bottom|in the center|to the left of|above)\b")
-_POSITION = {"on the left": "left", "on the right": "right", "at the top": "top", "at the bottom": "bottom",
-             "in the center": "center"}
+_POSITION = {
+    "on the left": "left",
+    "on the right": "right",
+    "at the top": "top",
+    "at the bottom": "bottom",
+    "in the center": "center",
+}
 
 
 def parse_shapes_caption(caption: str) -> list[dict] | None:
@@ -113,7 +124,7 @@ def parse_shapes_caption(caption: str) -> list[dict] | None:
     first = dict(zip(("size", "colour", "shape"), words[1:4]))
     if m.group(1) in _POSITION:
         return [{**first, "position": _POSITION[m.group(1)]}] if len(words) == 4 + len(m.group(1).split()) else None
-    second_words = words[4 + len(m.group(1).split()):]
+    second_words = words[4 + len(m.group(1).split()) :]
     if len(second_words) != 4 or second_words[0] != "a":
         return None
     second = dict(zip(("size", "colour", "shape"), second_words[1:]))
@@ -135,13 +146,21 @@ def shapes_accuracy(predictions: Sequence[str], objects: Sequence[Sequence[Mappi
             for attr in ("colour", "shape", "size", "position"):
                 right[attr] += got[attr] == want[attr]
     n = max(1, len(predictions))
-    return {"count": count_ok / n, **{a: right[a] / max(1, total) for a in ("colour", "shape", "size", "position")},
-            "exact": sum(parse_shapes_caption(p) == [dict(o) for o in objs]
-                         for p, objs in zip(predictions, objects)) / n}
+    return {
+        "count": count_ok / n,
+        **{a: right[a] / max(1, total) for a in ("colour", "shape", "size", "position")},
+        "exact": sum(parse_shapes_caption(p) == [dict(o) for o in objs] for p, objs in zip(predictions, objects)) / n,
+    }
 
 
-def evaluate_shapes(model_dir: str | Path, shapes_dir: str | Path, split: str = "test", limit: int = 0,
-                    meteor: bool = True, **load_options) -> dict:
+def evaluate_shapes(
+    model_dir: str | Path,
+    shapes_dir: str | Path,
+    split: str = "test",
+    limit: int = 0,
+    meteor: bool = True,
+    **load_options,
+) -> dict:
     """Caption a Shapes split with a saved model and score it (metrics, slices, attribute accuracy)."""
     import time
 
@@ -160,8 +179,10 @@ def evaluate_shapes(model_dir: str | Path, shapes_dir: str | Path, split: str = 
     report = evaluate(predictions, [r.captions for r in records], labels, meteor=meteor)
     report["accuracy"] = shapes_accuracy(predictions, [r.objects for r in records])
     report["caption_images_per_s"] = len(records) / secs
-    report["examples"] = [{"file": r.path.name, "prediction": p, "reference": r.captions[0]}
-                          for r, p in zip(records[:10], predictions[:10])]
+    report["examples"] = [
+        {"file": r.path.name, "prediction": p, "reference": r.captions[0]}
+        for r, p in zip(records[:10], predictions[:10])
+    ]
     report |= {"predictions": predictions, "references": [r.captions for r in records], "slice_labels": labels}
     return report
 

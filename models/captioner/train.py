@@ -42,6 +42,7 @@ class TrainConfig:
     checkpoint_minutes (float, 5.0): how often ``out_dir/checkpoint`` is rewritten.
     grad_clip (float, 1.0); seed (int, 0); device (str, "cpu"): where the steps run ("cuda" on a GPU).
     """
+
     model: CompactConfig = field(default_factory=CompactConfig)
     batch_size: int = 32
     lr: float = 5e-4
@@ -64,7 +65,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Progress:
     step: int
-    fraction: float         # of the budget used, 0..1
+    fraction: float  # of the budget used, 0..1
     loss: float
     lr: float
     images_per_s: float
@@ -77,9 +78,9 @@ class TrainResult:
     steps: int
     images_seen: int
     epochs: float
-    minutes: float          # the whole call: decoding, steps and saving
-    images_per_s: float     # training steps only
-    final_loss: float       # mean of the last 50 steps
+    minutes: float  # the whole call: decoding, steps and saving
+    images_per_s: float  # training steps only
+    final_loss: float  # mean of the last 50 steps
     parameters: int
     config: dict
 
@@ -104,13 +105,14 @@ def _tokenise(processor, captions: Sequence[str], num_query_tokens: int) -> tupl
 
 def save_loss_curve(losses: Sequence[float], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(losses, lw=0.5, alpha=0.4, label="step")
     k = max(1, len(losses) // 50)
-    smooth = [sum(losses[max(0, i - k):i + 1]) / len(losses[max(0, i - k):i + 1]) for i in range(len(losses))]
+    smooth = [sum(losses[max(0, i - k) : i + 1]) / len(losses[max(0, i - k) : i + 1]) for i in range(len(losses))]
     ax.plot(smooth, lw=1.5, label=f"mean of {k + 1}")
     ax.set(xlabel="step", ylabel="loss", yscale="log", title="captioner training loss")
     ax.legend()
@@ -119,8 +121,13 @@ def save_loss_curve(losses: Sequence[float], path: Path) -> None:
     plt.close(fig)
 
 
-def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
-          progress: Callable[[Progress], None] | None = None, init_from: str | Path | None = None) -> TrainResult:
+def train(
+    examples: Sequence[Example],
+    config: TrainConfig,
+    out_dir: str | Path,
+    progress: Callable[[Progress], None] | None = None,
+    init_from: str | Path | None = None,
+) -> TrainResult:
     """Train on ``examples`` and write model, processor, loss curve and result to ``out_dir``.
     ``init_from``: a directory written by an earlier run; its architecture and tokenizer are kept (the compact
     tokenizer knows every Shapes word, held-back ones included; other new words become ``<unk>``)."""
@@ -151,8 +158,11 @@ def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
         p.requires_grad_(n not in frozen)
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
     model.train()
     budget_s = config.minutes * 60 if config.minutes else math.inf
     max_steps = config.steps or math.inf
@@ -166,16 +176,19 @@ def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
             break
         if cursor + config.batch_size > len(order):
             order, cursor = torch.randperm(len(examples), generator=gen), 0
-        idx = order[cursor:cursor + config.batch_size]
+        idx = order[cursor : cursor + config.batch_size]
         cursor += len(idx)
         width = int(lengths[idx].max())  # trim padding: captions differ in length
         idx = idx.to(dev)
         lr = _schedule(config, step, fraction)
         for group in opt.param_groups:
             group["lr"] = lr
-        out = model(pixel_values=normalize(pixels[idx], processor.image_processor), input_ids=ids[idx, :width],
-                    attention_mask=(ids[idx, :width] != processor.tokenizer.pad_token_id).long(),
-                    labels=labels[idx, :width])
+        out = model(
+            pixel_values=normalize(pixels[idx], processor.image_processor),
+            input_ids=ids[idx, :width],
+            attention_mask=(ids[idx, :width] != processor.tokenizer.pad_token_id).long(),
+            labels=labels[idx, :width],
+        )
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -196,9 +209,17 @@ def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
     processor.save_pretrained(out_dir)
     save_loss_curve(losses, out_dir / "loss_curve.png")
     tail = losses[-50:] or [math.nan]
-    result = TrainResult(str(out_dir), step, seen, seen / max(1, len(examples)), (time.perf_counter() - start) / 60,
-                         seen / max(train_s, 1e-9), sum(tail) / len(tail), parameter_count(model),
-                         asdict(config))
+    result = TrainResult(
+        str(out_dir),
+        step,
+        seen,
+        seen / max(1, len(examples)),
+        (time.perf_counter() - start) / 60,
+        seen / max(train_s, 1e-9),
+        sum(tail) / len(tail),
+        parameter_count(model),
+        asdict(config),
+    )
     (out_dir / "train_result.json").write_text(json.dumps(asdict(result), indent=1))
     return result
 
@@ -206,16 +227,25 @@ def train(examples: Sequence[Example], config: TrainConfig, out_dir: str | Path,
 @contextmanager
 def progress_bar(console=None) -> Iterator[Callable[[Progress], None]]:
     """A rich progress bar over the budget; yields the ``progress`` callback for `train`."""
-    from rich.progress import BarColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
-    with Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-             TimeRemainingColumn(), console=console) as bar:
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("train", total=1.0, info="")
 
         def report(p: Progress) -> None:
             if p.step % 10 == 0:
-                bar.update(task, completed=p.fraction,
-                           info=f"step {p.step} loss {p.loss:.3f} lr {p.lr:.1e} {p.images_per_s:.0f} img/s")
+                bar.update(
+                    task,
+                    completed=p.fraction,
+                    info=f"step {p.step} loss {p.loss:.3f} lr {p.lr:.1e} {p.images_per_s:.0f} img/s",
+                )
 
         yield report
 
@@ -245,13 +275,16 @@ def main(
 
     console = Console()
     examples = shapes_examples(read_shapes(shapes_dir, "train"), target)
-    config = TrainConfig(minutes=minutes, steps=steps or None, batch_size=batch_size, lr=lr, threads=threads or None,
-                         seed=seed)
+    config = TrainConfig(
+        minutes=minutes, steps=steps or None, batch_size=batch_size, lr=lr, threads=threads or None, seed=seed
+    )
     console.print(f"training on {len(examples)} examples from {shapes_dir} -> {out_dir}")
     with progress_bar(console) as report:
         result = train(examples, config, out_dir, report, init_from=init_from)
-    console.print(f"{result.steps} steps, {result.epochs:.1f} epochs, {result.images_per_s:.0f} img/s, "
-                  f"{result.minutes:.1f} min, loss {result.final_loss:.3f}, {result.parameters:,} parameters")
+    console.print(
+        f"{result.steps} steps, {result.epochs:.1f} epochs, {result.images_per_s:.0f} img/s, "
+        f"{result.minutes:.1f} min, loss {result.final_loss:.3f}, {result.parameters:,} parameters"
+    )
     if evaluate:
         from models.captioner.evaluate import evaluate_shapes, print_report
 

@@ -18,17 +18,22 @@ COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "black")
 SIZES = ("small", "large")
 POSITIONS = ("left", "right", "top", "bottom", "center")
 BACKGROUNDS = ("white", "gray")
-PHRASES = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom",
-           "center": "in the center"}
+PHRASES = {
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+    "center": "in the center",
+}
 PAIRS = (("left", "right"), ("top", "bottom"))  # (first, second) of a two-object image
 
 
 @dataclass(frozen=True)
 class ShapeObject:
-    shape: str      # circle | square | triangle | star
-    colour: str     # one of COLOURS
-    size: str       # small | large
-    position: str   # left | right | top | bottom | center
+    shape: str  # circle | square | triangle | star
+    colour: str  # one of COLOURS
+    size: str  # small | large
+    position: str  # left | right | top | bottom | center
 
 
 def _ordered(objects: Sequence[ShapeObject]) -> tuple[ShapeObject, ...]:
@@ -53,21 +58,27 @@ def captions_for(objects: Sequence[ShapeObject], background: str) -> tuple[str, 
     if len(objs) == 1:
         o = objs[0]
         where = PHRASES[o.position]
-        return (f"a {o.size} {o.colour} {o.shape} {where}",
-                f"a {o.colour} {o.shape} {where} of the image",
-                f"a {o.size} {o.colour} {o.shape} {where} on a {background} background")
+        return (
+            f"a {o.size} {o.colour} {o.shape} {where}",
+            f"a {o.colour} {o.shape} {where} of the image",
+            f"a {o.size} {o.colour} {o.shape} {where} on a {background} background",
+        )
     a, b = objs
     before, after = ("to the left of", "to the right of") if a.position == "left" else ("above", "below")
-    return (f"a {a.size} {a.colour} {a.shape} {before} a {b.size} {b.colour} {b.shape}",
-            f"a {a.colour} {a.shape} and a {b.colour} {b.shape}",
-            f"a {b.size} {b.colour} {b.shape} {after} a {a.size} {a.colour} {a.shape}")
+    return (
+        f"a {a.size} {a.colour} {a.shape} {before} a {b.size} {b.colour} {b.shape}",
+        f"a {a.colour} {a.shape} and a {b.colour} {b.shape}",
+        f"a {b.size} {b.colour} {b.shape} {after} a {a.size} {a.colour} {a.shape}",
+    )
 
 
 def shapes_vocabulary() -> list[str]:
     """One caption per word of the Shapes domain, so that a concept held back from the first training set
     (``star``) still has its own token when later uploads bring it in."""
     words = [*SHAPES, *COLOURS, *SIZES, *BACKGROUNDS]
-    pairs = [captions_for([ShapeObject("circle", "red", "small", a), ShapeObject("star", "blue", "large", b)], "gray")
-             for a, b in PAIRS]
+    pairs = [
+        captions_for([ShapeObject("circle", "red", "small", a), ShapeObject("star", "blue", "large", b)], "gray")
+        for a, b in PAIRS
+    ]
     singles = [captions_for([ShapeObject("circle", "red", "small", p)], "white") for p in POSITIONS]
     return [*words, *(c for caps in pairs + singles for c in caps)]

@@ -44,9 +44,17 @@ class Batcher:
     """``finish(item, answer)``: runs on the event loop for every answer computed, also one whose request
     timed out meanwhile (a cache can keep it); what it returns is the request's answer."""
 
-    def __init__(self, run: Callable[[list[Any]], list[Any]], *, max_batch: int, max_wait_s: float,
-                 queue_size: int, finish: Callable[[Any, Any], Any] | None = None, stats: dict | None = None,
-                 name: str = "batcher"):
+    def __init__(
+        self,
+        run: Callable[[list[Any]], list[Any]],
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        queue_size: int,
+        finish: Callable[[Any, Any], Any] | None = None,
+        stats: dict | None = None,
+        name: str = "batcher",
+    ):
         self.run, self.finish, self.max_batch, self.max_wait_s = run, finish, max_batch, max_wait_s
         self.queue_size, self.name = queue_size, name
         self.stats = stats if stats is not None else new_stats()

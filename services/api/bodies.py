@@ -60,8 +60,9 @@ class _StrictMultiPart(MultiPartParser):
 
 async def parse_multipart(request: Request, limit: int, max_fields: int) -> FormData:
     """A multipart body of at most one file and ``max_fields`` fields, read within ``limit`` bytes."""
-    parser = _StrictMultiPart(request.headers, limited(request, limit + MULTIPART_OVERHEAD), max_files=1,
-                              max_fields=max_fields)
+    parser = _StrictMultiPart(
+        request.headers, limited(request, limit + MULTIPART_OVERHEAD), max_files=1, max_fields=max_fields
+    )
     try:
         return await parser.parse()
     except MultiPartException as e:
@@ -85,6 +86,7 @@ async def read_file(upload: object, limit: int, missing: str) -> bytes:
 
 
 # ---- POST /v1/images -------------------------------------------------------------------------------------------
+
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, list[str], dict[str, str], str | None]:
     """(bytes, captions, tags, user_id) of an upload: multipart, or the raw bytes with query parameters."""
@@ -118,6 +120,7 @@ async def _read_form(form: FormData, limit: int) -> tuple[bytes, list[str], dict
 
 
 # ---- POST /v1/captions -----------------------------------------------------------------------------------------
+
 
 def image_id_of(value: object) -> str:
     if not isinstance(value, str) or not IMAGE_ID.fullmatch(value.strip()):

@@ -53,9 +53,9 @@ def _stats() -> dict:
 @dataclass
 class CaptionService:
     settings: Settings
-    registry: Callable[[], Any] | None = None   # builds a lake.registry.Registry; default Registry.connect
-    catalog: Callable[[], Any] | None = None    # builds the lake.catalog.Catalog captions are stored in
-    tables: Tables | None = None                # where gold.captions is; default settings.tables
+    registry: Callable[[], Any] | None = None  # builds a lake.registry.Registry; default Registry.connect
+    catalog: Callable[[], Any] | None = None  # builds the lake.catalog.Catalog captions are stored in
+    tables: Tables | None = None  # where gold.captions is; default settings.tables
     stats: dict = field(default_factory=_stats)
     caption_batch: Callable[[Loaded, list[Image.Image]], list[str]] = caption_batch  # tests wrap it
 
@@ -67,9 +67,15 @@ class CaptionService:
         self.stores = Stores(lambda: self.settings, catalog=self.catalog, registry=self.registry)
         self.watcher = ModelWatcher(self.settings, registry=self.stores.registry, stats=self.stats)
         s = self.settings
-        self.batcher = Batcher(self._run, finish=self._finish, max_batch=s.caption_max_batch,
-                               max_wait_s=s.caption_max_wait_ms / 1000, queue_size=s.caption_queue_size,
-                               stats=self.stats, name="caption")
+        self.batcher = Batcher(
+            self._run,
+            finish=self._finish,
+            max_batch=s.caption_max_batch,
+            max_wait_s=s.caption_max_wait_ms / 1000,
+            queue_size=s.caption_queue_size,
+            stats=self.stats,
+            name="caption",
+        )
         self._cache: OrderedDict[tuple[str, str], tuple[str, str | None]] = OrderedDict()
         self._stop = threading.Event()
         self._tasks: list[asyncio.Task] = []
@@ -108,16 +114,25 @@ class CaptionService:
 
     def describe(self) -> dict:
         s, current = self.stats, self.current
-        return {"model_version": current.version if current else None, "state": self.state,
-                "batches": s["batches"], "images": s["images"], "max_batch": s["max_batch"], "swaps": s["swaps"]}
+        return {
+            "model_version": current.version if current else None,
+            "state": self.state,
+            "batches": s["batches"],
+            "images": s["images"],
+            "max_batch": s["max_batch"],
+            "swaps": s["swaps"],
+        }
 
     # ---- the lake's copy: computed once per (image, version), whichever replica or job did it ----------------------
 
     def require_model(self) -> Loaded:
         current = self.current
         if current is None:
-            raise NoModel("no production model yet" if self.state in ("no production model", "starting")
-                          else f"no model loaded yet ({self.state})")
+            raise NoModel(
+                "no production model yet"
+                if self.state in ("no production model", "starting")
+                else f"no model loaded yet ({self.state})"
+            )
         return current
 
     def cached(self, key: str) -> Answer | None:
@@ -133,9 +148,11 @@ class CaptionService:
         """The caption of (image, version) the lake holds: the catalog's, then (``in_lake``: the image is in
         silver, so the batch job may have captioned it) gold.captions'. Raises when a store is unreachable."""
         cat = self.stores.catalog()
-        return (api_caption(catalog=cat, image_id=image_id, model_version=version)
-                or (batch_caption(table=self.tables.captions, image_id=image_id, model_version=version,
-                                  query=self._trino) if in_lake else None))
+        return api_caption(catalog=cat, image_id=image_id, model_version=version) or (
+            batch_caption(table=self.tables.captions, image_id=image_id, model_version=version, query=self._trino)
+            if in_lake
+            else None
+        )
 
     def _trino(self, sql: str, params: list) -> list[list]:
         from lake.clients import trino_query

@@ -38,8 +38,14 @@ def bronze_image(*, mc: Any, image_id: str) -> ImagePublic | None:
             return None
         raise
     width, height = _header_size(mc, key, st.size) or (None, None)
-    return ImagePublic(image_id=image_id, content_type=st.content_type or "application/octet-stream",
-                       size_bytes=st.size, width=width, height=height, bronze_uri=s3_uri(BRONZE_BUCKET, key))
+    return ImagePublic(
+        image_id=image_id,
+        content_type=st.content_type or "application/octet-stream",
+        size_bytes=st.size,
+        width=width,
+        height=height,
+        bronze_uri=s3_uri(BRONZE_BUCKET, key),
+    )
 
 
 def _header_size(mc: Any, key: str, total: int) -> tuple[int, int] | None:
@@ -56,8 +62,9 @@ def silver_jpeg(*, mc: Any, image_id: str) -> bytes | None:
     return read_object(mc, SILVER_BUCKET, silver_key(image_id))
 
 
-def image_captions(*, catalog: Any, image_id: str,
-                   model: tuple[str, str, str | None] | None) -> list[ImageCaptionPublic]:
+def image_captions(
+    *, catalog: Any, image_id: str, model: tuple[str, str, str | None] | None
+) -> list[ImageCaptionPublic]:
     """The human captions the catalog holds for the image, then ``model`` (caption, version, filter reason):
     the served model's, see CaptionService.known. An unreachable catalog leaves the human ones out."""
     from pymongo.errors import PyMongoError
@@ -85,8 +92,9 @@ def resolve_dataset(*, catalog: Any, dataset: str | None) -> dict:
     return resolve_dataset(catalog, dataset)
 
 
-def example_rows(*, dataset: dict, split: str | None, since: datetime | None, after: tuple[str, int] | None,
-                 limit: int) -> list[list]:
+def example_rows(
+    *, dataset: dict, split: str | None, since: datetime | None, after: tuple[str, int] | None, limit: int
+) -> list[list]:
     """One page of the data set's rows as of its Iceberg snapshot (time travel through Trino, parameters bound),
     ordered by (image_id, caption_index), after the cursor ``after``."""
     from lake.clients import trino_query
@@ -105,7 +113,8 @@ def example_rows(*, dataset: dict, split: str | None, since: datetime | None, af
     return trino_query(
         f"SELECT image_id, caption, caption_index, split, width, height, first_seen_at, silver_key "
         f"FROM {as_of(dataset)} WHERE {' AND '.join(where)} ORDER BY image_id, caption_index LIMIT {int(limit)}",
-        params)
+        params,
+    )
 
 
 def presign_silver(*, mc: Any, key: str, ttl: timedelta) -> str:

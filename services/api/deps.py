@@ -29,8 +29,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # ---- keys ------------------------------------------------------------------------------------------------------
 
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
-                        description="A write key (LAKE_API_KEYS) or, for /v1/admin, an admin key (LAKE_ADMIN_KEYS)")
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="A write key (LAKE_API_KEYS) or, for /v1/admin, an admin key (LAKE_ADMIN_KEYS)",
+)
 
 
 def _unauthorized(message: str) -> HTTPException:

@@ -11,8 +11,13 @@ from fastapi import HTTPException
 
 from lake.events import Reason, Rejected
 
-STATUS = {Reason.EMPTY: 400, Reason.TOO_LARGE: 413, Reason.TOO_MANY_PIXELS: 413, Reason.NOT_AN_IMAGE: 415,
-          Reason.CORRUPT_IMAGE: 422}
+STATUS = {
+    Reason.EMPTY: 400,
+    Reason.TOO_LARGE: 413,
+    Reason.TOO_MANY_PIXELS: 413,
+    Reason.NOT_AN_IMAGE: 415,
+    Reason.CORRUPT_IMAGE: 422,
+}
 
 
 def problem(status: int, reason: str, detail: str, retry_after: int | None = None) -> HTTPException:

@@ -22,8 +22,7 @@ from services.api.routes import admin, captions, data, health, images, search
 from services.api.search_service import SearchService
 
 
-def create_app(caption_service: CaptionService | None = None,
-               search_service: SearchService | None = None) -> FastAPI:
+def create_app(caption_service: CaptionService | None = None, search_service: SearchService | None = None) -> FastAPI:
     """The app; ``caption_service`` replaces the one built from the settings (tests pass their own). The search
     service starts with the app when given (the served app passes one), else on the first search request."""
 

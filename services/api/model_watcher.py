@@ -30,8 +30,8 @@ log = structlog.get_logger("lake.api.captions")
 
 @dataclass(frozen=True)
 class Loaded:
-    version: str        # the registry id, the model_version of docs/architecture.md (e.g. compact-v3)
-    captioner: Any      # models.captioner.Captioner
+    version: str  # the registry id, the model_version of docs/architecture.md (e.g. compact-v3)
+    captioner: Any  # models.captioner.Captioner
 
 
 class ModelWatcher:
@@ -41,7 +41,7 @@ class ModelWatcher:
         self.stats.setdefault("swaps", 0)
         self.current: Loaded | None = None
         self.state = "starting"
-        self.kafka_ready = threading.Event()   # the consumer is positioned at the topic's end
+        self.kafka_ready = threading.Event()  # the consumer is positioned at the topic's end
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="caption-load")
         self._wake: asyncio.Event | None = None
 
@@ -58,10 +58,13 @@ class ModelWatcher:
                     log.warning("caption model check failed", error=self.state)
                 else:
                     if loaded is not None:
-                        previous, self.current = self.current, loaded   # the swap: one reference
+                        previous, self.current = self.current, loaded  # the swap: one reference
                         self.stats["swaps"] += 1
-                        log.info("caption model loaded", model=loaded.version,
-                                 previous=previous.version if previous else None)
+                        log.info(
+                            "caption model loaded",
+                            model=loaded.version,
+                            previous=previous.version if previous else None,
+                        )
                     if self.current is not None:
                         self.state = "ready"
                 try:
@@ -103,9 +106,13 @@ class ModelWatcher:
         while not stop.is_set():
             consumer = None
             try:
-                consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, group_id=None,
-                                         enable_auto_commit=False, client_id=f"lake-api-{os.getpid()}",
-                                         request_timeout_ms=15000)
+                consumer = KafkaConsumer(
+                    bootstrap_servers=s.kafka_bootstrap,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    client_id=f"lake-api-{os.getpid()}",
+                    request_timeout_ms=15000,
+                )
                 parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
                 if not parts:
                     raise RuntimeError(f"topic {topic} does not exist")

@@ -43,17 +43,21 @@ class ImageDetailPublic(ImagePublic):
     """`GET /v1/images/{id}`: the image in bronze and its captions."""
 
     captions: list[ImageCaptionPublic] = Field(
-        default_factory=list, description="human captions (from silver, through the catalog), then the served "
-                                          "model's, whether the API or the batch job computed it")
+        default_factory=list,
+        description="human captions (from silver, through the catalog), then the served "
+        "model's, whether the API or the batch job computed it",
+    )
 
 
 class CaptionPublic(BaseModel):
     caption: str = Field(description='the caption; "" when the moderation filter withheld it')
     model_version: str = Field(description="the registry version that wrote it, e.g. compact-v3")
     image_id: str | None = Field(None, description="the image's id: the one named, or the sha256 of the upload")
-    cached: bool = Field(description="answered without running the model: this process's cache, or the caption "
-                                     "the lake already stores for this image and version (the API's or the "
-                                     "batch job's)")
+    cached: bool = Field(
+        description="answered without running the model: this process's cache, or the caption "
+        "the lake already stores for this image and version (the API's or the "
+        "batch job's)"
+    )
     filtered: str | None = Field(None, description="why the moderation filter withheld the caption, if it did")
 
 

@@ -26,7 +26,7 @@ from lake.search_index import NPROBE, CaptionIndex, Hit
 
 log = structlog.get_logger("lake.api.search")
 
-POLL_S = 30.0        # candidate setting: search_poll_s
+POLL_S = 30.0  # candidate setting: search_poll_s
 
 
 class NotReady(RuntimeError):
@@ -90,8 +90,12 @@ class SearchService:
                 if new is not None:
                     previous, self.current = self.current, new  # the swap: one reference
                     self.swaps += 1
-                    log.info("search index loaded", version=new.version, size=new.index.size,
-                             previous=previous.version if previous else None)
+                    log.info(
+                        "search index loaded",
+                        version=new.version,
+                        size=new.index.size,
+                        previous=previous.version if previous else None,
+                    )
                 self.state = "ready" if self.current is not None else "no index yet (run `lake search index`)"
             except Exception as e:  # noqa: BLE001 -- store or files unreachable: keep serving, retry later
                 self.state = f"error: {type(e).__name__}: {e}"[:300]
@@ -99,8 +103,12 @@ class SearchService:
             self._stop.wait(self.poll_s)
 
     def describe(self) -> dict:
-        return {"state": self.state, "version": self.current.version if self.current else None,
-                "size": self.current.index.size if self.current else 0, "swaps": self.swaps}
+        return {
+            "state": self.state,
+            "version": self.current.version if self.current else None,
+            "size": self.current.index.size if self.current else 0,
+            "swaps": self.swaps,
+        }
 
     def _ready(self) -> tuple[CaptionIndex, Embedder]:
         current, embed = self.current, self.embed  # read once

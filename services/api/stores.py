@@ -24,8 +24,13 @@ class Stores:
     """``catalog`` / ``registry``: factories that replace the ones built from the settings (tests, the bench);
     what a factory returns belongs to its caller and is not closed here."""
 
-    def __init__(self, settings: Callable[[], Settings], *, catalog: Callable[[], Any] | None = None,
-                 registry: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        *,
+        catalog: Callable[[], Any] | None = None,
+        registry: Callable[[], Any] | None = None,
+    ):
         self._settings, self._make_catalog, self._make_registry = settings, catalog, registry
         self._lock = threading.Lock()
         self._catalog = self._registry = self._minio = None

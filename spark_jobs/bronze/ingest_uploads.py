@@ -59,21 +59,37 @@ def failure_cause(e: Exception) -> str:
 class Store(Protocol):
     """The bronze bucket as the check needs it (one per executor partition)."""
 
-    def put(self, image_id: str, data: bytes, content_type: str) -> object: ...   # content-addressed
-    def size(self, image_id: str) -> int | None: ...                                # None: no such object
+    def put(self, image_id: str, data: bytes, content_type: str) -> object: ...  # content-addressed
+    def size(self, image_id: str) -> int | None: ...  # None: no such object
 
 
 StoreFactory = Callable[[], Store]  # called once per partition on the executor (clients are not picklable)
 
 
 RESULT_COLUMNS = [
-    ("ok", "boolean"), ("reason", "string"), ("error", "string"), ("event_id", "string"), ("image_id", "string"),
-    ("source", "string"), ("content_type", "string"), ("size_bytes", "long"), ("uploaded_at", "timestamp"),
-    ("user_id", "string"), ("captions", "array<string>"), ("tags", "map<string,string>"), ("bronze_key", "string"),
-    ("delivery", "string"), ("kafka_topic", "string"), ("kafka_partition", "int"), ("kafka_offset", "long"),
-    ("kafka_timestamp", "timestamp"), ("kafka_key", "string"), ("raw_prefix", "string"),
+    ("ok", "boolean"),
+    ("reason", "string"),
+    ("error", "string"),
+    ("event_id", "string"),
+    ("image_id", "string"),
+    ("source", "string"),
+    ("content_type", "string"),
+    ("size_bytes", "long"),
+    ("uploaded_at", "timestamp"),
+    ("user_id", "string"),
+    ("captions", "array<string>"),
+    ("tags", "map<string,string>"),
+    ("bronze_key", "string"),
+    ("delivery", "string"),
+    ("kafka_topic", "string"),
+    ("kafka_partition", "int"),
+    ("kafka_offset", "long"),
+    ("kafka_timestamp", "timestamp"),
+    ("kafka_key", "string"),
+    ("raw_prefix", "string"),
 ]
 RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
+
 
 def check_event(value: bytes | None, store: Store, *, max_inline_bytes: int, max_pixels: int) -> dict:
     """Validate one Kafka value (and land its inline bytes in ``store``); a row of RESULT_SCHEMA."""
@@ -94,18 +110,32 @@ def check_event(value: bytes | None, store: Store, *, max_inline_bytes: int, max
                 raise Rejected(Reason.MISSING_OBJECT, f"{s3_uri(BRONZE_BUCKET, ev.bronze_key)} does not exist")
             if size != ev.size_bytes:
                 raise Rejected(Reason.CHECKSUM_MISMATCH, f"object has {size} bytes, event says {ev.size_bytes}")
-        return {"ok": True, "event_id": str(ev.event_id), "image_id": ev.image_id, "source": ev.source,
-                "content_type": content_type, "size_bytes": ev.size_bytes,
-                "uploaded_at": pd.Timestamp(ev.uploaded_at).tz_convert("UTC").tz_localize(None),
-                "user_id": ev.user_id, "captions": list(ev.captions), "tags": dict(ev.tags),
-                "bronze_key": bronze_key(ev.image_id), "delivery": ev.delivery}
+        return {
+            "ok": True,
+            "event_id": str(ev.event_id),
+            "image_id": ev.image_id,
+            "source": ev.source,
+            "content_type": content_type,
+            "size_bytes": ev.size_bytes,
+            "uploaded_at": pd.Timestamp(ev.uploaded_at).tz_convert("UTC").tz_localize(None),
+            "user_id": ev.user_id,
+            "captions": list(ev.captions),
+            "tags": dict(ev.tags),
+            "bronze_key": bronze_key(ev.image_id),
+            "delivery": ev.delivery,
+        }
     except Rejected as e:
-        return {"ok": False, "reason": e.reason.value, "error": e.message[:2000],
-                "raw_prefix": (value or b"")[:512].decode("utf-8", "replace")}
+        return {
+            "ok": False,
+            "reason": e.reason.value,
+            "error": e.message[:2000],
+            "raw_prefix": (value or b"")[:512].decode("utf-8", "replace"),
+        }
 
 
-def check_partition(batches: Iterator[pd.DataFrame], store: Store, *, max_inline_bytes: int, max_pixels: int,
-                    threads: int = 8) -> Iterator[pd.DataFrame]:
+def check_partition(
+    batches: Iterator[pd.DataFrame], store: Store, *, max_inline_bytes: int, max_pixels: int, threads: int = 8
+) -> Iterator[pd.DataFrame]:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> RESULT_COLUMNS frames."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -115,8 +145,13 @@ def check_partition(batches: Iterator[pd.DataFrame], store: Store, *, max_inline
         # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
         row = dict.fromkeys(names)
         row.update(check_event(r.value, store, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels))
-        row.update(kafka_topic=r.topic, kafka_partition=r.partition, kafka_offset=r.offset,
-                   kafka_timestamp=r.timestamp, kafka_key=(r.key or b"").decode("utf-8", "replace"))
+        row.update(
+            kafka_topic=r.topic,
+            kafka_partition=r.partition,
+            kafka_offset=r.offset,
+            kafka_timestamp=r.timestamp,
+            kafka_key=(r.key or b"").decode("utf-8", "replace"),
+        )
         return row
 
     # Rows wait on MinIO round trips, not on the CPU: overlap them.
@@ -125,20 +160,23 @@ def check_partition(batches: Iterator[pd.DataFrame], store: Store, *, max_inline
             yield pd.DataFrame(list(pool.map(one, pdf.itertuples(index=False))), columns=names)
 
 
-def transform(kafka_rows: DataFrame, store_factory: StoreFactory, *, max_inline_bytes: int = 2**20,
-              max_pixels: int = 40_000_000) -> DataFrame:
+def transform(
+    kafka_rows: DataFrame, store_factory: StoreFactory, *, max_inline_bytes: int = 2**20, max_pixels: int = 40_000_000
+) -> DataFrame:
     """Kafka source rows (key, value, topic, partition, offset, timestamp) -> one checked row each
     (RESULT_COLUMNS: ``ok``, the event's fields or the reason). ``store_factory()`` runs once per
     partition on the executor; inline bytes are put there, claim-checks looked up there."""
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        yield from check_partition(batches, store_factory(), max_inline_bytes=max_inline_bytes,
-                                   max_pixels=max_pixels)
+        yield from check_partition(batches, store_factory(), max_inline_bytes=max_inline_bytes, max_pixels=max_pixels)
 
     return kafka_rows.select("key", "value", "topic", "partition", "offset", "timestamp").mapInPandas(
-        run, RESULT_SCHEMA)
+        run, RESULT_SCHEMA
+    )
 
 
 # ---- edges: MinIO, Iceberg, Kafka --------------------------------------------------------------------------------
+
 
 class MinioStore:
     """The bronze bucket on MinIO (one pooled client per executor partition)."""
@@ -160,32 +198,80 @@ class MinioStore:
         return object_size(self.mc, BRONZE_BUCKET, bronze_key(image_id))
 
 
-EVENT_COLUMNS = ["event_id", "image_id", "source", "content_type", "size_bytes", "uploaded_at", "user_id", "captions",
-                 "tags", "bronze_key", "delivery", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
-                 "ingested_at", "batch_id"]
-REJECTED_COLUMNS = ["kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "kafka_timestamp", "event_id",
-                    "reason", "error", "raw_prefix", "rejected_at", "batch_id"]
+EVENT_COLUMNS = [
+    "event_id",
+    "image_id",
+    "source",
+    "content_type",
+    "size_bytes",
+    "uploaded_at",
+    "user_id",
+    "captions",
+    "tags",
+    "bronze_key",
+    "delivery",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "ingested_at",
+    "batch_id",
+]
+REJECTED_COLUMNS = [
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_key",
+    "kafka_timestamp",
+    "event_id",
+    "reason",
+    "error",
+    "raw_prefix",
+    "rejected_at",
+    "batch_id",
+]
 OFFSET = ["kafka_topic", "kafka_partition", "kafka_offset"]  # where a message was: a rejected event's identity
 
 
-def write_batch(batch: DataFrame, batch_id: int, t: Tables, store_factory: StoreFactory = MinioStore, *,
-                max_inline_bytes: int = 2**20, max_pixels: int = 40_000_000) -> dict[str, int]:
+def write_batch(
+    batch: DataFrame,
+    batch_id: int,
+    t: Tables,
+    store_factory: StoreFactory = MinioStore,
+    *,
+    max_inline_bytes: int = 2**20,
+    max_pixels: int = 40_000_000,
+) -> dict[str, int]:
     """foreachBatch sink: idempotent MERGEs (on event_id; rejected ones on their offset), then the
     dead letters (at least once). Returns how many rows each table gained."""
     from lake.iceberg import merge_changed
 
     spark = batch.sparkSession
-    checked = transform(batch, store_factory, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels) \
-        .withColumn("batch_id", F.lit(batch_id)).persist()
+    checked = (
+        transform(batch, store_factory, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels)
+        .withColumn("batch_id", F.lit(batch_id))
+        .persist()
+    )
     try:
-        good = (checked.filter("ok").dropDuplicates(["event_id"])
-                .withColumn("ingested_at", F.current_timestamp()).select(*EVENT_COLUMNS))
+        good = (
+            checked.filter("ok")
+            .dropDuplicates(["event_id"])
+            .withColumn("ingested_at", F.current_timestamp())
+            .select(*EVENT_COLUMNS)
+        )
         added = merge_changed(spark, good, t.events, ["event_id"], compare=["event_id"], update=False)
-        bad = checked.filter("NOT ok").withColumn("rejected_at", F.current_timestamp()).select(*REJECTED_COLUMNS) \
+        bad = (
+            checked.filter("NOT ok")
+            .withColumn("rejected_at", F.current_timestamp())
+            .select(*REJECTED_COLUMNS)
             .localCheckpoint(eager=True)
+        )
         refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False)
-        _publish_dead_letters(bad.select("reason", "error", "kafka_topic", "kafka_partition", "kafka_offset",
-                                         "kafka_key", "raw_prefix").collect())
+        _publish_dead_letters(
+            bad.select(
+                "reason", "error", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "raw_prefix"
+            ).collect()
+        )
     finally:
         checked.unpersist()
     return {"events": added, "rejected": refused}
@@ -198,16 +284,35 @@ def _publish_dead_letters(rows) -> None:
     from lake.events import DeadLetter
 
     producer = get_producer()
-    sent = [publish_dead_letter(producer, DeadLetter(reason=r.reason, error=r.error, topic=r.kafka_topic,
-                                                     partition=r.kafka_partition, offset=r.kafka_offset,
-                                                     key=r.kafka_key or None, raw_prefix=r.raw_prefix or ""))
-            for r in rows]
+    sent = [
+        publish_dead_letter(
+            producer,
+            DeadLetter(
+                reason=r.reason,
+                error=r.error,
+                topic=r.kafka_topic,
+                partition=r.kafka_partition,
+                offset=r.kafka_offset,
+                key=r.kafka_key or None,
+                raw_prefix=r.raw_prefix or "",
+            ),
+        )
+        for r in rows
+    ]
     for future in sent:  # a failed send fails the batch, which is then retried: no letter is lost
         future.get(timeout=30)
 
 
-def run(spark: SparkSession, *, tables: Tables, checkpoint: str, continuous: bool = False, trigger_seconds: int = 5,
-        max_offsets: int = 1000, store_factory: StoreFactory = MinioStore) -> None:
+def run(
+    spark: SparkSession,
+    *,
+    tables: Tables,
+    checkpoint: str,
+    continuous: bool = False,
+    trigger_seconds: int = 5,
+    max_offsets: int = 1000,
+    store_factory: StoreFactory = MinioStore,
+) -> None:
     """Read ``images.uploaded`` from the checkpoint on (or the earliest offset) into ``tables``:
     drain what is there and stop, or keep running with ``continuous``."""
     from lake.config import get_settings
@@ -215,21 +320,33 @@ def run(spark: SparkSession, *, tables: Tables, checkpoint: str, continuous: boo
 
     s = get_settings()
     ensure_tables(spark, tables, "bronze")
-    stream = (spark.readStream.format("kafka")
-              .option("kafka.bootstrap.servers", s.kafka_bootstrap)
-              .option("subscribe", s.topic_uploads)
-              .option("startingOffsets", "earliest")
-              .option("maxOffsetsPerTrigger", max_offsets)
-              .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
-              .load())
-    sink = partial(write_batch, t=tables, store_factory=store_factory, max_inline_bytes=s.max_inline_bytes,
-                   max_pixels=s.max_image_pixels)
+    stream = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", s.kafka_bootstrap)
+        .option("subscribe", s.topic_uploads)
+        .option("startingOffsets", "earliest")
+        .option("maxOffsetsPerTrigger", max_offsets)
+        .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
+        .load()
+    )
+    sink = partial(
+        write_batch,
+        t=tables,
+        store_factory=store_factory,
+        max_inline_bytes=s.max_inline_bytes,
+        max_pixels=s.max_image_pixels,
+    )
     for attempt in range(1, 4):
-        writer = (stream.writeStream.foreachBatch(sink)
-                  .option("checkpointLocation", checkpoint)
-                  .queryName("bronze_ingest_uploads"))
-        writer = writer.trigger(processingTime=f"{trigger_seconds} seconds") if continuous \
+        writer = (
+            stream.writeStream.foreachBatch(sink)
+            .option("checkpointLocation", checkpoint)
+            .queryName("bronze_ingest_uploads")
+        )
+        writer = (
+            writer.trigger(processingTime=f"{trigger_seconds} seconds")
+            if continuous
             else writer.trigger(availableNow=True)
+        )
         try:
             writer.start().awaitTermination()
             return
@@ -239,13 +356,20 @@ def run(spark: SparkSession, *, tables: Tables, checkpoint: str, continuous: boo
             # the batch ran. Starting again from the same checkpoint proceeds; MERGEs are idempotent.
             if attempt == 3 or "Option.get()" not in str(e):
                 # Spark logged the whole trace above; end with the cause, which it buries under the plan.
-                raise StreamFailed(f"bronze stream failed: {failure_cause(e)}. Fix that and run it again: it "
-                                   f"resumes from its checkpoint ({checkpoint}), and no event lands twice") from e
+                raise StreamFailed(
+                    f"bronze stream failed: {failure_cause(e)}. Fix that and run it again: it "
+                    f"resumes from its checkpoint ({checkpoint}), and no event lands twice"
+                ) from e
             log.warning("restarting the stream after Spark's Kafka metrics NPE (SPARK-55271)", attempt=attempt)
 
 
-def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | None = None,
-         max_offsets: int = 1000, tables: Tables | None = None) -> None:
+def main(
+    continuous: bool = False,
+    trigger_seconds: int = 5,
+    checkpoint: str | None = None,
+    max_offsets: int = 1000,
+    tables: Tables | None = None,
+) -> None:
     from lake.config import get_settings
     from lake.locks import AlreadyRunning, acquire
     from lake.spark import spark_session
@@ -259,8 +383,14 @@ def main(continuous: bool = False, trigger_seconds: int = 5, checkpoint: str | N
     # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
     spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
     try:
-        run(spark, tables=tables or s.tables, checkpoint=checkpoint, continuous=continuous,
-            trigger_seconds=trigger_seconds, max_offsets=max_offsets)
+        run(
+            spark,
+            tables=tables or s.tables,
+            checkpoint=checkpoint,
+            continuous=continuous,
+            trigger_seconds=trigger_seconds,
+            max_offsets=max_offsets,
+        )
     finally:
         spark.stop()
         lock.close()
@@ -275,12 +405,21 @@ if __name__ == "__main__":
     ap.add_argument("--trigger-seconds", type=int, default=5)
     ap.add_argument("--checkpoint", help="override the checkpoint URI (tests, replays)")
     ap.add_argument("--max-offsets", type=int, default=1000, help="events per micro-batch at most")
-    ap.add_argument("--namespace", type=check_namespace, default=None,
-                    help="Iceberg namespace of upload_events and rejected_events (tests, replays; default the lake's)")
+    ap.add_argument(
+        "--namespace",
+        type=check_namespace,
+        default=None,
+        help="Iceberg namespace of upload_events and rejected_events (tests, replays; default the lake's)",
+    )
     a = ap.parse_args()
     lake = get_settings().tables
     try:
-        main(a.continuous, a.trigger_seconds, a.checkpoint, a.max_offsets,
-             lake.under(a.namespace) if a.namespace else lake)
+        main(
+            a.continuous,
+            a.trigger_seconds,
+            a.checkpoint,
+            a.max_offsets,
+            lake.under(a.namespace) if a.namespace else lake,
+        )
     except StreamFailed as e:
         raise SystemExit(f"error: {e}") from None

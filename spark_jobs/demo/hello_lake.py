@@ -1,6 +1,6 @@
 """Smoke job of the stack: write a small Iceberg table on MinIO, to be read by Trino.
 
-    python -m spark_jobs.demo.hello_lake --rows 100
+python -m spark_jobs.demo.hello_lake --rows 100
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import argparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
 
 def transform(spark: SparkSession, rows: int) -> DataFrame:
     """Deterministic rows: id, the shape and colour it stands for, and its square."""

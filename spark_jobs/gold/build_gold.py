@@ -34,10 +34,25 @@ EXAMPLES_STAGE = "gold.training_examples"  # the quarantine stage of the trainin
 
 def training_examples(silver: DataFrame) -> DataFrame:
     """One row per human caption of each silver image (position kept as caption_index)."""
-    return silver.select("image_id", F.posexplode("captions").alias("caption_index", "caption"), "split",
-                         "silver_key", "width", "height", "first_seen_at") \
-        .select("image_id", "caption", "caption_index", "split", F.lit("human").alias("origin"), "silver_key",
-                "width", "height", "first_seen_at")
+    return silver.select(
+        "image_id",
+        F.posexplode("captions").alias("caption_index", "caption"),
+        "split",
+        "silver_key",
+        "width",
+        "height",
+        "first_seen_at",
+    ).select(
+        "image_id",
+        "caption",
+        "caption_index",
+        "split",
+        F.lit("human").alias("origin"),
+        "silver_key",
+        "width",
+        "height",
+        "first_seen_at",
+    )
 
 
 def ingest_daily(events: DataFrame) -> DataFrame:
@@ -46,25 +61,46 @@ def ingest_daily(events: DataFrame) -> DataFrame:
     first = F.row_number().over(Window.partitionBy("image_id").orderBy("uploaded_at", "event_id"))
     marked = events.withColumn("is_first", first == 1).withColumn("day", F.to_date("uploaded_at"))
     return marked.groupBy("day", "source").agg(
-        F.count("*").alias("uploads"), F.count_distinct("image_id").alias("images"),
-        F.sum(F.col("is_first").cast("long")).alias("new_images"), F.sum("size_bytes").alias("bytes"))
+        F.count("*").alias("uploads"),
+        F.count_distinct("image_id").alias("images"),
+        F.sum(F.col("is_first").cast("long")).alias("new_images"),
+        F.sum("size_bytes").alias("bytes"),
+    )
 
 
 # model_promotions: (column, type, expression over catalog.<db>.promotions p). The same
 # columns, all NULL, stand in while the catalog has no promotions (or not all their fields),
 # so the view, and the dashboard chart on it, exist from the first gold run.
 PROMOTION_COLUMNS = [
-    ("at", "timestamp(6)", "p.at"), ("kind", "varchar", "p.kind"), ("model", "varchar", "p.model"),
-    ("candidate", "varchar", "p.candidate"), ("production", "varchar", "p.production"),
-    ("decision", "varchar", "p.decision"), ("promoted", "boolean", "p.promote"), ("metric", "varchar", "p.metric"),
+    ("at", "timestamp(6)", "p.at"),
+    ("kind", "varchar", "p.kind"),
+    ("model", "varchar", "p.model"),
+    ("candidate", "varchar", "p.candidate"),
+    ("production", "varchar", "p.production"),
+    ("decision", "varchar", "p.decision"),
+    ("promoted", "boolean", "p.promote"),
+    ("metric", "varchar", "p.metric"),
     ("production_score", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).production, 3)"),
     ("candidate_score", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).candidate, 3)"),
     ("change", "double", "round(element_at(filter(p.\"table\", x -> x.slice = 'overall'), 1).change, 4)"),
-    ("dataset", "varchar", "p.dataset"), ("reasons", "varchar", "array_join(p.reasons, '; ')"),
+    ("dataset", "varchar", "p.dataset"),
+    ("reasons", "varchar", "array_join(p.reasons, '; ')"),
     ("run_id", "varchar", "p._id"),
 ]
-PROMOTION_FIELDS = {"_id", "at", "kind", "model", "candidate", "production", "decision", "promote", "metric",
-                     "table", "dataset", "reasons"}
+PROMOTION_FIELDS = {
+    "_id",
+    "at",
+    "kind",
+    "model",
+    "candidate",
+    "production",
+    "decision",
+    "promote",
+    "metric",
+    "table",
+    "dataset",
+    "reasons",
+}
 
 
 def _words(col: str) -> str:
@@ -148,12 +184,12 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
         # Words: runs of [a-z0-9] in the lower-cased caption; human = the gold training examples.
         "caption_lengths": f"""
             SELECT captioner, cardinality(words) AS words, count(*) AS captions
-            FROM (SELECT model_version AS captioner, {_words('caption')} AS words FROM {t.captions}
-                  UNION ALL SELECT 'human (gold)', {_words('caption')} FROM {t.training_examples})
+            FROM (SELECT model_version AS captioner, {_words("caption")} AS words FROM {t.captions}
+                  UNION ALL SELECT 'human (gold)', {_words("caption")} FROM {t.training_examples})
             GROUP BY 1, 2""",
         "caption_vocabulary": f"""
-            WITH c AS (SELECT model_version AS captioner, {_words('caption')} AS words FROM {t.captions}
-                       UNION ALL SELECT 'human (gold)', {_words('caption')} FROM {t.training_examples}),
+            WITH c AS (SELECT model_version AS captioner, {_words("caption")} AS words FROM {t.captions}
+                       UNION ALL SELECT 'human (gold)', {_words("caption")} FROM {t.training_examples}),
             vocab AS (SELECT captioner, count(DISTINCT word) AS vocabulary
                       FROM c CROSS JOIN UNNEST(words) AS w(word) GROUP BY 1)
             SELECT c.captioner, count(*) AS captions, avg(cardinality(c.words)) AS avg_words,
@@ -172,8 +208,14 @@ def create_views(t: Tables | None = None) -> list[str]:
     t = t or get_settings().tables
     ensure_evaluations_table(t.model_evaluations)  # model_metrics reads it before any evaluation
     catalog, db = t.catalog.split(".")
-    fields = {r[0] for r in trino_query(f"SELECT column_name FROM {catalog}.information_schema.columns "
-                                        "WHERE table_schema = ? AND table_name = 'promotions'", [db])}
+    fields = {
+        r[0]
+        for r in trino_query(
+            f"SELECT column_name FROM {catalog}.information_schema.columns "
+            "WHERE table_schema = ? AND table_name = 'promotions'",
+            [db],
+        )
+    }
     made = views(t, promotions=PROMOTION_FIELDS <= fields)
     for name, sql in made.items():
         trino_query(f"CREATE OR REPLACE VIEW {t.view(name)} AS {sql}")
@@ -200,37 +242,56 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
     t, cat = tables, catalog or Catalog.connect()
     ensure_tables(spark, t, "gold")
     counts = {"training_examples": 0, "quarantined": 0, "ingest_daily": 0}
-    with cat.run(STAGE, {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
-                         "bronze_snapshot": current_snapshot(spark, t.events)}) as rec:
+    with cat.run(
+        STAGE,
+        {
+            "silver_table": t.silver,
+            "silver_snapshot": current_snapshot(spark, t.silver),
+            "bronze_snapshot": current_snapshot(spark, t.events),
+        },
+    ) as rec:
         rec.counts = counts
         examples = training_examples(spark.table(t.silver))
         known = spark.table(t.training_examples).select("image_id", "caption")
         refused = spark.table(t.quarantine).where(F.col("stage") == EXAMPLES_STAGE).select("image_id")
-        new = examples.join(known, ["image_id", "caption"], "left_anti").join(refused, "image_id", "left_anti") \
+        new = (
+            examples.join(known, ["image_id", "caption"], "left_anti")
+            .join(refused, "image_id", "left_anti")
             .localCheckpoint(eager=True)
+        )
         if new.count():
             verdict = gate.validate(new, "gold_training_examples")
             gate.record(verdict, rec.run_id, catalog=cat)
             bad_ids = sorted({k.split("|", 1)[0] for k in verdict.failed})
             if bad_ids:
-                reasons = {i: "; ".join(sorted({e for k, v in verdict.failed.items() if k.startswith(i) for e in v}))
-                           for i in bad_ids}
+                reasons = {
+                    i: "; ".join(sorted({e for k, v in verdict.failed.items() if k.startswith(i) for e in v}))
+                    for i in bad_ids
+                }
                 why = F.udf(lambda i: reasons.get(i, "")[:2000], "string")
-                refused_rows = spark.table(t.silver).where(F.col("image_id").isin(bad_ids)) \
-                    .withColumn("reason", F.lit("quality_gate")).withColumn("error", why("image_id"))
+                refused_rows = (
+                    spark.table(t.silver)
+                    .where(F.col("image_id").isin(bad_ids))
+                    .withColumn("reason", F.lit("quality_gate"))
+                    .withColumn("error", why("image_id"))
+                )
                 counts["quarantined"] = quarantine(spark, refused_rows, t.quarantine, EXAMPLES_STAGE)
             good = new.where(~F.col("image_id").isin(bad_ids))
-            counts["training_examples"] = merge_changed(spark, good, t.training_examples, ["image_id", "caption"],
-                                                        compare=["image_id", "caption"], update=False)
-        counts["ingest_daily"] = merge_changed(spark, ingest_daily(spark.table(t.events)), t.ingest_daily,
-                                               ["day", "source"])
+            counts["training_examples"] = merge_changed(
+                spark, good, t.training_examples, ["image_id", "caption"], compare=["image_id", "caption"], update=False
+            )
+        counts["ingest_daily"] = merge_changed(
+            spark, ingest_daily(spark.table(t.events)), t.ingest_daily, ["day", "source"]
+        )
         snapshot = current_snapshot(spark, t.training_examples)
         rec.outputs = {"training_examples_snapshot": snapshot}
         if counts["training_examples"] and snapshot is not None:
-            per_split = {r.split: r["count"] for r in spark.table(t.training_examples).groupBy("split").count()
-                         .collect()}
-            rec.outputs["dataset"] = cat.record_dataset("training_examples", t.training_examples, snapshot,
-                                                        per_split, rec.run_id)
+            per_split = {
+                r.split: r["count"] for r in spark.table(t.training_examples).groupBy("split").count().collect()
+            }
+            rec.outputs["dataset"] = cat.record_dataset(
+                "training_examples", t.training_examples, snapshot, per_split, rec.run_id
+            )
         if with_views:
             rec.outputs["views"] = create_views(t)
     log.info("gold build done", **counts)
@@ -249,8 +310,12 @@ def main() -> dict[str, int]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--idle-exit-code", type=int, default=0,
-                    help="exit code when gold did not change (Airflow's lake_ingest: 99 = skipped)")
+    ap.add_argument(
+        "--idle-exit-code",
+        type=int,
+        default=0,
+        help="exit code when gold did not change (Airflow's lake_ingest: 99 = skipped)",
+    )
     a = ap.parse_args()
     done = main()
     print(done)

@@ -41,8 +41,9 @@ def _captioner(model: str):
     return per_process(("captioner", model), lambda: load(model_source(model)))
 
 
-def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_version: str, fetch: Fetch,
-                      batch_size: int = 32) -> Iterator[pd.DataFrame]:
+def caption_partition(
+    batches: Iterator[pd.DataFrame], model_dir: str, model_version: str, fetch: Fetch, batch_size: int = 32
+) -> Iterator[pd.DataFrame]:
     """(image_id, silver_key) frames -> (image_id, model_version, caption) frames; a missing
     silver object fails the task (Spark retries it) rather than caption nothing."""
     import io
@@ -54,7 +55,7 @@ def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_ver
     captioner, check = _captioner(model_dir), get_filter()
     for pdf in batches:
         for start in range(0, len(pdf), batch_size):
-            part = pdf.iloc[start:start + batch_size]
+            part = pdf.iloc[start : start + batch_size]
             images = []
             for key in part.silver_key:
                 data = fetch(key)
@@ -62,15 +63,16 @@ def caption_partition(batches: Iterator[pd.DataFrame], model_dir: str, model_ver
                     raise FileNotFoundError(f"silver object {key} is missing")
                 images.append(Image.open(io.BytesIO(data)).convert("RGB"))
             captions, _ = moderate_all(captioner.caption(images, batch_size=batch_size), check)
-            yield pd.DataFrame({"image_id": list(part.image_id), "model_version": model_version,
-                                "caption": captions})
+            yield pd.DataFrame({"image_id": list(part.image_id), "model_version": model_version, "caption": captions})
 
 
-def transform(todo: DataFrame, model_dir: str, model_version: str, fetch_factory: Callable[[], Fetch],
-              batch_size: int = 32) -> DataFrame:
+def transform(
+    todo: DataFrame, model_dir: str, model_version: str, fetch_factory: Callable[[], Fetch], batch_size: int = 32
+) -> DataFrame:
     """Silver rows (image_id, silver_key) -> one caption row each, spread over every core first: the
     silver table scans as few partitions (30,222 images in 3 small files are one Iceberg split), and one
     partition is one Python worker with one torch thread (Spark sets OMP_NUM_THREADS to spark.task.cpus)."""
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield from caption_partition(batches, model_dir, model_version, fetch_factory(), batch_size)
 
@@ -87,14 +89,23 @@ def minio_fetch() -> Fetch:
     return lambda key: read_object(mc, SILVER_BUCKET, key)
 
 
-def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factory=minio_fetch, tables=None,
-        batch_size: int = 32, catalog=None, limit: int | None = None) -> dict[str, int]:
+def run(
+    spark: SparkSession,
+    model_dir: str,
+    model_version: str,
+    *,
+    fetch_factory=minio_fetch,
+    tables=None,
+    batch_size: int = 32,
+    catalog=None,
+    limit: int | None = None,
+) -> dict[str, int]:
     """Caption the silver images that have no caption from ``model_version`` yet (``limit``: at most that many,
     the most recently normalized first: a sample to try a version on)."""
     from lake.catalog import Catalog
+    from lake.config import get_settings
     from lake.iceberg import merge_changed
     from lake.locks import single_writer
-    from lake.config import get_settings
     from lake.tables import ensure_tables
 
     t, cat = tables or get_settings().tables, catalog or Catalog.connect()
@@ -109,15 +120,27 @@ def run(spark: SparkSession, model_dir: str, model_version: str, *, fetch_factor
             reused, n_reused = None, 0
             if stored:
                 api = spark.createDataFrame(stored, "image_id string, caption string")
-                reused = todo.select("image_id").join(api, "image_id") \
+                reused = (
+                    todo.select("image_id")
+                    .join(api, "image_id")
                     .select("image_id", F.lit(model_version).alias("model_version"), "caption")
+                )
                 todo = todo.join(api.select("image_id"), "image_id", "left_anti")
                 n_reused = reused.count()  # before the merge: afterwards they are done
             out = transform(todo, model_dir, model_version, fetch_factory, batch_size)
-            out = (out.unionByName(reused) if reused is not None else out) \
-                .withColumn("generated_at", F.current_timestamp()).withColumn("run_id", F.lit(rec.run_id))
-            n = merge_changed(spark, out, t.captions, ["image_id", "model_version"],
-                              compare=["image_id", "model_version"], update=False)
+            out = (
+                (out.unionByName(reused) if reused is not None else out)
+                .withColumn("generated_at", F.current_timestamp())
+                .withColumn("run_id", F.lit(rec.run_id))
+            )
+            n = merge_changed(
+                spark,
+                out,
+                t.captions,
+                ["image_id", "model_version"],
+                compare=["image_id", "model_version"],
+                update=False,
+            )
             rec.counts = {"captioned": n, "stored_by_api": n_reused}
     log.info("captioning done", model_version=model_version, captioned=n, stored_by_api=n_reused)
     return {"captioned": n, "stored_by_api": n_reused}
@@ -135,8 +158,9 @@ def main(model_dir: str, model_version: str, batch_size: int = 32, limit: int | 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="a saved model directory (save_pretrained) or a registered "
-                    "version (compact-v3)")
+    ap.add_argument(
+        "--model", required=True, help="a saved model directory (save_pretrained) or a registered version (compact-v3)"
+    )
     ap.add_argument("--model-version", required=True, help="recorded with every caption, e.g. shapes-v1")
     ap.add_argument("--batch-size", type=int, default=32, help="images per generate() call")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images, newest first (0: all)")

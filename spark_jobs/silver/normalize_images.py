@@ -36,29 +36,53 @@ log = structlog.get_logger("lake.silver")
 STAGE = "silver.normalize_images"
 
 Fetch = Callable[[str], "bytes | None"]  # image_id -> the bronze bytes, None when the object is missing
-FetchFactory = Callable[[], Fetch]       # called once per partition on the executor (clients are not picklable)
+FetchFactory = Callable[[], Fetch]  # called once per partition on the executor (clients are not picklable)
 Put = Callable[[str, bytes, str, str], None]  # (silver_key, jpeg, image_id, sha256_out) -> stored
 PutFactory = Callable[[], Put]
 
 RESULT_COLUMNS = [
-    ("image_id", "string"), ("ok", "boolean"), ("reason", "string"), ("error", "string"),
-    ("width", "int"), ("height", "int"), ("src_format", "string"), ("src_width", "int"), ("src_height", "int"),
-    ("bytes_out", "long"), ("phash", "string"), ("sha256_out", "string"), ("split", "string"),
-    ("captions", "array<string>"), ("first_seen_at", "timestamp"), ("last_seen_at", "timestamp"),
-    ("sightings", "long"), ("sources", "array<string>"), ("event_ids", "array<string>"), ("silver_key", "string"),
+    ("image_id", "string"),
+    ("ok", "boolean"),
+    ("reason", "string"),
+    ("error", "string"),
+    ("width", "int"),
+    ("height", "int"),
+    ("src_format", "string"),
+    ("src_width", "int"),
+    ("src_height", "int"),
+    ("bytes_out", "long"),
+    ("phash", "string"),
+    ("sha256_out", "string"),
+    ("split", "string"),
+    ("captions", "array<string>"),
+    ("first_seen_at", "timestamp"),
+    ("last_seen_at", "timestamp"),
+    ("sightings", "long"),
+    ("sources", "array<string>"),
+    ("event_ids", "array<string>"),
+    ("silver_key", "string"),
     ("jpeg", "binary"),
 ]
 RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 ROW_COLUMNS = [c for c in RESULT_COLUMNS if c[0] != "jpeg"]  # what the tables keep
 ROW_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
 
+
 def quarantine(spark: SparkSession, rows: DataFrame, table: str, stage: str) -> int:
     """Record refused images (image_id, reason, error, first/last seen, sightings) for ``stage``;
     an image already quarantined by that stage keeps its first record. Returns how many are new."""
     from lake.iceberg import merge_changed
 
-    bad = rows.select("image_id", F.lit(stage).alias("stage"), "reason", "error", "first_seen_at", "last_seen_at",
-                      "sightings", F.current_timestamp().alias("quarantined_at"))
+    bad = rows.select(
+        "image_id",
+        F.lit(stage).alias("stage"),
+        "reason",
+        "error",
+        "first_seen_at",
+        "last_seen_at",
+        "sightings",
+        F.current_timestamp().alias("quarantined_at"),
+    )
     return merge_changed(spark, bad, table, ["image_id", "stage"], compare=["image_id", "stage"], update=False)
 
 
@@ -82,7 +106,7 @@ def merge_captions(raw) -> list[str]:
     from lake.normalize import clean_caption
 
     seen: dict[str, None] = {}
-    for text in ([] if raw is None else raw):
+    for text in [] if raw is None else raw:
         c = clean_caption(text)
         if c is not None:
             seen.setdefault(c)
@@ -97,9 +121,17 @@ def normalize_row(r, fetch: Fetch, *, max_side: int, max_pixels: int, quality: i
     from lake.normalize import normalize_image, split_of
 
     row = dict.fromkeys(name for name, _ in RESULT_COLUMNS)  # every key: Arrow refuses NaN in array columns
-    row.update(image_id=r.image_id, split=split_of(r.image_id), captions=merge_captions(r.raw_captions),
-               first_seen_at=r.first_seen_at, last_seen_at=r.last_seen_at, sightings=r.sightings,
-               sources=list(r.sources), event_ids=list(r.event_ids), silver_key=silver_key(r.image_id))
+    row.update(
+        image_id=r.image_id,
+        split=split_of(r.image_id),
+        captions=merge_captions(r.raw_captions),
+        first_seen_at=r.first_seen_at,
+        last_seen_at=r.last_seen_at,
+        sightings=r.sightings,
+        sources=list(r.sources),
+        event_ids=list(r.event_ids),
+        silver_key=silver_key(r.image_id),
+    )
     try:
         data = fetch(r.image_id)
         if data is None:
@@ -110,13 +142,30 @@ def normalize_row(r, fetch: Fetch, *, max_side: int, max_pixels: int, quality: i
     except Rejected as e:
         row.update(ok=False, reason=e.reason.value, error=e.message[:2000])
         return row
-    row.update(ok=True, width=n.width, height=n.height, src_format=n.src_format, src_width=n.src_width,
-               src_height=n.src_height, bytes_out=len(n.jpeg), phash=n.phash, sha256_out=n.sha256_out, jpeg=n.jpeg)
+    row.update(
+        ok=True,
+        width=n.width,
+        height=n.height,
+        src_format=n.src_format,
+        src_width=n.src_width,
+        src_height=n.src_height,
+        bytes_out=len(n.jpeg),
+        phash=n.phash,
+        sha256_out=n.sha256_out,
+        jpeg=n.jpeg,
+    )
     return row
 
 
-def normalize_partition(batches: Iterator[pd.DataFrame], fetch: Fetch, *, max_side: int = 384,
-                        max_pixels: int = 40_000_000, quality: int = 90, threads: int = 4) -> Iterator[pd.DataFrame]:
+def normalize_partition(
+    batches: Iterator[pd.DataFrame],
+    fetch: Fetch,
+    *,
+    max_side: int = 384,
+    max_pixels: int = 40_000_000,
+    quality: int = 90,
+    threads: int = 4,
+) -> Iterator[pd.DataFrame]:
     """Grouped rows (image_id, sightings, first_seen_at, last_seen_at, sources, raw_captions)
     -> RESULT_COLUMNS frames. Only Rejected becomes a failed row; anything else (MinIO down)
     fails the task, which Spark retries."""
@@ -133,8 +182,15 @@ def normalize_partition(batches: Iterator[pd.DataFrame], fetch: Fetch, *, max_si
             yield pd.DataFrame(list(pool.map(one, pdf.itertuples(index=False))), columns=names)
 
 
-def transform(grouped: DataFrame, fetch_factory: FetchFactory, *, max_side: int = 384,
-              max_pixels: int = 40_000_000, quality: int = 90, partitions: int | None = None) -> DataFrame:
+def transform(
+    grouped: DataFrame,
+    fetch_factory: FetchFactory,
+    *,
+    max_side: int = 384,
+    max_pixels: int = 40_000_000,
+    quality: int = 90,
+    partitions: int | None = None,
+) -> DataFrame:
     """Grouped rows (group_events) -> one RESULT_COLUMNS row per image_id (with the JPEG in `jpeg`).
 
     ``fetch_factory()`` runs once per partition on the executor and returns fetch(image_id).
@@ -145,8 +201,9 @@ def transform(grouped: DataFrame, fetch_factory: FetchFactory, *, max_side: int 
         grouped = grouped.repartition(partitions, "image_id")
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        yield from normalize_partition(batches, fetch_factory(), max_side=max_side, max_pixels=max_pixels,
-                                       quality=quality)
+        yield from normalize_partition(
+            batches, fetch_factory(), max_side=max_side, max_pixels=max_pixels, quality=quality
+        )
 
     return grouped.mapInPandas(run, RESULT_SCHEMA)
 
@@ -168,6 +225,7 @@ def store(rows: DataFrame, put_factory: PutFactory) -> DataFrame:
 
 
 # ---- edges: MinIO and Iceberg ------------------------------------------------------------------------------------
+
 
 def minio_fetch() -> Fetch:
     """A FetchFactory over s3://bronze/images/<image_id> (one pooled client per executor process)."""
@@ -193,8 +251,14 @@ def minio_put() -> Put:
     mc = minio_client()
 
     def put(key: str, jpeg: bytes, image_id: str, sha256: str) -> None:
-        mc.put_object(SILVER_BUCKET, key, io.BytesIO(jpeg), len(jpeg), content_type="image/jpeg",
-                      metadata={"x-amz-meta-lake-image-id": image_id, "x-amz-meta-lake-sha256": sha256})
+        mc.put_object(
+            SILVER_BUCKET,
+            key,
+            io.BytesIO(jpeg),
+            len(jpeg),
+            content_type="image/jpeg",
+            metadata={"x-amz-meta-lake-image-id": image_id, "x-amz-meta-lake-sha256": sha256},
+        )
 
     return put
 
@@ -206,16 +270,18 @@ def resighted(grouped: DataFrame, silver: DataFrame) -> DataFrame:
     g, s = grouped.alias("g"), silver.alias("s")
     joined = g.join(s, F.col("g.image_id") == F.col("s.image_id"))
     fresh = F.array_except(F.col("g.event_ids"), F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")))
-    event_ids = F.array_sort(F.array_union(F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")),
-                                           F.col("g.event_ids")))
+    event_ids = F.array_sort(
+        F.array_union(F.coalesce(F.col("s.event_ids"), F.array().cast("array<string>")), F.col("g.event_ids"))
+    )
     updates = {
         "event_ids": event_ids,
         "sightings": F.greatest(F.col("s.sightings"), F.size(event_ids).cast("long")),
         "first_seen_at": F.least(F.col("s.first_seen_at"), F.col("g.first_seen_at")),
         "last_seen_at": F.greatest(F.col("s.last_seen_at"), F.col("g.last_seen_at")),
         "sources": F.array_sort(F.array_union(F.col("s.sources"), F.col("g.sources"))),
-        "captions": F.array_distinct(F.concat(F.coalesce(F.col("s.captions"), F.array().cast("array<string>")),
-                                              clean(F.col("g.raw_captions")))),
+        "captions": F.array_distinct(
+            F.concat(F.coalesce(F.col("s.captions"), F.array().cast("array<string>")), clean(F.col("g.raw_captions")))
+        ),
     }
     cols = [updates[c].alias(c) if c in updates else F.col(f"s.{c}") for c in silver.columns]
     return joined.where(F.size(fresh) > 0).select(*cols)
@@ -226,17 +292,30 @@ def catalog_doc(r: dict) -> dict:
     from lake.catalog import as_datetime
     from lake.tables import BRONZE_BUCKET, SILVER_BUCKET, bronze_key, s3_uri
 
-    return {"_id": r["image_id"], "split": r["split"], "width": r["width"], "height": r["height"],
-            "src_format": r["src_format"], "src_width": r["src_width"], "src_height": r["src_height"],
-            "bytes_out": r["bytes_out"], "phash": r["phash"], "sources": list(r["sources"] or []),
-            "sightings": r["sightings"], "first_seen_at": as_datetime(r["first_seen_at"]),
-            "last_seen_at": as_datetime(r["last_seen_at"]), "captions.human": list(r["captions"] or []),
-            "layers.bronze": s3_uri(BRONZE_BUCKET, bronze_key(r["image_id"])),
-            "layers.silver": s3_uri(SILVER_BUCKET, r["silver_key"]), "event_ids": list(r["event_ids"] or [])}
+    return {
+        "_id": r["image_id"],
+        "split": r["split"],
+        "width": r["width"],
+        "height": r["height"],
+        "src_format": r["src_format"],
+        "src_width": r["src_width"],
+        "src_height": r["src_height"],
+        "bytes_out": r["bytes_out"],
+        "phash": r["phash"],
+        "sources": list(r["sources"] or []),
+        "sightings": r["sightings"],
+        "first_seen_at": as_datetime(r["first_seen_at"]),
+        "last_seen_at": as_datetime(r["last_seen_at"]),
+        "captions.human": list(r["captions"] or []),
+        "layers.bronze": s3_uri(BRONZE_BUCKET, bronze_key(r["image_id"])),
+        "layers.silver": s3_uri(SILVER_BUCKET, r["silver_key"]),
+        "event_ids": list(r["event_ids"] or []),
+    }
 
 
 def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
     """Write one `images` document per row, from the executors (bulk writes per partition)."""
+
     def write(rows) -> None:
         from lake.catalog import Catalog
         from lake.clients import mongo_client
@@ -247,9 +326,17 @@ def _to_catalog(df: DataFrame, run_id: str, db_name: str, new: bool) -> None:
     df.foreachPartition(write)
 
 
-def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_factory: PutFactory = minio_put, *,
-        tables: Tables | None = None, catalog=None, max_side: int = 384, max_pixels: int = 40_000_000,
-        quality: int = 90) -> dict[str, int]:
+def run(
+    spark: SparkSession,
+    fetch_factory: FetchFactory = minio_fetch,
+    put_factory: PutFactory = minio_put,
+    *,
+    tables: Tables | None = None,
+    catalog=None,
+    max_side: int = 384,
+    max_pixels: int = 40_000_000,
+    quality: int = 90,
+) -> dict[str, int]:
     """Carry what bronze gained since the last run into silver; returns the counts. One run
     per silver table at a time (lake.locks): a second is refused with AlreadyRunning."""
     from lake.config import get_settings
@@ -257,12 +344,29 @@ def run(spark: SparkSession, fetch_factory: FetchFactory = minio_fetch, put_fact
 
     tables = tables or get_settings().tables
     with single_writer(f"silver:{tables.silver}"):
-        return _run(spark, fetch_factory, put_factory, tables=tables, catalog=catalog, max_side=max_side,
-                    max_pixels=max_pixels, quality=quality)
+        return _run(
+            spark,
+            fetch_factory,
+            put_factory,
+            tables=tables,
+            catalog=catalog,
+            max_side=max_side,
+            max_pixels=max_pixels,
+            quality=quality,
+        )
 
 
-def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFactory, *, tables: Tables, catalog,
-         max_side: int, max_pixels: int, quality: int) -> dict[str, int]:
+def _run(
+    spark: SparkSession,
+    fetch_factory: FetchFactory,
+    put_factory: PutFactory,
+    *,
+    tables: Tables,
+    catalog,
+    max_side: int,
+    max_pixels: int,
+    quality: int,
+) -> dict[str, int]:
     from lake import quality as gate
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed, read_appended
@@ -275,8 +379,7 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
     since = last["inputs"]["bronze_snapshot"] if last else None
     until = current_snapshot(spark, t.events)
     counts = {"events": 0, "normalized": 0, "updated": 0, "quarantined": 0}
-    with cat.run(STAGE, {"events_table": t.events, "bronze_snapshot_from": since,
-                         "bronze_snapshot": until}) as rec:
+    with cat.run(STAGE, {"events_table": t.events, "bronze_snapshot_from": since, "bronze_snapshot": until}) as rec:
         rec.counts = counts
         if until is None or until == since:
             log.info("silver: nothing new in bronze", snapshot=until)
@@ -286,17 +389,23 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
         grouped = group_events(events)
         silver = spark.table(t.silver)
         done = silver.select("image_id").unionByName(
-            spark.table(t.quarantine).where(F.col("stage") == STAGE).select("image_id"))
+            spark.table(t.quarantine).where(F.col("stage") == STAGE).select("image_id")
+        )
 
         # Checkpoints (not persist): a MERGE into silver invalidates every cached plan that
         # reads silver, and a recomputed anti-join would then find nothing new.
         updated = resighted(grouped, silver).localCheckpoint(eager=True)
         _to_catalog(updated, rec.run_id, cat.db.name, new=False)  # catalog first, as below
-        counts["updated"] = merge_changed(spark, updated, t.silver, ["image_id"],
-                                          compare=["image_id", "event_ids"])
+        counts["updated"] = merge_changed(spark, updated, t.silver, ["image_id"], compare=["image_id", "event_ids"])
         new = grouped.join(done, "image_id", "left_anti")
-        out = transform(new, fetch_factory, max_side=max_side, max_pixels=max_pixels, quality=quality,
-                        partitions=2 * spark.sparkContext.defaultParallelism).localCheckpoint(eager=True)
+        out = transform(
+            new,
+            fetch_factory,
+            max_side=max_side,
+            max_pixels=max_pixels,
+            quality=quality,
+            partitions=2 * spark.sparkContext.defaultParallelism,
+        ).localCheckpoint(eager=True)
         try:
             ok_rows = out.filter("ok").drop("jpeg")
             failures: dict[str, list[str]] = {}
@@ -306,23 +415,30 @@ def _run(spark: SparkSession, fetch_factory: FetchFactory, put_factory: PutFacto
                 failures = verdict.failed
             failed = list(failures)
             why = F.udf(lambda i: "; ".join(failures.get(i, []))[:2000], "string")
-            flagged = out.withColumn("gate", F.col("ok") & F.col("image_id").isin(failed)) \
-                .withColumn("reason", F.when(F.col("gate"), F.lit("quality_gate")).otherwise(F.col("reason"))) \
-                .withColumn("error", F.when(F.col("gate"), why("image_id")).otherwise(F.col("error"))) \
-                .withColumn("ok", F.col("ok") & ~F.col("gate")).drop("gate")
+            flagged = (
+                out.withColumn("gate", F.col("ok") & F.col("image_id").isin(failed))
+                .withColumn("reason", F.when(F.col("gate"), F.lit("quality_gate")).otherwise(F.col("reason")))
+                .withColumn("error", F.when(F.col("gate"), why("image_id")).otherwise(F.col("error")))
+                .withColumn("ok", F.col("ok") & ~F.col("gate"))
+                .drop("gate")
+            )
             rows = store(flagged, put_factory).localCheckpoint(eager=True)  # the puts happen here, once
             cols = [n for n, _ in ROW_COLUMNS if n not in ("ok", "reason", "error")]
             good = rows.filter("ok").withColumn("normalized_at", F.current_timestamp()).select(*cols, "normalized_at")
             # The catalog first: should the job die before the MERGE below, the next run
             # (same watermark) normalizes these images again and rewrites the same documents.
             _to_catalog(good.drop("normalized_at"), rec.run_id, cat.db.name, new=True)
-            counts["normalized"] = merge_changed(spark, good, t.silver, ["image_id"], compare=["image_id"],
-                                                 update=False)
+            counts["normalized"] = merge_changed(
+                spark, good, t.silver, ["image_id"], compare=["image_id"], update=False
+            )
             counts["quarantined"] = quarantine(spark, rows.filter("NOT ok"), t.quarantine, STAGE)
         finally:
             events.unpersist()
-        rec.outputs = {"silver_table": t.silver, "silver_snapshot": current_snapshot(spark, t.silver),
-                       "quarantine_table": t.quarantine}
+        rec.outputs = {
+            "silver_table": t.silver,
+            "silver_snapshot": current_snapshot(spark, t.silver),
+            "quarantine_table": t.quarantine,
+        }
     log.info("silver normalize done", **counts)
     return counts
 
@@ -344,8 +460,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max-side", type=int, default=384, help="longest side of the silver JPEG, in pixels")
     ap.add_argument("--quality", type=int, default=90, help="JPEG quality of the silver image")
-    ap.add_argument("--idle-exit-code", type=int, default=0,
-                    help="exit code when bronze had no new events (Airflow's lake_ingest: 99 = skipped)")
+    ap.add_argument(
+        "--idle-exit-code",
+        type=int,
+        default=0,
+        help="exit code when bronze had no new events (Airflow's lake_ingest: 99 = skipped)",
+    )
     a = ap.parse_args()
     done = main(a.max_side, a.quality)
     print(done)

@@ -17,8 +17,7 @@ from bench import blip2_gpu  # noqa: E402
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("blip2_gpu") / "tiny.json"
-    returned = blip2_gpu.main(["--tiny", "--runs", "1", "--batch-sizes", "1,3", "--new-tokens", "5",
-                               "--out", str(out)])
+    returned = blip2_gpu.main(["--tiny", "--runs", "1", "--batch-sizes", "1,3", "--new-tokens", "5", "--out", str(out)])
     return returned, json.loads(out.read_text())
 
 

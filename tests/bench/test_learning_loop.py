@@ -11,9 +11,27 @@ from bench import learning_loop
 
 def test_learning_loop_toy_run(tmp_path, monkeypatch):
     out = tmp_path / "ll.json"
-    monkeypatch.setattr(sys, "argv", ["learning_loop", "--work", str(tmp_path / "w"), "--v1-images", "80",
-                                      "--star-images", "20", "--test-images", "24", "--v1-steps", "3",
-                                      "--v2-steps", "2", "--out", str(out)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "learning_loop",
+            "--work",
+            str(tmp_path / "w"),
+            "--v1-images",
+            "80",
+            "--star-images",
+            "20",
+            "--test-images",
+            "24",
+            "--v1-steps",
+            "3",
+            "--v2-steps",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
     result = learning_loop.main()
     saved = json.loads(out.read_text())
     assert saved["train"]["v2"]["new"] == 20 and saved["train"]["v2"]["replay"] == 20

@@ -22,7 +22,7 @@ def bag_of_words(texts) -> np.ndarray:
 def check(r: dict, tmp_path, vectors: int) -> None:
     assert json.loads((tmp_path / "search.json").read_text()) == r
     (run,) = r["runs"]
-    assert run["vectors"] == vectors and run["n_lists"] == round(vectors ** 0.5)
+    assert run["vectors"] == vectors and run["n_lists"] == round(vectors**0.5)
     assert [c["nprobe"] for c in run["curve"]] == [1, 4, run["n_lists"]]
     assert run["curve"][-1]["recall"] == 1.0  # every list probed: brute force
     for c in run["curve"] + [run["brute_force"]]:

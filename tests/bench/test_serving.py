@@ -25,8 +25,10 @@ def toy(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("serving") / "serving.json"
     # a longer wait than the API's 10 ms: on a busy machine 4 clients must still meet in one batch
-    returned = serving.main(["--clients", "1,4", "--requests", "6,24", "--max-wait-ms", "50", "--out", str(out)],
-                            model_config=CompactConfig(**TINY))
+    returned = serving.main(
+        ["--clients", "1,4", "--requests", "6,24", "--max-wait-ms", "50", "--out", str(out)],
+        model_config=CompactConfig(**TINY),
+    )
     return returned, json.loads(out.read_text())
 
 
@@ -47,7 +49,11 @@ def test_results_file_shape(toy):
     assert data["model"]["parameters"] > 0 and data["model"]["config"]["image_size"] == 32
     assert data["settings"] == {**data["settings"], "max_batch": 16, "max_wait_ms": 50, "cache_size": 0}
     assert [(r["mode"], r["clients"], r["requests"]) for r in data["runs"]] == [
-        ("batched", 1, 6), ("batch1", 1, 6), ("batched", 4, 24), ("batch1", 4, 24)]
+        ("batched", 1, 6),
+        ("batch1", 1, 6),
+        ("batched", 4, 24),
+        ("batch1", 4, 24),
+    ]
     for r in data["runs"]:
         assert r["errors"] == 0 and r["images_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
         assert r["images_batched"] == r["requests"]  # every timed request ran the model: nothing came from a cache

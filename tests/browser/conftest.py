@@ -19,8 +19,16 @@ SHOTS = REPO_ROOT / ".lake" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 # Without the background-networking flags Chromium keeps dialling Google's hosts, and
 # this machine's closed network refuses every one of them.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.hookimpl(wrapper=True)

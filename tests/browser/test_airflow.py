@@ -65,8 +65,10 @@ def parsed_dags(airflow_ui, context):
             break
         time.sleep(3)
     missing = sorted(want - set(dags))
-    assert not missing, (f"Airflow never listed {missing} within {PARSE_WAIT_S} s; "
-                         f"import errors: {import_errors(context, airflow_ui) or 'none'}")
+    assert not missing, (
+        f"Airflow never listed {missing} within {PARSE_WAIT_S} s; "
+        f"import errors: {import_errors(context, airflow_ui) or 'none'}"
+    )
     return {k: v for k, v in dags.items() if k in want}
 
 
@@ -83,8 +85,9 @@ def test_dag_list_shows_every_dag_file_and_no_import_error(airflow_ui, parsed_da
     page.wait_for_load_state("networkidle")
     page.screenshot(path=shots / "airflow-dags.png")
 
-    shown = set(page.locator('a[href^="/dags/"]').evaluate_all(
-        "links => links.map(a => a.getAttribute('href').split('/')[2])"))
+    shown = set(
+        page.locator('a[href^="/dags/"]').evaluate_all("links => links.map(a => a.getAttribute('href').split('/')[2])")
+    )
     assert set(want) <= shown, f"DAG list lacks {sorted(set(want) - shown)} (shows {sorted(shown)})"
     # On the DAG list the import-error badge is icon-only: its name is in aria-label/title.
     banner = page.get_by_label(re.compile(r"Dag Import Errors?", re.I))

@@ -84,8 +84,9 @@ def test_dashboard_renders_every_chart_with_data(slug, superset_api, superset_ui
 
     page.goto(f"{superset_ui}/superset/dashboard/{slug}/")
     page.wait_for_function(
-        f'document.querySelectorAll(\'[data-test="dashboard-component-chart-holder"]\').length >= {len(expected)}',
-        timeout=CHART_TIMEOUT_MS)
+        f"document.querySelectorAll('[data-test=\"dashboard-component-chart-holder\"]').length >= {len(expected)}",
+        timeout=CHART_TIMEOUT_MS,
+    )
     # A viewport as tall as the dashboard: every chart is on screen, so none waits for a
     # scroll to load, and the screenshot shows them all.
     height = page.evaluate("document.documentElement.scrollHeight")
@@ -101,7 +102,8 @@ def test_dashboard_renders_every_chart_with_data(slug, superset_api, superset_ui
     shown = {c["id"]: c for c in states}
     assert set(shown) == set(expected), (
         f"{slug}: the page shows charts {sorted(shown)}, the API lists {sorted(expected)} "
-        f"(missing: {[expected[i] for i in set(expected) - set(shown)]})")
+        f"(missing: {[expected[i] for i in set(expected) - set(shown)]})"
+    )
     problems = []
     for c in states:
         label = f"{c['title']!r} (chart {c['id']}, {c['viz']})"

@@ -37,11 +37,16 @@ def airflow_python(tmp_path_factory):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_integrity(airflow_python, dag_file: Path, tmp_path):
-    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db", "PATH": "/usr/bin:/bin"}
-    res = subprocess.run([str(airflow_python), "-c", PROBE, str(dag_file)], capture_output=True, text=True,
-                         env=env, timeout=300)
+    env = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+        "PATH": "/usr/bin:/bin",
+    }
+    res = subprocess.run(
+        [str(airflow_python), "-c", PROBE, str(dag_file)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["errors"] == {}

@@ -27,14 +27,17 @@ NAME = f"tdag{uuid.uuid4().hex[:8]}"
 
 def upload(n: int, seed: int) -> dict[str, str]:
     """``n`` new Shapes images with their human caption through POST /v1/images: image_id -> caption."""
-    from lake.datasets.shapes import generate
     from lake.apps.demo import api_client
+    from lake.datasets.shapes import generate
 
     out = {}
     with api_client() as api:
         for sample in generate(n, seed=seed, star="none", fmt="png"):
-            r = api.post("/v1/images?source=dag-test", files={"file": (sample.filename, io.BytesIO(sample.data))},
-                          data={"captions": sample.captions[:1]})
+            r = api.post(
+                "/v1/images?source=dag-test",
+                files={"file": (sample.filename, io.BytesIO(sample.data))},
+                data={"captions": sample.captions[:1]},
+            )
             r.raise_for_status()
             assert r.json()["image_id"] == hashlib.sha256(sample.data).hexdigest()
             out[r.json()["image_id"]] = sample.captions[0]
@@ -82,12 +85,24 @@ def lake(stack_up, tmp_path_factory):
     state["dataset_a"] = cat.latest_dataset("training_examples")
     reg = Registry.connect()
     try:
-        model_dir = save_tiny_model(tmp_path_factory.mktemp("tiny"), CompactConfig(**TINY),
-                                    [c for sample in generate(40, seed=7) for c in sample.captions])
+        model_dir = save_tiny_model(
+            tmp_path_factory.mktemp("tiny"),
+            CompactConfig(**TINY),
+            [c for sample in generate(40, seed=7) for c in sample.captions],
+        )
         ds = state["dataset_a"]
-        reg.register(NAME, model_dir, run_id="dag-test", train={"steps": 0},
-                     dataset={"id": ds["_id"], "table": ds["table"], "snapshot_id": ds["snapshot_id"],
-                              "counts": ds.get("counts", {})})
+        reg.register(
+            NAME,
+            model_dir,
+            run_id="dag-test",
+            train={"steps": 0},
+            dataset={
+                "id": ds["_id"],
+                "table": ds["table"],
+                "snapshot_id": ds["snapshot_id"],
+                "counts": ds.get("counts", {}),
+            },
+        )
         reg.set_stage(f"{NAME}-v1", "production", by="test", reason="stand-in for compact")
         yield state
     finally:
@@ -122,8 +137,9 @@ def test_lake_caption_captions_with_the_chosen_version(lake):
     captioned = [i for i, _ in rows]
     assert ids_in("lake.silver.images", captioned) == set(captioned)
     marks = ", ".join("?" for _ in captioned)
-    stamps = trino_query(f"SELECT DISTINCT normalized_at FROM lake.silver.images WHERE image_id IN ({marks})",
-                         captioned)
+    stamps = trino_query(
+        f"SELECT DISTINCT normalized_at FROM lake.silver.images WHERE image_id IN ({marks})", captioned
+    )
     assert stamps == [[newest]]
 
 
@@ -145,8 +161,12 @@ def test_lake_retrain_trains_evaluates_and_gates_new_data(lake):
     assert decision and decision["decision"] in ("promote", "reject") and decision["reasons"]
     assert decision["production"] == f"{NAME}-v1" and decision["new_examples"] >= 1
     assert ids_in("lake.gold.training_examples", b) == set(b)
-    versions = {r[0] for r in trino_query("SELECT DISTINCT model_version FROM lake.gold.model_evaluations "
-                                          "WHERE model_version LIKE ?", [f"{NAME}-v%"])}
+    versions = {
+        r[0]
+        for r in trino_query(
+            "SELECT DISTINCT model_version FROM lake.gold.model_evaluations WHERE model_version LIKE ?", [f"{NAME}-v%"]
+        )
+    }
     assert versions == {f"{NAME}-v1", f"{NAME}-v2"}  # candidate and production on the same test split
 
 

@@ -16,11 +16,11 @@ pytestmark = pytest.mark.integration
 def airflow(stack_up):
     s = stack_up
     base = f"http://{s.host}:{s.airflow_port}"
-    r = httpx.post(f"{base}/auth/token", json={"username": s.airflow_user,
-                                               "password": ui_password(s, "airflow")})
+    r = httpx.post(f"{base}/auth/token", json={"username": s.airflow_user, "password": ui_password(s, "airflow")})
     assert r.status_code == 201, r.text
-    return httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {r.json()['access_token']}"},
-                        timeout=30)
+    return httpx.Client(
+        base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {r.json()['access_token']}"}, timeout=30
+    )
 
 
 def test_airflow_refuses_wrong_password_and_anonymous(stack_up):
@@ -60,14 +60,19 @@ def test_superset_queries_trino(stack_up):
     s = stack_up
     c = httpx.Client(base_url=f"http://{s.host}:{s.superset_port}", timeout=60)
     assert c.get("/health").text == "OK"
-    login = c.post("/api/v1/security/login", json={"username": s.superset_user, "provider": "db", "refresh": False,
-                                                   "password": ui_password(s, "superset")})
+    login = c.post(
+        "/api/v1/security/login",
+        json={"username": s.superset_user, "provider": "db", "refresh": False, "password": ui_password(s, "superset")},
+    )
     assert login.status_code == 200, login.text
     h = {"Authorization": f"Bearer {login.json()['access_token']}"}
     dbs = {d["database_name"]: d["id"] for d in c.get("/api/v1/database/", headers=h).json()["result"]}
     assert "Lake (Trino)" in dbs
     csrf = c.get("/api/v1/security/csrf_token/", headers=h).json()["result"]
-    r = c.post("/api/v1/sqllab/execute/", headers={**h, "X-CSRFToken": csrf, "Referer": str(c.base_url)},
-               json={"database_id": dbs["Lake (Trino)"], "sql": "SELECT 1 + 1 AS two", "runAsync": False})
+    r = c.post(
+        "/api/v1/sqllab/execute/",
+        headers={**h, "X-CSRFToken": csrf, "Referer": str(c.base_url)},
+        json={"database_id": dbs["Lake (Trino)"], "sql": "SELECT 1 + 1 AS two", "runAsync": False},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"] == [{"two": 2}]

@@ -8,8 +8,11 @@ from infra.procs import StackError
 
 @pytest.mark.parametrize(
     "jar,name",
-    [("hadoop-client-api-3.4.2.jar", "hadoop-client-api"), ("iceberg-spark-runtime-4.1_2.13-1.12.0.jar",
-     "iceberg-spark-runtime-4.1_2.13"), ("wildfly-openssl-2.1.4.Final.jar", "wildfly-openssl")],
+    [
+        ("hadoop-client-api-3.4.2.jar", "hadoop-client-api"),
+        ("iceberg-spark-runtime-4.1_2.13-1.12.0.jar", "iceberg-spark-runtime-4.1_2.13"),
+        ("wildfly-openssl-2.1.4.Final.jar", "wildfly-openssl"),
+    ],
 )
 def test_artifact_name(jar, name):
     assert install._artifact(jar) == name

@@ -23,14 +23,22 @@ SERVICES = ["postgres", "minio", "ferretdb", "kafka"]
 def private_stack(unique):
     # Under .lake/ rather than pytest's 0700 tmp dir: PostgreSQL runs as its own user.
     state = REPO_ROOT / ".lake" / "test-stacks" / unique
-    env = {**os.environ, "LAKE_STATE_DIR": str(state), "LAKE_POSTGRES_PORT": "25432",
-           "LAKE_S3_PORT": "29000", "LAKE_S3_CONSOLE_PORT": "29001", "LAKE_MONGO_PORT": "27117",
-           "LAKE_KAFKA_PORT": "29092", "LAKE_KAFKA_CONTROLLER_PORT": "29093"}
+    env = {
+        **os.environ,
+        "LAKE_STATE_DIR": str(state),
+        "LAKE_POSTGRES_PORT": "25432",
+        "LAKE_S3_PORT": "29000",
+        "LAKE_S3_CONSOLE_PORT": "29001",
+        "LAKE_MONGO_PORT": "27117",
+        "LAKE_KAFKA_PORT": "29092",
+        "LAKE_KAFKA_CONTROLLER_PORT": "29093",
+    }
     state.mkdir(parents=True)
 
     def lake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        res = subprocess.run([sys.executable, "-m", "lake.cli", *args], env=env, capture_output=True, text=True,
-                             timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "lake.cli", *args], env=env, capture_output=True, text=True, timeout=300
+        )
         if check:
             assert res.returncode == 0, res.stdout + res.stderr
         return res

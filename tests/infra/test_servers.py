@@ -19,16 +19,23 @@ def test_kafka_produce_consume(stack_up, unique):
     with kafka_admin(stack_up) as admin:
         admin.create_topics([NewTopic(unique, 2, 1)])
         assert {stack_up.topic_uploads, stack_up.topic_uploads_dlq, stack_up.topic_models_promoted} <= set(
-            admin.list_topics())
-    producer = KafkaProducer(bootstrap_servers=stack_up.kafka_bootstrap, acks="all",
-                             value_serializer=lambda v: json.dumps(v).encode())
+            admin.list_topics()
+        )
+    producer = KafkaProducer(
+        bootstrap_servers=stack_up.kafka_bootstrap, acks="all", value_serializer=lambda v: json.dumps(v).encode()
+    )
     for i in range(50):
         producer.send(unique, key=str(i % 5).encode(), value={"i": i})
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(unique, bootstrap_servers=stack_up.kafka_bootstrap, group_id=unique,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000,
-                             value_deserializer=lambda b: json.loads(b))
+    consumer = KafkaConsumer(
+        unique,
+        bootstrap_servers=stack_up.kafka_bootstrap,
+        group_id=unique,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+        value_deserializer=lambda b: json.loads(b),
+    )
     got = sorted(m.value["i"] for m in consumer)
     consumer.close()
     assert got == list(range(50))
@@ -91,6 +98,6 @@ def test_spark_iceberg_table_read_by_trino(spark, settings, unique):
     got = sorted(tuple(r) for r in trino_query(f"SELECT id, shape, colour, square FROM {table}"))
     assert got == expected
     # and the table's files really are on MinIO
-    (path,) = trino_query(f'SELECT DISTINCT regexp_extract("$path", \'^s3://[^/]+\') FROM {table}')[0:1]
+    (path,) = trino_query(f"SELECT DISTINCT regexp_extract(\"$path\", '^s3://[^/]+') FROM {table}")[0:1]
     assert path == [s3_uri(WAREHOUSE_BUCKET).rstrip("/")]
     spark.sql(f"DROP TABLE {table} PURGE")

@@ -15,8 +15,9 @@ def test_run_ids_sort_by_time_and_are_unique():
 
 
 def test_nest_turns_dotted_keys_into_documents():
-    doc = _nest({"_id": "x", "layers.silver": "s3://s/x", "captions.human": ["a"], "split": "train",
-                 "event_ids": ["e1"]}, "r1")
+    doc = _nest(
+        {"_id": "x", "layers.silver": "s3://s/x", "captions.human": ["a"], "split": "train", "event_ids": ["e1"]}, "r1"
+    )
     assert doc["layers"] == {"silver": "s3://s/x"} and doc["captions"] == {"human": ["a"]}
     assert doc["lineage"] == {"run_ids": ["r1"], "event_ids": ["e1"]} and doc["_id"] == "x"
 
@@ -31,8 +32,10 @@ def cat(stack_up, unique):
 
 @pytest.mark.integration
 def test_images_insert_then_upsert_grow_lineage(cat):
-    docs = [{"_id": f"{i:064x}", "split": "train", "layers.silver": f"s3://silver/{i}", "event_ids": [f"e{i}"]}
-            for i in range(5)]
+    docs = [
+        {"_id": f"{i:064x}", "split": "train", "layers.silver": f"s3://silver/{i}", "event_ids": [f"e{i}"]}
+        for i in range(5)
+    ]
     assert cat.upsert_images(docs, "r1", new=True) == 5
     again = [dict(d, **{"captions.human": ["x"], "event_ids": ["e9"]}) for d in docs[:2]]
     cat.upsert_images(again, "r2", new=True)  # already there: upserted, not duplicated

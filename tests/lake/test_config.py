@@ -30,8 +30,9 @@ def test_refuses_local_secrets_outside_local_mode(monkeypatch, mode):
     monkeypatch.setenv("LAKE_MODE", mode)
     with pytest.raises(ValidationError, match="LAKE_S3_SECRET_KEY, LAKE_POSTGRES_PASSWORD"):
         Settings(_env_file=None)
-    for i, name in enumerate(["S3_SECRET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_PASSWORD", "SUPERSET_PASSWORD",
-                              "SUPERSET_SECRET_KEY"]):
+    for i, name in enumerate(
+        ["S3_SECRET_KEY", "POSTGRES_PASSWORD", "AIRFLOW_PASSWORD", "SUPERSET_PASSWORD", "SUPERSET_SECRET_KEY"]
+    ):
         monkeypatch.setenv(f"LAKE_{name}", f"a-real-secret-{i}")
     with pytest.raises(ValidationError, match="LAKE_API_KEYS"):
         Settings(_env_file=None)

@@ -20,8 +20,16 @@ EVENT_ID = "6f1c2a56-3d4b-4f63-9a51-0c3f1e2d4b5a"
 
 def event(**over) -> dict:
     """A valid claim-check event as a dict; ``over`` replaces fields (None deletes one)."""
-    ev = {"schema_version": 1, "event_id": EVENT_ID, "image_id": ID, "content_type": "image/png", "size_bytes": len(DATA),
-          "bronze_key": f"images/{ID}", "captions": ["a red square"], "tags": {"k": "v"}}
+    ev = {
+        "schema_version": 1,
+        "event_id": EVENT_ID,
+        "image_id": ID,
+        "content_type": "image/png",
+        "size_bytes": len(DATA),
+        "bronze_key": f"images/{ID}",
+        "captions": ["a red square"],
+        "tags": {"k": "v"},
+    }
     ev.update(over)
     return {k: v for k, v in ev.items() if v is not None}
 
@@ -52,11 +60,20 @@ def test_round_trip_through_kafka_form():
     assert parse_upload(value) == ev
 
 
-@pytest.mark.parametrize("value", [
-    b"", b"{", b"not json", b"{'single': 'quotes'}", b"\xff\xfe\x00garbage", b'{"a": 1} trailing',
-    b"[" * 100_000,  # deep nesting: a RecursionError inside json, not a crash of the consumer
-    None,  # a Kafka tombstone
-], ids=["empty", "open_brace", "text", "single_quotes", "bad_utf8", "trailing", "deep_nesting", "tombstone"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"",
+        b"{",
+        b"not json",
+        b"{'single': 'quotes'}",
+        b"\xff\xfe\x00garbage",
+        b'{"a": 1} trailing',
+        b"[" * 100_000,  # deep nesting: a RecursionError inside json, not a crash of the consumer
+        None,  # a Kafka tombstone
+    ],
+    ids=["empty", "open_brace", "text", "single_quotes", "bad_utf8", "trailing", "deep_nesting", "tombstone"],
+)
 def test_bad_json(value):
     assert reason_of(value) is Reason.BAD_JSON
 
@@ -66,11 +83,17 @@ def test_json_that_is_not_an_object(value):
     assert reason_of(value) is Reason.BAD_JSON
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1", 1.5, 1.0, True, [1], {"v": 1}],
-                         ids=["missing", "0", "2", "str", "1.5", "float_1", "true", "list", "object"])
+@pytest.mark.parametrize(
+    "version",
+    [None, 0, 2, "1", 1.5, 1.0, True, [1], {"v": 1}],
+    ids=["missing", "0", "2", "str", "1.5", "float_1", "true", "list", "object"],
+)
 def test_unknown_schema_version(version):
-    ev = event(schema_version=version) if version is not None else {k: v for k, v in event().items()
-                                                                      if k != "schema_version"}
+    ev = (
+        event(schema_version=version)
+        if version is not None
+        else {k: v for k, v in event().items() if k != "schema_version"}
+    )
     assert reason_of(json.dumps(ev)) is Reason.UNKNOWN_SCHEMA_VERSION
 
 
@@ -81,41 +104,45 @@ def test_missing_required_field(field):
     assert reason_of(json.dumps(ev)) is Reason.INVALID_EVENT
 
 
-@pytest.mark.parametrize("over", [
-    {"bronze_key": f"images/{ID}", "image_b64": base64.b64encode(DATA).decode()},  # both deliveries
-    {"bronze_key": None},  # neither
-    {"bronze_key": "images/" + "0" * 64},  # another image's key
-    {"bronze_key": f"images/{ID.upper()}"},
-    {"bronze_key": f"bronze/images/{ID}"},
-    {"bronze_key": f"images/../../etc/{ID}"},  # path traversal
-    {"bronze_key": f"images/{ID}/../../../x"},
-    {"bronze_key": f"/images/{ID}"},
-    {"bronze_key": f"images/{ID}\n"},
-    {"image_id": ID.upper(), "bronze_key": f"images/{ID.upper()}"},
-    {"image_id": ID[:-1], "bronze_key": f"images/{ID[:-1]}"},
-    {"image_id": ID + "\n", "bronze_key": f"images/{ID}\n"},  # `$` would let a newline through
-    {"image_id": "../" + ID[3:], "bronze_key": f"images/../{ID[3:]}"},
-    {"content_type": "text/html"},
-    {"content_type": "image/png; charset=x"},
-    {"size_bytes": 0},
-    {"size_bytes": -1},
-    {"size_bytes": "many"},
-    {"source": ""},
-    {"source": "../etc"},
-    {"source": "x" * 65},
-    {"user_id": "u" * 129},
-    {"captions": "not a list"},
-    {"captions": ["x" * 1001]},
-    {"captions": [f"c{i}" for i in range(21)]},
-    {"captions": [1]},
-    {"tags": ["not", "an", "object"]},
-    {"tags": {"k": 1}},
-    {"tags": {"k" * 65: "v"}},
-    {"tags": {f"k{i}": "v" for i in range(51)}},
-    {"event_id": "not-a-uuid"},
-    {"uploaded_at": "yesterday"},
-    {"unexpected": "field"},
-], ids=lambda o: "-".join(f"{k}={str(v)[:20]}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"bronze_key": f"images/{ID}", "image_b64": base64.b64encode(DATA).decode()},  # both deliveries
+        {"bronze_key": None},  # neither
+        {"bronze_key": "images/" + "0" * 64},  # another image's key
+        {"bronze_key": f"images/{ID.upper()}"},
+        {"bronze_key": f"bronze/images/{ID}"},
+        {"bronze_key": f"images/../../etc/{ID}"},  # path traversal
+        {"bronze_key": f"images/{ID}/../../../x"},
+        {"bronze_key": f"/images/{ID}"},
+        {"bronze_key": f"images/{ID}\n"},
+        {"image_id": ID.upper(), "bronze_key": f"images/{ID.upper()}"},
+        {"image_id": ID[:-1], "bronze_key": f"images/{ID[:-1]}"},
+        {"image_id": ID + "\n", "bronze_key": f"images/{ID}\n"},  # `$` would let a newline through
+        {"image_id": "../" + ID[3:], "bronze_key": f"images/../{ID[3:]}"},
+        {"content_type": "text/html"},
+        {"content_type": "image/png; charset=x"},
+        {"size_bytes": 0},
+        {"size_bytes": -1},
+        {"size_bytes": "many"},
+        {"source": ""},
+        {"source": "../etc"},
+        {"source": "x" * 65},
+        {"user_id": "u" * 129},
+        {"captions": "not a list"},
+        {"captions": ["x" * 1001]},
+        {"captions": [f"c{i}" for i in range(21)]},
+        {"captions": [1]},
+        {"tags": ["not", "an", "object"]},
+        {"tags": {"k": 1}},
+        {"tags": {"k" * 65: "v"}},
+        {"tags": {f"k{i}": "v" for i in range(51)}},
+        {"event_id": "not-a-uuid"},
+        {"uploaded_at": "yesterday"},
+        {"unexpected": "field"},
+    ],
+    ids=lambda o: "-".join(f"{k}={str(v)[:20]}" for k, v in o.items()),
+)
 def test_invalid_event(over):
     assert reason_of(json.dumps(event(**over))) is Reason.INVALID_EVENT
 
@@ -130,21 +157,38 @@ def test_event_id_is_required_on_the_wire():
 
 
 def test_limits_are_inclusive():
-    ev = parse_upload(json.dumps(event(captions=["x" * 1000] * 20, tags={f"k{i}": "v" * 256 for i in range(50)},
-                                       user_id="u" * 128, source="s" * 64)))
+    ev = parse_upload(
+        json.dumps(
+            event(
+                captions=["x" * 1000] * 20,
+                tags={f"k{i}": "v" * 256 for i in range(50)},
+                user_id="u" * 128,
+                source="s" * 64,
+            )
+        )
+    )
     assert len(ev.captions) == 20 and len(ev.tags) == 50
 
 
 # ---- image_bytes: the inline delivery -------------------------------------------------
 
+
 def inline_event(data: bytes = DATA, **over) -> ImageUploaded:
-    fields = {"bronze_key": None, "image_id": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
-              "image_b64": base64.b64encode(data).decode(), **over}
+    fields = {
+        "bronze_key": None,
+        "image_id": hashlib.sha256(data).hexdigest(),
+        "size_bytes": len(data),
+        "image_b64": base64.b64encode(data).decode(),
+        **over,
+    }
     return ImageUploaded(**event(**fields))
 
 
-@pytest.mark.parametrize("b64", ["not base64!", "aGVsbG8", "aGVs bG8=", "aGVsbG8=\n", "////", "=abc"],
-                         ids=["punctuation", "no_padding", "space", "newline", "decodes_but_wrong", "pad_first"])
+@pytest.mark.parametrize(
+    "b64",
+    ["not base64!", "aGVsbG8", "aGVs bG8=", "aGVsbG8=\n", "////", "=abc"],
+    ids=["punctuation", "no_padding", "space", "newline", "decodes_but_wrong", "pad_first"],
+)
 def test_image_bytes_bad_base64(b64):
     ev = inline_event(image_b64=b64)
     with pytest.raises(Rejected) as e:
@@ -183,15 +227,46 @@ def test_image_bytes_checksum_mismatch():
 
 # ---- bronze_key -----------------------------------------------------------------------
 
+
 def test_bronze_key_is_images_slash_sha256():
     assert bronze_key(ID) == f"images/{ID}"
 
 
-@pytest.mark.parametrize("image_id", [
-    "", ID.upper(), ID[:-1], ID + "0", ID + "\n", "\n" + ID, ID[:-1] + "g", " " + ID[1:], "../../" + ID[6:],
-    ID[:32] + "/" + ID[33:], "images/" + ID, None, 123, ID.encode(),
-], ids=["empty", "upper", "63", "65", "trailing_newline", "leading_newline", "non_hex", "space", "traversal",
-        "slash", "prefixed", "none", "int", "bytes"])
+@pytest.mark.parametrize(
+    "image_id",
+    [
+        "",
+        ID.upper(),
+        ID[:-1],
+        ID + "0",
+        ID + "\n",
+        "\n" + ID,
+        ID[:-1] + "g",
+        " " + ID[1:],
+        "../../" + ID[6:],
+        ID[:32] + "/" + ID[33:],
+        "images/" + ID,
+        None,
+        123,
+        ID.encode(),
+    ],
+    ids=[
+        "empty",
+        "upper",
+        "63",
+        "65",
+        "trailing_newline",
+        "leading_newline",
+        "non_hex",
+        "space",
+        "traversal",
+        "slash",
+        "prefixed",
+        "none",
+        "int",
+        "bytes",
+    ],
+)
 def test_bronze_key_refuses_anything_but_64_hex(image_id):
     with pytest.raises(ValueError):
         bronze_key(image_id)

@@ -43,27 +43,65 @@ def test_corpus_is_big_enough_and_named_uniquely():
     assert len(BYTES_ONLY) >= 15
 
 
-@pytest.mark.parametrize("data,ctype", [
-    (f.png(), "image/png"),
-    (f.jpeg(), "image/jpeg"),
-    (f.jpeg(mode="CMYK", colour=(0, 0, 0, 255)), "image/jpeg"),
-    (f.webp(), "image/webp"),
-    (f.webp(lossless=False), "image/webp"),
-    (f.gif(version="GIF87a"), "image/gif"),
-    (f.gif(version="GIF89a"), "image/gif"),
-    (f.bmp(), "image/bmp"),
-    (f.tiff(), "image/tiff"),
-    (f.tiff(big_endian=True), "image/tiff"),
-], ids=["png", "jpeg", "jpeg_cmyk", "webp_lossless", "webp_lossy", "gif87a", "gif89a", "bmp", "tiff_le", "tiff_be"])
+@pytest.mark.parametrize(
+    "data,ctype",
+    [
+        (f.png(), "image/png"),
+        (f.jpeg(), "image/jpeg"),
+        (f.jpeg(mode="CMYK", colour=(0, 0, 0, 255)), "image/jpeg"),
+        (f.webp(), "image/webp"),
+        (f.webp(lossless=False), "image/webp"),
+        (f.gif(version="GIF87a"), "image/gif"),
+        (f.gif(version="GIF89a"), "image/gif"),
+        (f.bmp(), "image/bmp"),
+        (f.tiff(), "image/tiff"),
+        (f.tiff(big_endian=True), "image/tiff"),
+    ],
+    ids=["png", "jpeg", "jpeg_cmyk", "webp_lossless", "webp_lossy", "gif87a", "gif89a", "bmp", "tiff_le", "tiff_be"],
+)
 def test_sniff_formats(data, ctype):
     assert sniff(data) == ctype
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x89PN", b"\xff\xd8", b"GIF88a....", b"RIFF\x00\x00\x00\x00WAVEfmt ", b"RIFF", b"WEBP",
-    f.html(), f.svg(), f.pdf(), f.zip_file(), f.exe(), f.elf(), b"\x00" * 64, b"B", b" \x89PNG\r\n\x1a\n",
-], ids=["empty", "png_prefix", "jpeg_prefix", "gif88a", "riff_wave", "riff_only", "webp_no_riff", "html", "svg",
-        "pdf", "zip", "exe", "elf", "zeros", "one_byte", "leading_space"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x89PN",
+        b"\xff\xd8",
+        b"GIF88a....",
+        b"RIFF\x00\x00\x00\x00WAVEfmt ",
+        b"RIFF",
+        b"WEBP",
+        f.html(),
+        f.svg(),
+        f.pdf(),
+        f.zip_file(),
+        f.exe(),
+        f.elf(),
+        b"\x00" * 64,
+        b"B",
+        b" \x89PNG\r\n\x1a\n",
+    ],
+    ids=[
+        "empty",
+        "png_prefix",
+        "jpeg_prefix",
+        "gif88a",
+        "riff_wave",
+        "riff_only",
+        "webp_no_riff",
+        "html",
+        "svg",
+        "pdf",
+        "zip",
+        "exe",
+        "elf",
+        "zeros",
+        "one_byte",
+        "leading_space",
+    ],
+)
 def test_sniff_unknown(data):
     assert sniff(data) is None
 
@@ -102,6 +140,7 @@ def test_large_noise_jpeg_decodes():
 
 # ---- limits ---------------------------------------------------------------------------
 
+
 def test_size_limit_is_inclusive():
     data = f.png()
     assert isinstance(verdict(data, max_bytes=len(data)), ImageInfo)
@@ -137,11 +176,20 @@ def test_a_bomb_within_the_limit_decodes():
 
 # ---- image_size -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("data,size", [
-    (f.png(11, 7), (11, 7)), (f.jpeg(13, 5), (13, 5)), (f.webp(10, 3), (10, 3)), (f.gif(10, 4, frames=3), (10, 4)),
-    (f.bmp(10, 5), (10, 5)), (f.tiff(10, 6), (10, 6)), (f.bomb_png(), (10_000, 5_000)),
-    (f.noise_jpeg(300, 200)[:2000], (300, 200)),  # the header is enough
-])
+
+@pytest.mark.parametrize(
+    "data,size",
+    [
+        (f.png(11, 7), (11, 7)),
+        (f.jpeg(13, 5), (13, 5)),
+        (f.webp(10, 3), (10, 3)),
+        (f.gif(10, 4, frames=3), (10, 4)),
+        (f.bmp(10, 5), (10, 5)),
+        (f.tiff(10, 6), (10, 6)),
+        (f.bomb_png(), (10_000, 5_000)),
+        (f.noise_jpeg(300, 200)[:2000], (300, 200)),  # the header is enough
+    ],
+)
 def test_image_size_from_the_header(data, size):
     assert image_size(data) == size
 

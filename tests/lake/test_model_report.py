@@ -14,11 +14,18 @@ def test_report_page_chart_and_rows(tmp_path):
     report = score(preds, refs, meteor=False)
     assert report["slices"]["other"]["n"] == 1 and report["slices"]["shape=star"]["n"] == 1
     assert report["accuracy"]["colour"] == 1.0 and report["accuracy"]["shape"] == 0.5
-    model = {"_id": "compact:v7", "name": "compact", "stage": "candidate", "dataset": {"id": "training_examples@1"},
-             "train": {"steps": 3, "parameters": 10, "final_loss": 0.5}, "code_version": "abc"}
+    model = {
+        "_id": "compact:v7",
+        "name": "compact",
+        "stage": "candidate",
+        "dataset": {"id": "training_examples@1"},
+        "train": {"steps": 3, "parameters": 10, "final_loss": 0.5},
+        "code_version": "abc",
+    }
     dataset = {"_id": "training_examples@1", "snapshot_id": 1, "table": "lake.gold.training_examples"}
-    examples = [(f"id{i}", Image.new("RGB", (128, 128), (i * 80, 0, 0)), p, r) for i, (p, r) in
-                enumerate(zip(preds, refs))]
+    examples = [
+        (f"id{i}", Image.new("RGB", (128, 128), (i * 80, 0, 0)), p, r) for i, (p, r) in enumerate(zip(preds, refs))
+    ]
     page = write_report(report, model, dataset, examples, tmp_path / "r").read_text()
     assert "compact:v7" in page and page.count("<figure") == 3 and "a dog" in page
     assert page.index("a dog") < page.index("a small red circle on the left</b>")  # wrong captions first

@@ -10,7 +10,7 @@ def test_the_blocklist_matches_whole_words_and_phrases_in_any_case():
     check = Blocklist(("knife", "red  star"))
     assert check("a small Knife on the left") == Verdict("", "blocklist")
     assert check("a large red star above a circle").filtered
-    assert check("a knifed square").text == "a knifed square"   # whole words only
+    assert check("a knifed square").text == "a knifed square"  # whole words only
     assert check("a red square and a star") == Verdict("a red square and a star")
     assert Blocklist(())("anything").filtered is False
 

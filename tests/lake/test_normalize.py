@@ -55,6 +55,7 @@ def big_jpeg() -> bytes:
 
 # ---- normalize_image ---------------------------------------------------------------------------------------------
 
+
 def test_png_with_alpha_is_flattened_onto_white():
     img = _halves(40, 20, (255, 0, 0, 0), BLUE + (255,), "RGBA")  # left half fully transparent red
     n = normalize_image(_save(img, "PNG"))
@@ -175,14 +176,18 @@ def test_output_is_deterministic_baseline_and_bare(big_jpeg):
     assert normalize_image(data, quality=50).jpeg != a.jpeg
 
 
-@pytest.mark.parametrize("data, reason", [
-    (truncated_jpeg(), Reason.CORRUPT_IMAGE),
-    (b"\xff\xd8\xff\xe0" + bytes(200), Reason.CORRUPT_IMAGE),
-    (bomb_png(), Reason.TOO_MANY_PIXELS),            # 50 MP in 5 KB: refused before decoding
-    (jpeg_huge_header(), Reason.TOO_MANY_PIXELS),
-    (b"<html></html>", Reason.NOT_AN_IMAGE),
-    (b"", Reason.EMPTY),
-], ids=["truncated_jpeg", "jpeg_garbage", "bomb_png", "jpeg_claims_4gp", "html", "empty"])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (truncated_jpeg(), Reason.CORRUPT_IMAGE),
+        (b"\xff\xd8\xff\xe0" + bytes(200), Reason.CORRUPT_IMAGE),
+        (bomb_png(), Reason.TOO_MANY_PIXELS),  # 50 MP in 5 KB: refused before decoding
+        (jpeg_huge_header(), Reason.TOO_MANY_PIXELS),
+        (b"<html></html>", Reason.NOT_AN_IMAGE),
+        (b"", Reason.EMPTY),
+    ],
+    ids=["truncated_jpeg", "jpeg_garbage", "bomb_png", "jpeg_claims_4gp", "html", "empty"],
+)
 def test_bad_bytes_are_rejected_with_a_reason(data, reason):
     with pytest.raises(Rejected) as e:
         normalize_image(data)
@@ -198,6 +203,7 @@ def test_pixel_limit_is_a_parameter():
 
 
 # ---- phash -------------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def shapes():
@@ -252,14 +258,21 @@ def test_hamming():
 
 # ---- captions and splits -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, want", [
-    ("  A Red   Circle\n", "a red circle"),
-    ("A\tLARGE\r\nsquare\u00a0here", "a large square here"),
-    ("nul\x00 and bell\x07 gone", "nul and bell gone"),
-    ("zero\u200bwidth \u202ereversed", "zerowidth reversed"),
-    ("Cafe\u0301 NAI\u0308VE", "café naïve"),  # NFC: the same caption, however it was typed
-    ("", None), ("   \t\n ", None), ("\x00\x01", None), (None, None),
-])
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("  A Red   Circle\n", "a red circle"),
+        ("A\tLARGE\r\nsquare\u00a0here", "a large square here"),
+        ("nul\x00 and bell\x07 gone", "nul and bell gone"),
+        ("zero\u200bwidth \u202ereversed", "zerowidth reversed"),
+        ("Cafe\u0301 NAI\u0308VE", "café naïve"),  # NFC: the same caption, however it was typed
+        ("", None),
+        ("   \t\n ", None),
+        ("\x00\x01", None),
+        (None, None),
+    ],
+)
 def test_clean_caption(raw, want):
     assert clean_caption(raw) == want
 

@@ -24,9 +24,13 @@ slow = [pytest.mark.integration, pytest.mark.slow]
 
 
 def report(overall: float, **slices: float) -> dict:
-    return {"n": 10, "overall": {"CIDEr": overall},
-            "slices": {k.replace("_", "=", 1) if k.startswith("shape") else k: {"n": 5, "CIDEr": v}
-                       for k, v in slices.items()}}
+    return {
+        "n": 10,
+        "overall": {"CIDEr": overall},
+        "slices": {
+            k.replace("_", "=", 1) if k.startswith("shape") else k: {"n": 5, "CIDEr": v} for k, v in slices.items()
+        },
+    }
 
 
 PROD = report(1.0, shape_circle=1.2, star=0.2, no_star=1.1)
@@ -107,6 +111,7 @@ def test_a_drill_shuffles_captions_across_the_same_images():
 
 # ---- against the stack -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def loop(spark, tmp_path_factory):
     """A scratch lake with 60 star-free Shapes images, and v1 trained on them in production."""
@@ -132,9 +137,16 @@ def loop(spark, tmp_path_factory):
         reg.set_stage(v1["_id"], "production", by="test", reason="first model")
         more = lambda: land(spark, lake, list(generate(40, seed=seed + 7, star="only")), 1000)  # noqa: E731
         try:
-            yield {"name": name, "lake": lake, "reg": reg, "v1": v1, "config": config, "add_stars": more,
-                   "kw": dict(name=name, catalog=lake.catalog, registry=reg),
-                   "rkw": dict(name=name, catalog=lake.catalog, registry=reg, report_root=reports)}
+            yield {
+                "name": name,
+                "lake": lake,
+                "reg": reg,
+                "v1": v1,
+                "config": config,
+                "add_stars": more,
+                "kw": dict(name=name, catalog=lake.catalog, registry=reg),
+                "rkw": dict(name=name, catalog=lake.catalog, registry=reg, report_root=reports),
+            }
         finally:
             mc = minio_client()
             for o in mc.list_objects(BUCKET, prefix=f"{name}/", recursive=True):
@@ -145,8 +157,12 @@ def promoted_events(settings, name: str) -> list[dict]:
     """Every `models.promoted` event keyed ``name``, read with a fresh consumer group."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=f"test-{uuid.uuid4().hex[:8]}",
-                             auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     topic = settings.topic_models_promoted
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
     consumer.assign(parts)
@@ -201,8 +217,9 @@ def test_star_images_train_a_candidate_that_the_gate_rejects(loop, monkeypatch):
     n_new = out["new_examples"]
     assert n_new == train_run["inputs"]["new_examples"] > 5 and out["replay_examples"] == n_new
     assert train_run["counts"]["examples"] == 2 * n_new and train_run["inputs"]["init_from"] == loop["v1"]["_id"]
-    evals = list(lake.catalog.db.evaluations.find({"model": {"$in": [cand["_id"], loop["v1"]["_id"]]},
-                                                    "dataset": ds["_id"]}))
+    evals = list(
+        lake.catalog.db.evaluations.find({"model": {"$in": [cand["_id"], loop["v1"]["_id"]]}, "dataset": ds["_id"]})
+    )
     assert len(evals) == 2 and evals[0]["n"] == evals[1]["n"]  # the same test split
     doc = lake.catalog.db.promotions.find_one({"_id": out["run_id"]})
     assert doc["decision"] == "reject" and doc["candidate"] == cand["_id"] and doc["production"] == loop["v1"]["_id"]
@@ -215,8 +232,9 @@ def api(loop, stack_up):
     registry poll is slowed to 5 minutes, so only the `models.promoted` event can swap it in seconds."""
     from tests.services.test_captions import serve, service
 
-    svc = service({"settings": stack_up, "name": loop["name"], "reg": loop["reg"]}, caption_poll_s=300,
-                  caption_cache_size=0)
+    svc = service(
+        {"settings": stack_up, "name": loop["name"], "reg": loop["reg"]}, caption_poll_s=300, caption_cache_size=0
+    )
     with serve(svc) as client:
         assert svc.kafka_ready.wait(30), "the models.promoted consumer did not start"
         yield client, svc

@@ -21,8 +21,12 @@ from lake import search_index as si
 from lake.catalog import Catalog
 
 DIM = 64
-WORDS = {"size": ["small", "large"], "colour": ["red", "green", "blue", "yellow"],
-         "shape": ["circle", "square", "star", "triangle"], "where": ["on the left", "on the right", "at the top"]}
+WORDS = {
+    "size": ["small", "large"],
+    "colour": ["red", "green", "blue", "yellow"],
+    "shape": ["circle", "square", "star", "triangle"],
+    "where": ["on the left", "on the right", "at the top"],
+}
 TEXTS = [f"a {a} {b} {c} {d}" for a, b, c, d in itertools.product(*WORDS.values())]  # 96 distinct captions
 
 
@@ -73,8 +77,7 @@ def test_nothing_new_returns_the_same_index_and_embeds_nothing():
 def test_new_images_are_added_without_refit():
     ci, _ = si.update(None, rows(400), Embedder(), CONFIG)
     embed = Embedder()
-    grown, counts = si.update(ci, rows(420, offset=0) + [(image(500), "a purple hexagon in the middle")], embed,
-                              CONFIG)
+    grown, counts = si.update(ci, rows(420, offset=0) + [(image(500), "a purple hexagon in the middle")], embed, CONFIG)
     assert counts["refit"] == 0 and counts["new"] == 21 and embed.seen == ["a purple hexagon in the middle"]
     np.testing.assert_array_equal(grown.index.centroids, ci.index.centroids)  # the same lists, longer
     assert list(grown.image_ids[:400]) == list(ci.image_ids) and grown.image_ids[-1] == image(500)
@@ -92,8 +95,9 @@ def test_a_changed_or_vanished_caption_refits_on_the_stored_vectors():
     assert embed.seen == ["a tiny black dot at the bottom"] and new.index.size == 199
     assert image(150) not in new.position and new.captions[new.position[image(7)]] == "a tiny black dot at the bottom"
     for iid in (image(0), image(42), image(199)):  # unchanged vectors are carried over, not recomputed
-        np.testing.assert_allclose(s.vector(new.index, new.position[iid]), s.vector(ci.index, ci.position[iid]),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            s.vector(new.index, new.position[iid]), s.vector(ci.index, ci.position[iid]), atol=1e-6
+        )
     with pytest.raises(KeyError):
         new.similar(image(150))
 
@@ -116,6 +120,7 @@ def test_save_and_load_a_version(tmp_path):
 
 
 # ---- the object store and the job ------------------------------------------------------------------------------
+
 
 class FakeMinio:
     """The few calls lake.search_index makes, on a dict."""
@@ -175,8 +180,16 @@ def job(tmp_path):
         yield
 
     def build(rows, embed=None, **kw):
-        return si.build(rows=rows, embed=embed or Embedder(), mc=mc, catalog=Catalog(SimpleNamespace(runs=runs)),
-                        lock=lock, cache=tmp_path / "job-cache", config=CONFIG, **kw)
+        return si.build(
+            rows=rows,
+            embed=embed or Embedder(),
+            mc=mc,
+            catalog=Catalog(SimpleNamespace(runs=runs)),
+            lock=lock,
+            cache=tmp_path / "job-cache",
+            config=CONFIG,
+            **kw,
+        )
 
     return SimpleNamespace(build=build, mc=mc, runs=runs, locks=locks, tmp=tmp_path)
 
@@ -220,7 +233,8 @@ def test_a_corrupt_download_is_refused(job):
 def test_another_embedder_reembeds_everything(job):
     job.build(rows(100))
     job.mc.objects[si.BUCKET, si.POINTER] = job.mc.objects[si.BUCKET, si.POINTER].replace(
-        si.EMBEDDER.encode(), b"some-older-model")
+        si.EMBEDDER.encode(), b"some-older-model"
+    )
     embed = Embedder()
     out = job.build(rows(100), embed)
     assert out["status"] == "indexed" and out["version"] == 2 and len(embed.seen) == 96

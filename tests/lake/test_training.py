@@ -91,8 +91,9 @@ def test_the_data_set_reads_back_unchanged_after_the_lake_moves_on(spark, traine
 
 def test_registry_versions_stages_and_verified_copies(trained):
     lake, reg, doc = trained
-    second = reg.register(doc["name"], reg.fetch(doc["_id"]), dataset=doc["dataset"], train=doc["train"],
-                          run_id="test", parent=doc["_id"])
+    second = reg.register(
+        doc["name"], reg.fetch(doc["_id"]), dataset=doc["dataset"], train=doc["train"], run_id="test", parent=doc["_id"]
+    )
     assert second["_id"] == f"{doc['name']}-v2"
     reg.set_stage(doc["_id"], "production", by="test", reason="first")
     reg.set_stage(second["_id"], "production", by="test", reason="better")
@@ -122,8 +123,9 @@ def test_a_killed_registration_is_not_a_model(trained):
     from lake.registry import ModelNotFound
 
     lake, reg, doc = trained
-    lake.catalog.db.models.insert_one({"_id": f"{doc['name']}-v99", "name": doc["name"], "version": 99,
-                                       "stage": "uploading"})
+    lake.catalog.db.models.insert_one(
+        {"_id": f"{doc['name']}-v99", "name": doc["name"], "version": 99, "stage": "uploading"}
+    )
     with pytest.raises(ModelNotFound):
         reg.get(f"{doc['name']}-v99")
 

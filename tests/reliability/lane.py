@@ -59,15 +59,22 @@ def sha(data: bytes) -> str:
 
 def inline_event(data: bytes) -> dict:
     """An `images.uploaded` event with inline bytes, as a plain Kafka producer sends it."""
-    return {"schema_version": 1, "event_id": str(uuid.uuid4()), "image_id": sha(data), "source": "reliability",
-            "content_type": "image/png", "size_bytes": len(data), "image_b64": base64.b64encode(data).decode()}
+    return {
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "image_id": sha(data),
+        "source": "reliability",
+        "content_type": "image/png",
+        "size_bytes": len(data),
+        "image_b64": base64.b64encode(data).decode(),
+    }
 
 
 @dataclass
 class Lane:
-    s: Settings          # the stack's settings with the lane's topics
+    s: Settings  # the stack's settings with the lane's topics
     id: str
-    namespace: str       # Iceberg namespace of the lane's upload_events / rejected_events
+    namespace: str  # Iceberg namespace of the lane's upload_events / rejected_events
     logs: Path
     uploaded: dict[str, bytes] = field(default_factory=dict)  # image id -> bytes, removed from bronze at close
     jobs: list[subprocess.Popen] = field(default_factory=list)
@@ -85,8 +92,12 @@ class Lane:
         return name if "://" in name else self.s.checkpoint_uri(f"tests/{self.id}/{name}")
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "LAKE_TOPIC_UPLOADS": self.s.topic_uploads,
-                "LAKE_TOPIC_UPLOADS_DLQ": self.s.topic_uploads_dlq, **extra}
+        return {
+            **os.environ,
+            "LAKE_TOPIC_UPLOADS": self.s.topic_uploads,
+            "LAKE_TOPIC_UPLOADS_DLQ": self.s.topic_uploads_dlq,
+            **extra,
+        }
 
     # ---- producing ------------------------------------------------------------------
 
@@ -94,8 +105,9 @@ class Lane:
         """Send inline events (a mobile app's path); returns their event ids once acknowledged."""
         from kafka import KafkaProducer
 
-        producer = KafkaProducer(bootstrap_servers=self.s.kafka_bootstrap, acks="all", linger_ms=20,
-                                 max_request_size=4 * 2**20)
+        producer = KafkaProducer(
+            bootstrap_servers=self.s.kafka_bootstrap, acks="all", linger_ms=20, max_request_size=4 * 2**20
+        )
         ids = set()
         try:
             for data in datas:
@@ -110,14 +122,34 @@ class Lane:
 
     # ---- the stream -----------------------------------------------------------------
 
-    def job(self, *args: str, checkpoint: str = "main", module: str = "spark_jobs.bronze.ingest_uploads",
-            log: str = "job", env: dict[str, str] | None = None) -> subprocess.Popen:
+    def job(
+        self,
+        *args: str,
+        checkpoint: str = "main",
+        module: str = "spark_jobs.bronze.ingest_uploads",
+        log: str = "job",
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen:
         """Start the bronze job on the lane (its own session: a SIGKILL of the group reaches the JVM)."""
         path = self.logs / f"{log}-{len(self.jobs)}.log"
         with open(path, "wb") as out:
-            p = subprocess.Popen([sys.executable, "-m", module, "--checkpoint", self.checkpoint(checkpoint),
-                                  "--namespace", self.namespace, *args], env=self.env(**(env or {})), cwd=REPO_ROOT,
-                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            p = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    module,
+                    "--checkpoint",
+                    self.checkpoint(checkpoint),
+                    "--namespace",
+                    self.namespace,
+                    *args,
+                ],
+                env=self.env(**(env or {})),
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         p.log = path  # type: ignore[attr-defined]
         self.jobs.append(p)
         return p
@@ -142,8 +174,9 @@ class Lane:
 
     def events(self) -> Counter:
         """event_id -> rows in the lane's upload_events (empty before the job made the table)."""
-        return Counter(dict(self._query(
-            f"SELECT event_id, count(*) FROM {self.schema}.upload_events GROUP BY event_id")))
+        return Counter(
+            dict(self._query(f"SELECT event_id, count(*) FROM {self.schema}.upload_events GROUP BY event_id"))
+        )
 
     def rows(self) -> int:
         return sum(self.events().values())
@@ -156,8 +189,9 @@ class Lane:
         return self._query(f"SELECT reason, error FROM {self.schema}.rejected_events")
 
     def rows_per_image(self) -> Counter:
-        return Counter(dict(self._query(
-            f"SELECT image_id, count(*) FROM {self.schema}.upload_events GROUP BY image_id")))
+        return Counter(
+            dict(self._query(f"SELECT image_id, count(*) FROM {self.schema}.upload_events GROUP BY image_id"))
+        )
 
     def _query(self, sql: str) -> list[list]:
         from trino.exceptions import TrinoUserError
@@ -180,7 +214,8 @@ class Lane:
         doubled = {e: n for e, n in got.items() if n > 1}
         assert not lost and not extra and not doubled, (
             f"lost {len(lost)} (e.g. {sorted(lost)[:3]}), unexpected {len(extra)} (e.g. {sorted(extra)[:3]}), "
-            f"doubled {len(doubled)} (e.g. {list(doubled.items())[:3]}) of {len(event_ids)} events")
+            f"doubled {len(doubled)} (e.g. {list(doubled.items())[:3]}) of {len(event_ids)} events"
+        )
         assert self.rejected() == []
         bad = self.check_bronze(set(self.uploaded))
         assert not bad, f"{len(bad)} bronze objects missing or wrong, e.g. {bad[:3]}"
@@ -188,8 +223,8 @@ class Lane:
     def check_bronze(self, image_ids: set[str]) -> list[tuple[str, str]]:
         """(image id, problem) for each image whose bronze object is missing or holds other bytes."""
         from lake.clients import minio_client
-        from lake.tables import BRONZE_BUCKET, bronze_key
         from lake.storage import read_object
+        from lake.tables import BRONZE_BUCKET, bronze_key
 
         mc = minio_client(self.s)
 
@@ -224,8 +259,12 @@ def open_lane(s: Settings, logs: Path, partitions: int = 3) -> Iterator[Lane]:
 
     lane_id = f"rel{uuid.uuid4().hex[:10]}"
     topic = f"reliability.{lane_id}"
-    lane = Lane(s.model_copy(update={"topic_uploads": topic, "topic_uploads_dlq": f"{topic}.dlq"}), lane_id,
-                f"{s.iceberg_catalog}.{lane_id}", logs)
+    lane = Lane(
+        s.model_copy(update={"topic_uploads": topic, "topic_uploads_dlq": f"{topic}.dlq"}),
+        lane_id,
+        f"{s.iceberg_catalog}.{lane_id}",
+        logs,
+    )
     logs.mkdir(parents=True, exist_ok=True)
     with kafka_admin(s) as admin:
         admin.create_topics([NewTopic(topic, partitions, 1), NewTopic(f"{topic}.dlq", 1, 1)])
@@ -245,6 +284,7 @@ def _drop_lane(lane: Lane) -> None:
 
 
 # ---- servers ------------------------------------------------------------------------
+
 
 def _server(s: Settings, name: str):
     from infra.stack import select
@@ -299,12 +339,33 @@ def api_server(lane: Lane, workers: int = 1) -> Iterator[httpx.Client]:
     env = lane.env(LAKE_API_PORT=str(port), LAKE_CAPTION_MODEL="reliability-none", LAKE_CAPTION_POLL_S="3600")
     with open(log, "wb") as out:
         # create_app() without a search service: the sentence model loads only on a first search
-        p = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.api.main:create_app", "--factory",
-                              "--host", lane.s.host, "--port", str(port), "--no-access-log", "--workers",
-                              str(workers)], env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True)
-    client = httpx.Client(base_url=f"http://{lane.s.host}:{port}", timeout=60, headers={"X-API-Key": API_KEY},
-                          limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "services.api.main:create_app",
+                "--factory",
+                "--host",
+                lane.s.host,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = httpx.Client(
+        base_url=f"http://{lane.s.host}:{port}",
+        timeout=60,
+        headers={"X-API-Key": API_KEY},
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -350,8 +411,11 @@ def upload(client: httpx.Client, lane: Lane, data: bytes, result: Uploads, *, re
     while True:
         t = time.perf_counter()
         try:
-            r = client.post(f"/v1/images?source=reliability&event_id={event_id}", content=data,
-                            headers={"Content-Type": "image/png"})
+            r = client.post(
+                f"/v1/images?source=reliability&event_id={event_id}",
+                content=data,
+                headers={"Content-Type": "image/png"},
+            )
         except httpx.HTTPError as e:
             with result.lock:
                 result.errors.append(f"{type(e).__name__}: {e}")

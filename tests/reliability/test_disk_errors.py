@@ -19,7 +19,7 @@ from tests.reliability.lane import images
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
 SIZE = 1024 * 1024  # the tmpfs
-FREE = 40 * 1024    # what the filler leaves: the checkpoint of a batch or two (each file takes a 4 KiB page)
+FREE = 40 * 1024  # what the filler leaves: the checkpoint of a batch or two (each file takes a 4 KiB page)
 
 
 @pytest.fixture
@@ -28,8 +28,9 @@ def tiny_disk(tmp_path):
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "lake-reliability", str(mnt)],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "lake-reliability", str(mnt)], capture_output=True, text=True
+    )
     if res.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
     try:
@@ -73,21 +74,34 @@ def _last_lines(out: str, n: int = 5) -> str:
     return "\n".join(out.rstrip().splitlines()[-n:])
 
 
-@pytest.mark.parametrize("message, cause", [
-    ("[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: java.io.IOException: No space left on "
-     "device SQLSTATE: XXKST\n=== Streaming Query ===\nIdentifier: bronze_ingest_uploads\n",
-     "IOException: No space left on device"),
-    ("[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch sink. "
-     "Reason: An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):\n"
-     '  File "x.py", line 1, in call\npy4j.protocol.Py4JJavaError: An error occurred while calling o168.sql.\n'
-     ": software.amazon.awssdk.core.exception.SdkClientException: Unable to execute HTTP request: Connect to "
-     "http://127.0.0.1:9000 failed: Connection refused (SDK Attempt Count: 6)\n\tSuppressed: x.y.OtherException: z\n"
-     "=== Streaming Query ===\n",
-     "SdkClientException: Unable to execute HTTP request: Connect to http://127.0.0.1:9000 failed: Connection "
-     "refused (SDK Attempt Count: 6)"),
-    ("[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: /x/commits/.1.tmp (Read-only file "
-     "system) SQLSTATE: XXKST\n=== Streaming Query ===\n", "/x/commits/.1.tmp (Read-only file system)"),
-])
+@pytest.mark.parametrize(
+    "message, cause",
+    [
+        (
+            "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+            "java.io.IOException: No space left on device SQLSTATE: XXKST\n"
+            "=== Streaming Query ===\nIdentifier: bronze_ingest_uploads\n",
+            "IOException: No space left on device",
+        ),
+        (
+            "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch "
+            "sink. Reason: An exception was raised by the Python Proxy. Return Message: "
+            "Traceback (most recent call last):\n"
+            '  File "x.py", line 1, in call\npy4j.protocol.Py4JJavaError: An error occurred while calling o168.sql.\n'
+            ": software.amazon.awssdk.core.exception.SdkClientException: Unable to execute HTTP request: Connect to "
+            "http://127.0.0.1:9000 failed: Connection refused (SDK Attempt Count: 6)\n"
+            "\tSuppressed: x.y.OtherException: z\n"
+            "=== Streaming Query ===\n",
+            "SdkClientException: Unable to execute HTTP request: Connect to http://127.0.0.1:9000 failed: Connection "
+            "refused (SDK Attempt Count: 6)",
+        ),
+        (
+            "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: /x/commits/.1.tmp (Read-only file "
+            "system) SQLSTATE: XXKST\n=== Streaming Query ===\n",
+            "/x/commits/.1.tmp (Read-only file system)",
+        ),
+    ],
+)
 def test_failure_cause_names_the_cause_not_the_wrappers(message, cause):
     from spark_jobs.bronze.ingest_uploads import failure_cause
 

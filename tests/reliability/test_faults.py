@@ -34,8 +34,13 @@ def test_stream_sigkill_after_a_merge_and_mid_backlog_then_restart(lane):
     point. A drain after both lands every event once."""
     n = 2000
     ids = lane.publish_inline(images(n))
-    crashed = lane.job("--max-offsets", "150", module="tests.reliability.crash_after_merge", log="crash",
-                       env={"LAKE_TEST_CRASH_AFTER_BATCH": "2"})
+    crashed = lane.job(
+        "--max-offsets",
+        "150",
+        module="tests.reliability.crash_after_merge",
+        log="crash",
+        env={"LAKE_TEST_CRASH_AFTER_BATCH": "2"},
+    )
     rc, out = lane.wait(crashed, 300)
     assert rc == -9 and "batch 2 written, SIGKILL" in out, out[-3000:]
     # batches 0, 1 and 2 landed (~150 rows each); the checkpoint has committed only 0 and 1

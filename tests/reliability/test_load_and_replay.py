@@ -38,11 +38,16 @@ def loaded(rel_stack, tmp_path_factory):
         lane.drain()
         drain = time.perf_counter() - t
         lat = sorted(result.latencies)
-        figures = {"uploads": UPLOADS, "clients": CLIENTS, "bytes_each": sum(map(len, datas)) // UPLOADS,
-                   "wall_s": round(wall, 1), "uploads_per_s": round((UPLOADS - 1) / wall, 1),
-                   "latency_ms_p50": round(1000 * statistics.median(lat), 1),
-                   "latency_ms_p99": round(1000 * lat[int(0.99 * (len(lat) - 1))], 1),
-                   "drain_s_with_job_start": round(drain, 1)}
+        figures = {
+            "uploads": UPLOADS,
+            "clients": CLIENTS,
+            "bytes_each": sum(map(len, datas)) // UPLOADS,
+            "wall_s": round(wall, 1),
+            "uploads_per_s": round((UPLOADS - 1) / wall, 1),
+            "latency_ms_p50": round(1000 * statistics.median(lat), 1),
+            "latency_ms_p99": round(1000 * lat[int(0.99 * (len(lat) - 1))], 1),
+            "drain_s_with_job_start": round(drain, 1),
+        }
         print("load:", json.dumps(figures))
         yield lane, result, figures
 

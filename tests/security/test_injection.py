@@ -47,17 +47,32 @@ def canary():
 
 
 def payloads(url: str) -> list[str]:
-    return ["' OR '1'='1", "1; DROP TABLE lake.gold.captions --", "x' UNION SELECT secret FROM t --",
-            '{"$ne": null}', '{"$where": "sleep(1000)"}', "$gt", "../../etc/passwd", "..%2F..%2Fetc",
-            "images/../../warehouse/x", "\x00", "a\r\nX-Injected: 1", "${jndi:ldap://127.0.0.1/x}", "{{7*7}}",
-            "é漢字🙂", "9" * 40, "x" * 5000, url, f"file://{url}"]
+    return [
+        "' OR '1'='1",
+        "1; DROP TABLE lake.gold.captions --",
+        "x' UNION SELECT secret FROM t --",
+        '{"$ne": null}',
+        '{"$where": "sleep(1000)"}',
+        "$gt",
+        "../../etc/passwd",
+        "..%2F..%2Fetc",
+        "images/../../warehouse/x",
+        "\x00",
+        "a\r\nX-Injected: 1",
+        "${jndi:ldap://127.0.0.1/x}",
+        "{{7*7}}",
+        "é漢字🙂",
+        "9" * 40,
+        "x" * 5000,
+        url,
+        f"file://{url}",
+    ]
 
 
 def counts() -> dict[str, int]:
     from lake.clients import trino_query
 
-    tables = ["lake.gold.captions", "lake.gold.training_examples", "lake.silver.images",
-              "lake.bronze.upload_events"]
+    tables = ["lake.gold.captions", "lake.gold.training_examples", "lake.silver.images", "lake.bronze.upload_events"]
     return {t: trino_query(f"SELECT count(*) FROM {t}")[0][0] for t in tables}
 
 
@@ -82,8 +97,10 @@ def test_no_parameter_injects_or_fetches(lake, canary):  # noqa: F811 -- the fix
                         tried += 1
                         seen.setdefault(f"{method.upper()} {path}", set()).add(r.status_code)
                         if r.status_code >= 500 and r.status_code not in (503, 504):
-                            failures.append(f"{method.upper()} {path} {param['name']}={value[:40]!r}: "
-                                            f"{r.status_code} {r.text[:200]}")
+                            failures.append(
+                                f"{method.upper()} {path} {param['name']}={value[:40]!r}: "
+                                f"{r.status_code} {r.text[:200]}"
+                            )
         for body in ({"url": url}, {"image_url": url}, {"image_id": url}, {"image_id": ID, "url": url}):
             r = api.post("/v1/captions", json=body)
             tried += 1

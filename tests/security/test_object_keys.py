@@ -16,13 +16,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lake.tables import bronze_key
 from lake.registry import check_name, parse_spec
+from lake.tables import bronze_key
 from tests.services.api.helpers import lake, png, serve, service  # noqa: F401 -- fixtures
 
 MARK = "zzescape"  # in every hostile string: no object key may ever contain it
-CLIMBS = [f"../../{MARK}", f"/etc/{MARK}", f"images/../../warehouse/{MARK}", f"..%2F..%2F{MARK}",
-          f"..\\..\\{MARK}", f"{MARK}/../../../models/x", f"./{MARK}\n/x", f"s3://models/{MARK}"]
+CLIMBS = [
+    f"../../{MARK}",
+    f"/etc/{MARK}",
+    f"images/../../warehouse/{MARK}",
+    f"..%2F..%2F{MARK}",
+    f"..\\..\\{MARK}",
+    f"{MARK}/../../../models/x",
+    f"./{MARK}\n/x",
+    f"s3://models/{MARK}",
+]
 
 
 @given(st.text())
@@ -54,15 +62,16 @@ def test_a_version_spec_names_a_checked_model(text):
     assert check_name(name) == name and (version is None or version >= 0)
 
 
-@pytest.mark.parametrize("namespace", ["lake.x; DROP TABLE y", "lake", "lake.`x`", "lake.x.upload_events --",
-                                       "../lake.x", "lake.X"])
+@pytest.mark.parametrize(
+    "namespace", ["lake.x; DROP TABLE y", "lake", "lake.`x`", "lake.x.upload_events --", "../lake.x", "lake.X"]
+)
 def test_a_namespace_written_into_sql_is_plain_identifiers(namespace):
     from lake.config import get_settings
 
-    lake = get_settings().tables
+    tables = get_settings().tables
     with pytest.raises(ValueError, match="namespace"):
-        lake.under(namespace)
-    assert lake.under("lake.rel0a1b").events == "lake.rel0a1b.upload_events"
+        tables.under(namespace)
+    assert tables.under("lake.rel0a1b").events == "lake.rel0a1b.upload_events"
 
 
 def all_keys(mc) -> set[str]:
@@ -79,9 +88,12 @@ def test_hostile_upload_fields_never_shape_a_key(lake):  # noqa: F811 -- the fix
     with serve(service(lake), wait_model=False) as api:
         for i, climb in enumerate(CLIMBS):
             data = png(9000 + i)
-            r = api.post("/v1/images", files={"file": (climb, data, "image/png")},
-                         data={"user_id": climb, "captions": [climb], "tags": json.dumps({climb[:64]: climb})},
-                         params={"source": "security-test"})
+            r = api.post(
+                "/v1/images",
+                files={"file": (climb, data, "image/png")},
+                data={"user_id": climb, "captions": [climb], "tags": json.dumps({climb[:64]: climb})},
+                params={"source": "security-test"},
+            )
             assert r.status_code in (200, 201), r.text
             landed[hashlib.sha256(data).hexdigest()] = data
             assert r.json()["bronze_uri"] == f"s3://bronze/images/{r.json()['image_id']}"

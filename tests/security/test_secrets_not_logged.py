@@ -20,10 +20,16 @@ pytestmark = pytest.mark.integration
 def stack_secrets(s) -> dict[str, str]:
     from infra.apps import ui_password
 
-    found = {name: getattr(s, name).get_secret_value() for name, field in type(s).model_fields.items()
-             if field.annotation is SecretStr}
-    found |= {f"{kind}[{i}]": k.get_secret_value() for kind in ("api_keys", "admin_keys")
-              for i, k in enumerate(getattr(s, kind))}
+    found = {
+        name: getattr(s, name).get_secret_value()
+        for name, field in type(s).model_fields.items()
+        if field.annotation is SecretStr
+    }
+    found |= {
+        f"{kind}[{i}]": k.get_secret_value()
+        for kind in ("api_keys", "admin_keys")
+        for i, k in enumerate(getattr(s, kind))
+    }
     found |= {f"{app} admin password": ui_password(s, app) for app in ("airflow", "superset")}
     keys = s.run_dir / "airflow-keys.json"
     if keys.exists():
@@ -33,8 +39,7 @@ def stack_secrets(s) -> dict[str, str]:
 
 def leaks(text: str, secrets: dict[str, str]) -> list[str]:
     """Which secrets appear in ``text`` as whole tokens (``lake-local`` is not found in ``lake-local-1``)."""
-    return [name for name, value in secrets.items()
-            if re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text)]
+    return [name for name, value in secrets.items() if re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text)]
 
 
 def test_a_secret_is_found_as_a_token_only():

@@ -62,8 +62,9 @@ def test_datasets_are_what_the_gold_job_builds():
     from spark_jobs.gold.build_gold import views
 
     t = get_settings().tables
-    built = set(views(t)) | {getattr(t, n).rsplit(".", 1)[1] for n in LAYERS["gold"] if n.startswith(("training",
-                                                                                                      "ingest", "captions"))}
+    built = set(views(t)) | {
+        getattr(t, n).rsplit(".", 1)[1] for n in LAYERS["gold"] if n.startswith(("training", "ingest", "captions"))
+    }
     assert {d["table_name"] for d in _of("datasets").values()} <= built
     assert {d["schema"] for d in _of("datasets").values()} == {t.gold.split(".")[1]}
 
@@ -86,12 +87,31 @@ def test_zip_is_a_superset_bundle_with_query_contexts(tmp_path):
 
 
 def test_query_context_of_a_timeseries():
-    q = query_context({"viz_type": "echarts_timeseries_bar", "x_axis": "day", "time_grain_sqla": "P1D",
-                       "metrics": ["uploads"], "groupby": ["source"],
-                       "adhoc_filters": [{"expressionType": "SIMPLE", "subject": "source", "operator": "==",
-                                          "comparator": "api", "clause": "WHERE"}]})["queries"][0]
-    assert q["columns"][0] == {"columnType": "BASE_AXIS", "sqlExpression": "day", "label": "day",
-                               "expressionType": "SQL", "timeGrain": "P1D"}
+    q = query_context(
+        {
+            "viz_type": "echarts_timeseries_bar",
+            "x_axis": "day",
+            "time_grain_sqla": "P1D",
+            "metrics": ["uploads"],
+            "groupby": ["source"],
+            "adhoc_filters": [
+                {
+                    "expressionType": "SIMPLE",
+                    "subject": "source",
+                    "operator": "==",
+                    "comparator": "api",
+                    "clause": "WHERE",
+                }
+            ],
+        }
+    )["queries"][0]
+    assert q["columns"][0] == {
+        "columnType": "BASE_AXIS",
+        "sqlExpression": "day",
+        "label": "day",
+        "expressionType": "SQL",
+        "timeGrain": "P1D",
+    }
     assert q["columns"][1:] == ["source"] and q["metrics"] == ["uploads"]
     assert q["filters"] == [{"col": "source", "op": "==", "val": "api"}]
 
@@ -136,5 +156,5 @@ def test_chart_returns_rows(superset, slug, chart):
     assert results and all(q.get("error") is None and q["status"] == "success" for q in results), results
     if not any(q["rowcount"] for q in results):
         view = next(d["table_name"] for d in _of("datasets").values() if d["uuid"] == chart["dataset_uuid"])
-        (n,), = trino_query(f"SELECT count(*) FROM lake.gold.{view}")
+        ((n,),) = trino_query(f"SELECT count(*) FROM lake.gold.{view}")
         pytest.fail(f"{chart['slice_name']}: no rows (lake.gold.{view} has {n})")

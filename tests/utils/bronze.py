@@ -8,7 +8,7 @@ import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from PIL import Image
@@ -19,7 +19,7 @@ from lake.clients import mongo_client
 from lake.tables import Tables, bronze_key
 from tests.utils.images import RUN
 
-T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
 def save(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -59,10 +59,25 @@ def sha(data: bytes) -> str:
 
 
 def event_row(i: int, image_id: str, captions=None, source="api", at=T0) -> dict:
-    return dict(event_id=f"{RUN}-{i:04d}", image_id=image_id, source=source, content_type="image/png",
-                size_bytes=1, uploaded_at=at, user_id=None, captions=captions or [], tags={},
-                bronze_key=bronze_key(image_id), delivery="claim_check", kafka_topic="test", kafka_partition=0,
-                kafka_offset=i, kafka_timestamp=at, ingested_at=at, batch_id=0)
+    return dict(
+        event_id=f"{RUN}-{i:04d}",
+        image_id=image_id,
+        source=source,
+        content_type="image/png",
+        size_bytes=1,
+        uploaded_at=at,
+        user_id=None,
+        captions=captions or [],
+        tags={},
+        bronze_key=bronze_key(image_id),
+        delivery="claim_check",
+        kafka_topic="test",
+        kafka_partition=0,
+        kafka_offset=i,
+        kafka_timestamp=at,
+        ingested_at=at,
+        batch_id=0,
+    )
 
 
 @dataclass

@@ -35,6 +35,7 @@ RUN = uuid.uuid4().hex[:12]  # makes this process's good images new to the lake
 
 # ---- factories: well-formed images ----------------------------------------------------
 
+
 def _noise(w: int, h: int, seed: int | str = 0, mode: str = "RGB") -> Image.Image:
     bands = len(mode)
     return Image.frombytes(mode, (w, h), random.Random(seed).randbytes(w * h * bands))
@@ -54,8 +55,9 @@ def png(w: int = 8, h: int = 8, colour="red", *, note: str | None = None, mode: 
     return _save(Image.new(mode, (w, h), colour), "PNG", pnginfo=info)
 
 
-def jpeg(w: int = 8, h: int = 8, colour="blue", quality: int = 90, *, note: str | None = None,
-         mode: str = "RGB", **kw) -> bytes:
+def jpeg(
+    w: int = 8, h: int = 8, colour="blue", quality: int = 90, *, note: str | None = None, mode: str = "RGB", **kw
+) -> bytes:
     """A solid JPEG; ``note`` goes into a COM segment. ``kw`` reaches Pillow (progressive, exif)."""
     if note:
         kw["comment"] = note.encode()
@@ -80,11 +82,13 @@ def webp(w: int = 8, h: int = 8, colour="green", *, lossless: bool = True, note:
     return _save(Image.new("RGB", (w, h), colour), "WEBP", lossless=lossless, **kw)
 
 
-def gif(w: int = 8, h: int = 8, colour="yellow", *, frames: int = 1, version: str = "GIF89a",
-        note: str | None = None) -> bytes:
+def gif(
+    w: int = 8, h: int = 8, colour="yellow", *, frames: int = 1, version: str = "GIF89a", note: str | None = None
+) -> bytes:
     """A GIF, animated when ``frames`` > 1; ``note`` goes into a comment extension."""
-    imgs = [Image.new("RGB", (w, h), colour)] + [Image.new("RGB", (w, h), (40 * i % 256, 0, 0))
-                                                for i in range(1, frames)]
+    imgs = [Image.new("RGB", (w, h), colour)] + [
+        Image.new("RGB", (w, h), (40 * i % 256, 0, 0)) for i in range(1, frames)
+    ]
     kw = {"comment": note.encode()} if note else {}
     data = _save(imgs[0], "GIF", save_all=frames > 1, append_images=imgs[1:], **kw)
     return version.encode() + data[6:]
@@ -103,6 +107,7 @@ def tiff(w: int = 8, h: int = 8, colour="orange", *, big_endian: bool = False, n
 
 
 # ---- factories: bad and hostile bytes --------------------------------------------------
+
 
 def truncated_jpeg(keep: float = 0.5) -> bytes:
     """A real JPEG cut off in its scan data (a failed or interrupted upload)."""
@@ -128,7 +133,7 @@ def bomb_png(width: int = 10_000, height: int = 5_000) -> bytes:
 def _png_flip(chunk: bytes, at: str) -> bytes:
     data = bytearray(png(16, 16, "teal"))
     i = data.index(chunk)
-    n = struct.unpack(">I", data[i - 4:i])[0]
+    n = struct.unpack(">I", data[i - 4 : i])[0]
     data[i + 4 + (n if at == "crc" else n // 2)] ^= 0xFF
     return bytes(data)
 
@@ -153,7 +158,7 @@ def jpeg_huge_header(w: int = 65_535, h: int = 65_535) -> bytes:
     """A tiny JPEG whose frame header claims ``w`` x ``h`` (4.3 gigapixels)."""
     data = bytearray(jpeg(8, 8))
     i = data.index(b"\xff\xc0")  # SOF0: marker, length(2), precision(1), height(2), width(2)
-    data[i + 5:i + 9] = struct.pack(">HH", h, w)
+    data[i + 5 : i + 9] = struct.pack(">HH", h, w)
     return bytes(data)
 
 
@@ -162,8 +167,10 @@ def html() -> bytes:
 
 
 def svg() -> bytes:
-    return (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-            b'<script>alert(1)</script><rect width="10" height="10"/></svg>')
+    return (
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        b'<script>alert(1)</script><rect width="10" height="10"/></svg>'
+    )
 
 
 def pdf() -> bytes:
@@ -225,7 +232,7 @@ def multipart(parts: list[Part], boundary: str = "lake-test-boundary") -> tuple[
 
 def _chunks(data: bytes, size: int = 2**20):
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 @dataclass(frozen=True)
@@ -255,8 +262,7 @@ class Post:
         if self.body_type is not None:
             headers["Content-Type"] = self.body_type
         content = _chunks(body) if self.chunked else body
-        return client.post("/v1/images" + (f"?{self.query}" if self.query else ""), content=content,
-                           headers=headers)
+        return client.post("/v1/images" + (f"?{self.query}" if self.query else ""), content=content, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,7 @@ class Get:
 
 
 # ---- the corpus -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Refused:
@@ -323,30 +330,51 @@ def corpus() -> list[tuple[str, Payload, Expect]]:
         ("tiff", tiff(10, 6, note=RUN), ACCEPTED),
         ("jpeg_header_past_1mib", jpeg_fat_header(note=RUN), ACCEPTED),
         ("png_1x1", _good("png", w=1, h=1, tag="1x1"), ACCEPTED),
-        ("png_named_jpg_wrong_type", Post(_good("png", w=5, h=5, tag="jpg"), filename="photo.jpg",
-                                          content_type="image/jpeg"), ACCEPTED),
+        (
+            "png_named_jpg_wrong_type",
+            Post(_good("png", w=5, h=5, tag="jpg"), filename="photo.jpg", content_type="image/jpeg"),
+            ACCEPTED,
+        ),
         ("path_like_filename", Post(_good("png", w=4, h=4, tag="path"), filename="../../x.png"), ACCEPTED),
-        ("raw_body_with_query_caption", Post(_good("jpeg", w=3, h=3, tag="raw"), raw=True,
-                                             query="caption=a%20raw%20upload"), ACCEPTED),
-        ("unicode_captions", Post(_good("png", w=6, h=6, tag="uni"), fields=[
-            ("captions", "café au lait, naïve façade"), ("captions", "一只猫坐在垫子上 🐈"),
-            ("captions", "Ωμέγα — ünïcödé"), ("tags", '{"lieu": "Genève", "emoji": "📷"}'),
-            ("user_id", "zoë")]), ACCEPTED),
+        (
+            "raw_body_with_query_caption",
+            Post(_good("jpeg", w=3, h=3, tag="raw"), raw=True, query="caption=a%20raw%20upload"),
+            ACCEPTED,
+        ),
+        (
+            "unicode_captions",
+            Post(
+                _good("png", w=6, h=6, tag="uni"),
+                fields=[
+                    ("captions", "café au lait, naïve façade"),
+                    ("captions", "一只猫坐在垫子上 🐈"),
+                    ("captions", "Ωμέγα — ünïcödé"),
+                    ("tags", '{"lieu": "Genève", "emoji": "📷"}'),
+                    ("user_id", "zoë"),
+                ],
+            ),
+            ACCEPTED,
+        ),
         # --- bad metadata around a good image
-        ("caption_bad_utf8", Post(png(), fields=[("captions", b"caf\xe9 \xff\xfe broken")]),
-         Refused(400, "bad_text")),
+        ("caption_bad_utf8", Post(png(), fields=[("captions", b"caf\xe9 \xff\xfe broken")]), Refused(400, "bad_text")),
         ("caption_query_bad_utf8", Post(png(), raw=True, query="caption=%FF%FE"), Refused(400, "bad_text")),
         ("caption_huge_100k", Post(png(), fields=[("captions", "x" * 100_000)]), Refused(422, "invalid_event")),
-        ("captions_21", Post(png(), fields=[("captions", f"caption {i}") for i in range(21)]),
-         Refused(422, "invalid_event")),
+        (
+            "captions_21",
+            Post(png(), fields=[("captions", f"caption {i}") for i in range(21)]),
+            Refused(422, "invalid_event"),
+        ),
         ("caption_nul", Post(png(), fields=[("captions", "a\x00b")]), Refused(400, "bad_text")),
         ("tags_not_json", Post(png(), fields=[("tags", "camera=x")]), Refused(400, "bad_tags")),
         ("tags_json_array", Post(png(), fields=[("tags", '["a", "b"]')]), Refused(400, "bad_tags")),
         ("tags_non_string_value", Post(png(), fields=[("tags", '{"iso": 100}')]), Refused(400, "bad_tags")),
         ("tags_deeply_nested", Post(png(), fields=[("tags", "[" * 100_000)]), Refused(400, "bad_tags")),
         ("tags_nul", Post(png(), fields=[("tags", '{"a": "b\\u0000"}')]), Refused(400, "bad_text")),
-        ("tags_51", Post(png(), fields=[("tags", json.dumps({f"k{i}": "v" for i in range(51)}))]),
-         Refused(422, "invalid_event")),
+        (
+            "tags_51",
+            Post(png(), fields=[("tags", json.dumps({f"k{i}": "v" for i in range(51)}))]),
+            Refused(422, "invalid_event"),
+        ),
         ("user_id_query_nul", Post(png(), raw=True, query="user_id=a%00b"), Refused(400, "bad_text")),
         ("user_id_too_long", Post(png(), fields=[("user_id", "u" * 129)]), Refused(422, "invalid_event")),
         ("source_bad", Post(png(), query="source=../etc"), Refused(422, None)),
@@ -355,11 +383,17 @@ def corpus() -> list[tuple[str, Payload, Expect]]:
         ("api_key_missing", Post(png(), headers={}), Refused(401, "unauthorized")),
         ("multipart_without_file", Post(None, fields=[("captions", "no file here")]), Refused(400, "missing_file")),
         ("file_as_plain_field", Post(None, fields=[("file", "not a file part")]), Refused(400, "missing_file")),
-        ("multipart_second_file", Post(png(), extra_parts=[("file", png(3, 3), "b.png", "image/png")]),
-         Refused(400, "bad_multipart")),
+        (
+            "multipart_second_file",
+            Post(png(), extra_parts=[("file", png(3, 3), "b.png", "image/png")]),
+            Refused(400, "bad_multipart"),
+        ),
         ("multipart_no_boundary", Post(png(), body_type="multipart/form-data"), Refused(400, "bad_multipart")),
-        ("multipart_garbage", Post(b"garbage", raw=True, body_type="multipart/form-data; boundary=zz"),
-         Refused(400, "bad_multipart")),
+        (
+            "multipart_garbage",
+            Post(b"garbage", raw=True, body_type="multipart/form-data; boundary=zz"),
+            Refused(400, "bad_multipart"),
+        ),
         ("get_non_hex_id", Get("not-a-hex-id"), Refused(422, None)),
         ("get_upper_hex_id", Get("A" * 64), Refused(422, None)),
         ("get_id_newline", Get("a" * 64 + "%0A"), Refused(422, None)),

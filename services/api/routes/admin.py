@@ -29,9 +29,12 @@ NAME = rf"^{NAME_PATTERN}$"
 VERSION = rf"^{VERSION_PATTERN}$"
 Reason = Annotated[str, Query(min_length=1, max_length=500, description="Recorded with the stage change.")]
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_key)],
-                   responses={401: {"description": "No key or an unknown one"},
-                              403: {"description": "A write key, not an admin key"}})
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin_key)],
+    responses={401: {"description": "No key or an unknown one"}, 403: {"description": "A write key, not an admin key"}},
+)
 
 
 def _utc(at: datetime | None) -> datetime | None:
@@ -42,10 +45,18 @@ def _utc(at: datetime | None) -> datetime | None:
 def version_row(doc: dict) -> ModelVersionPublic:
     last = (doc.get("history") or [{}])[-1]
     overall = (doc.get("evaluation") or {}).get("overall") or {}
-    return ModelVersionPublic(model_version=doc["_id"], name=doc["name"], version=doc["version"],
-                              stage=doc["stage"], created_at=_utc(doc["created_at"]),
-                              dataset=(doc.get("dataset") or {}).get("id"), cider=overall.get("CIDEr"),
-                              changed_by=last.get("by"), changed_at=_utc(last.get("at")), reason=last.get("reason"))
+    return ModelVersionPublic(
+        model_version=doc["_id"],
+        name=doc["name"],
+        version=doc["version"],
+        stage=doc["stage"],
+        created_at=_utc(doc["created_at"]),
+        dataset=(doc.get("dataset") or {}).get("id"),
+        cider=overall.get("CIDEr"),
+        changed_by=last.get("by"),
+        changed_at=_utc(last.get("at")),
+        reason=last.get("reason"),
+    )
 
 
 def _change(action, **kw) -> ModelVersionPublic:
@@ -69,24 +80,42 @@ def models(registry: RegistryDep, name: Annotated[str | None, Query(pattern=NAME
     return [version_row(d) for d in crud.model_versions(registry=registry, name=name)]
 
 
-@router.post("/models/{version}/promote", summary="Make a version production (the current one is archived)",
-             responses={404: {"description": "No such version"}, 409: {"description": "Already production"}})
-def promote(key: AdminKey, catalog: CatalogDep, registry: RegistryDep, version: Annotated[str, Path(pattern=VERSION)],
-            reason: Reason = "promoted through the admin API") -> ModelVersionPublic:
+@router.post(
+    "/models/{version}/promote",
+    summary="Make a version production (the current one is archived)",
+    responses={404: {"description": "No such version"}, 409: {"description": "Already production"}},
+)
+def promote(
+    key: AdminKey,
+    catalog: CatalogDep,
+    registry: RegistryDep,
+    version: Annotated[str, Path(pattern=VERSION)],
+    reason: Reason = "promoted through the admin API",
+) -> ModelVersionPublic:
     from lake.retrain import promote as run_promote
 
     log.info("admin promote", model=version, by=key_id(key))
-    return _change(run_promote, version=version, by=f"api {key_id(key)}", reason=reason, catalog=catalog,
-                   registry=registry)
+    return _change(
+        run_promote, version=version, by=f"api {key_id(key)}", reason=reason, catalog=catalog, registry=registry
+    )
 
 
-@router.post("/models/{name}/rollback", summary="Make the previous production version production again",
-             responses={404: {"description": "No such model"}, 409: {"description": "Nothing to roll back to"}})
-def rollback(key: AdminKey, catalog: CatalogDep, registry: RegistryDep, name: Annotated[str, Path(pattern=NAME)],
-             to: Annotated[str | None, Query(pattern=VERSION, description="This version instead")] = None,
-             reason: Reason = "rolled back through the admin API") -> ModelVersionPublic:
+@router.post(
+    "/models/{name}/rollback",
+    summary="Make the previous production version production again",
+    responses={404: {"description": "No such model"}, 409: {"description": "Nothing to roll back to"}},
+)
+def rollback(
+    key: AdminKey,
+    catalog: CatalogDep,
+    registry: RegistryDep,
+    name: Annotated[str, Path(pattern=NAME)],
+    to: Annotated[str | None, Query(pattern=VERSION, description="This version instead")] = None,
+    reason: Reason = "rolled back through the admin API",
+) -> ModelVersionPublic:
     from lake.retrain import rollback as run_rollback
 
     log.info("admin rollback", model=name, to=to, by=key_id(key))
-    return _change(run_rollback, name=name, to=to, by=f"api {key_id(key)}", reason=reason, catalog=catalog,
-                   registry=registry)
+    return _change(
+        run_rollback, name=name, to=to, by=f"api {key_id(key)}", reason=reason, catalog=catalog, registry=registry
+    )

@@ -34,6 +34,7 @@ router = APIRouter(prefix="/v1/captions", tags=["captions"])
 def _decode(data: bytes, s: Settings) -> Image.Image:
     """The front door's checks and decoder (lake.images), then what silver does: orient, RGB.
     JPEGs decode at the smallest DCT scale still at least silver's size (the model sees far less)."""
+
     def draft(w: int, h: int) -> tuple[int, int]:
         scale = min(1.0, MAX_SIDE / max(w, h))
         return max(1, round(w * scale)), max(1, round(h * scale))
@@ -53,14 +54,22 @@ def _decode(data: bytes, s: Settings) -> Image.Image:
 @router.post(
     "",
     summary="Caption an image: multipart `file` (or the raw bytes as the body), or an `image_id` in silver "
-            '(JSON {"image_id": ...} or a form field)',
+    '(JSON {"image_id": ...} or a form field)',
     response_model=CaptionPublic,
-    responses={400: {}, 401: {}, 404: {"description": "no silver image with that id"}, 413: {}, 415: {}, 422: {},
-               503: {"description": "no production model yet, or the queue is full (see Retry-After)"},
-               504: {"description": "not captioned within caption_timeout_s"}},
+    responses={
+        400: {},
+        401: {},
+        404: {"description": "no silver image with that id"},
+        413: {},
+        415: {},
+        422: {},
+        503: {"description": "no production model yet, or the queue is full (see Retry-After)"},
+        504: {"description": "not captioned within caption_timeout_s"},
+    },
 )
-async def create_caption(request: Request, _: ApiKey, settings: SettingsDep, mc: MinioDep,
-                         svc: CaptionsDep) -> CaptionPublic:
+async def create_caption(
+    request: Request, _: ApiKey, settings: SettingsDep, mc: MinioDep, svc: CaptionsDep
+) -> CaptionPublic:
     try:
         svc.require_model()  # before reading a body that could not be captioned anyway
         data, image_id = await read_caption_request(request, settings.max_upload_bytes)
@@ -71,8 +80,12 @@ async def create_caption(request: Request, _: ApiKey, settings: SettingsDep, mc:
         if image_id:
             data = await run_in_threadpool(lambda: crud.silver_jpeg(mc=mc, image_id=image_id))
             if data is None:
-                raise problem(404, "not_found", f"no image {image_id} in silver: unknown, or not normalized yet "
-                                                "(`lake layers run`); upload it as `file` to caption it now")
+                raise problem(
+                    404,
+                    "not_found",
+                    f"no image {image_id} in silver: unknown, or not normalized yet "
+                    "(`lake layers run`); upload it as `file` to caption it now",
+                )
         image = await run_in_threadpool(_decode, data, settings)
         caption, version, reason = await svc.caption(image, key)
         await run_in_threadpool(svc.store, key, version, caption, reason)

@@ -30,14 +30,21 @@ _CURSOR = re.compile(r"^([0-9a-f]{64}):(\d{1,4})$")
 router = APIRouter(prefix="/v1/data", tags=["query data"])
 
 
-@router.get("/examples", response_model=ExamplesPublic,
-            responses={400: {"description": "a bad cursor"}, 401: {}, 404: {"description": "no such data set"}})
+@router.get(
+    "/examples",
+    response_model=ExamplesPublic,
+    responses={400: {"description": "a bad cursor"}, 401: {}, 404: {"description": "no such data set"}},
+)
 async def examples(
     _: ApiKey,
     mc: MinioDep,
     catalog: CatalogDep,
-    dataset: Annotated[str | None, Query(pattern=r"^training_examples@-?\d{1,20}$",
-                                         description="training_examples@<snapshot>; default the latest")] = None,
+    dataset: Annotated[
+        str | None,
+        Query(
+            pattern=r"^training_examples@-?\d{1,20}$", description="training_examples@<snapshot>; default the latest"
+        ),
+    ] = None,
     split: Annotated[str | None, Query(pattern="^(train|val|test)$")] = None,
     since: Annotated[datetime | None, Query(description="only images first seen after this instant")] = None,
     after: Annotated[str | None, Query(max_length=80, description="the `next` of the previous page")] = None,
@@ -60,11 +67,22 @@ async def examples(
         ds = await run_in_threadpool(lambda: crud.resolve_dataset(catalog=catalog, dataset=dataset))
     except DatasetError as e:
         raise problem(404, "not_found", str(e)) from e
-    rows = await run_in_threadpool(lambda: crud.example_rows(dataset=ds, split=split, since=since, after=cursor,
-                                                             limit=limit))
+    rows = await run_in_threadpool(
+        lambda: crud.example_rows(dataset=ds, split=split, since=since, after=cursor, limit=limit)
+    )
     ttl = timedelta(seconds=url_ttl_s)
-    out = [ExamplePublic(image_id=r[0], caption=r[1], caption_index=r[2], split=r[3], width=r[4], height=r[5],
-                         first_seen_at=r[6], url=crud.presign_silver(mc=mc, key=r[7], ttl=ttl))
-           for r in rows]
+    out = [
+        ExamplePublic(
+            image_id=r[0],
+            caption=r[1],
+            caption_index=r[2],
+            split=r[3],
+            width=r[4],
+            height=r[5],
+            first_seen_at=r[6],
+            url=crud.presign_silver(mc=mc, key=r[7], ttl=ttl),
+        )
+        for r in rows
+    ]
     nxt = f"{out[-1].image_id}:{out[-1].caption_index}" if len(out) == limit else None
     return ExamplesPublic(dataset=ds["_id"], snapshot_id=ds["snapshot_id"], rows=out, next=nxt)

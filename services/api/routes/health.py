@@ -36,7 +36,10 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
     ready = all(v == "ok" for v in results.values())
     svc = getattr(request.app.state, "captions", None)
     search = getattr(request.app.state, "search", None)
-    body = {"status": "ready" if ready else "not ready", "checks": results,
-            "captioner": svc.describe() if svc is not None else None,
-            "search": search.describe() if search is not None else None}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": results,
+        "captioner": svc.describe() if svc is not None else None,
+        "search": search.describe() if search is not None else None,
+    }
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -32,20 +32,47 @@ router = APIRouter(prefix="/v1/images", tags=["images"])
     "",
     status_code=201,
     summary="Upload an image (multipart `file`, or the raw bytes as the body)",
-    responses={200: {"description": "Same bytes were already in the lake: a sighting was recorded"},
-               400: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+    responses={
+        200: {"description": "Same bytes were already in the lake: a sighting was recorded"},
+        400: {},
+        401: {},
+        413: {},
+        415: {},
+        422: {},
+        503: {},
+    },
     response_model=ImagePublic,
 )
-async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: MinioDep, producer: KafkaDep,
-                       source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api",
-                       event_id: Annotated[uuid.UUID | None, Query(
-                           description="A UUID the client picks once per upload and sends again on a retry "
-                                       "(after a 503): the retry then lands once, even if the first try's event "
-                                       "was delivered after all. Default: a new one.")] = None):
+async def upload_image(
+    request: Request,
+    _: ApiKey,
+    settings: SettingsDep,
+    mc: MinioDep,
+    producer: KafkaDep,
+    source: Annotated[str, Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "api",
+    event_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="A UUID the client picks once per upload and sends again on a retry "
+            "(after a 503): the retry then lands once, even if the first try's event "
+            "was delivered after all. Default: a new one."
+        ),
+    ] = None,
+):
     data, captions, tags, user_id = await read_upload(request, settings.max_upload_bytes)
     try:
-        up = await run_in_threadpool(upload_bytes, data, captions=captions, source=source, s=settings,
-                                     mc=mc, producer=producer, user_id=user_id, tags=tags, event_id=event_id)
+        up = await run_in_threadpool(
+            upload_bytes,
+            data,
+            captions=captions,
+            source=source,
+            s=settings,
+            mc=mc,
+            producer=producer,
+            user_id=user_id,
+            tags=tags,
+            event_id=event_id,
+        )
     except Rejected as e:
         raise refused(e) from e
     except ValidationError as e:
@@ -54,20 +81,33 @@ async def upload_image(request: Request, _: ApiKey, settings: SettingsDep, mc: M
     except KafkaError as e:
         # The bytes are safe in bronze; retrying the same upload (same event_id) completes it. The event may
         # still be delivered (the producer keeps retrying it): only the event_id keeps the retry from doubling it.
-        raise HTTPException(503, {"reason": "bus_unavailable", "message": str(e)[:200]},
-                            headers={"Retry-After": "5"}) from e
+        raise HTTPException(
+            503, {"reason": "bus_unavailable", "message": str(e)[:200]}, headers={"Retry-After": "5"}
+        ) from e
     ev = up.event
-    body = ImagePublic(image_id=ev.image_id, new=up.new, event_id=ev.event_id, content_type=ev.content_type,
-                       size_bytes=ev.size_bytes, width=up.info.width, height=up.info.height,
-                       bronze_uri=s3_uri(BRONZE_BUCKET, ev.bronze_key))
+    body = ImagePublic(
+        image_id=ev.image_id,
+        new=up.new,
+        event_id=ev.event_id,
+        content_type=ev.content_type,
+        size_bytes=ev.size_bytes,
+        width=up.info.width,
+        height=up.info.height,
+        bronze_uri=s3_uri(BRONZE_BUCKET, ev.bronze_key),
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=201 if up.new else 200)
 
 
-@router.get("/{image_id}", summary="What the lake holds about an image: its object in bronze, its captions "
-                                   "(human ones, and the served model's if the API or the batch job computed it)",
-            response_model=ImageDetailPublic, responses={404: {}})
-async def get_image(image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], mc: MinioDep, catalog: CatalogDep,
-                    svc: CaptionsDep) -> ImageDetailPublic:
+@router.get(
+    "/{image_id}",
+    summary="What the lake holds about an image: its object in bronze, its captions "
+    "(human ones, and the served model's if the API or the batch job computed it)",
+    response_model=ImageDetailPublic,
+    responses={404: {}},
+)
+async def get_image(
+    image_id: Annotated[str, Path(pattern=IMAGE_ID.pattern)], mc: MinioDep, catalog: CatalogDep, svc: CaptionsDep
+) -> ImageDetailPublic:
     image = await run_in_threadpool(lambda: crud.bronze_image(mc=mc, image_id=image_id))
     if image is None:
         raise problem(404, "not_found", f"no image {image_id}")

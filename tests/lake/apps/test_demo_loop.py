@@ -12,19 +12,36 @@ from lake.retrain import gate
 
 
 def answer(status: str, candidate: str, cand: dict, prod: dict) -> dict:
-    return {"status": status, "candidate": candidate, "production": "compact-v1", "dataset": "training_examples@2",
-            "new_examples": 300, "replay_examples": 300, "chart": "/tmp/gate.png",
-            **asdict(gate(cand, prod, 0.05, ["star"]))}
+    return {
+        "status": status,
+        "candidate": candidate,
+        "production": "compact-v1",
+        "dataset": "training_examples@2",
+        "new_examples": 300,
+        "replay_examples": 300,
+        "chart": "/tmp/gate.png",
+        **asdict(gate(cand, prod, 0.05, ["star"])),
+    }
 
 
 def test_the_summary_shows_both_candidates_side_by_side():
     prod = {"overall": {"CIDEr": 6.7}, "slices": {"star": {"n": 31, "CIDEr": 2.6}}}
     v2 = {"overall": {"CIDEr": 7.1}, "slices": {"star": {"n": 31, "CIDEr": 7.2}}}
     drill = {"overall": {"CIDEr": 0.5}, "slices": {"star": {"n": 31, "CIDEr": 2.0}}}
-    loop = {"retrain": answer("promoted", "compact-v3", v2, prod), "drill": answer("drill passed", "compact-v2",
-                                                                                    drill, prod),
-            "swap_s": 0.3, "probes": [("a small red star on the left", "a small red circle on the left", "compact-v1",
-                                       "a small red star on the left", "compact-v3")]}
+    loop = {
+        "retrain": answer("promoted", "compact-v3", v2, prod),
+        "drill": answer("drill passed", "compact-v2", drill, prod),
+        "swap_s": 0.3,
+        "probes": [
+            (
+                "a small red star on the left",
+                "a small red circle on the left",
+                "compact-v1",
+                "a small red star on the left",
+                "compact-v3",
+            )
+        ],
+    }
     buf = io.StringIO()
     print_summary(loop, Console(file=buf, width=200))
     text = buf.getvalue()

@@ -24,11 +24,30 @@ def test_bad_conf_is_refused_with_the_reason():
 
 
 def test_status_table_shows_each_dag_and_its_last_run():
-    rows = [{"dag_id": "lake_ingest", "paused": False, "schedule": None, "state": "success",
-             "last_run": "manual__2026-11-26T08:15:35+00:00", "start": "2026-11-26T08:15:35.1Z",
-             "end": None, "duration_s": 99.2, "triggered_by": "test"},
-            {"dag_id": "lake_index", "paused": True, "schedule": None, "state": None, "last_run": None,
-             "start": None, "end": None, "duration_s": None, "triggered_by": None}]
+    rows = [
+        {
+            "dag_id": "lake_ingest",
+            "paused": False,
+            "schedule": None,
+            "state": "success",
+            "last_run": "manual__2026-11-26T08:15:35+00:00",
+            "start": "2026-11-26T08:15:35.1Z",
+            "end": None,
+            "duration_s": 99.2,
+            "triggered_by": "test",
+        },
+        {
+            "dag_id": "lake_index",
+            "paused": True,
+            "schedule": None,
+            "state": None,
+            "last_run": None,
+            "start": None,
+            "end": None,
+            "duration_s": None,
+            "triggered_by": None,
+        },
+    ]
     console = Console(record=True, width=160)
     console.print(dags_table(rows))
     text = console.export_text()

@@ -44,9 +44,17 @@ def test_retrain_prints_the_gate_table_and_decision(monkeypatch):
     prod = {"overall": {"CIDEr": 1.0}, "slices": {"star": {"n": 4, "CIDEr": 0.2}}}
     cand = {"overall": {"CIDEr": 1.1}, "slices": {"star": {"n": 4, "CIDEr": 0.1}}}
     decision = lake.retrain.gate(cand, prod, 0.05, ["star"])
-    out = {"status": "rejected", "candidate": "compact-v2", "production": "compact-v1",
-           "dataset": "training_examples@2", "since": "training_examples@1", "new_examples": 120,
-           "replay_examples": 120, "chart": "/tmp/gate.png", **asdict(decision)}
+    out = {
+        "status": "rejected",
+        "candidate": "compact-v2",
+        "production": "compact-v1",
+        "dataset": "training_examples@2",
+        "since": "training_examples@1",
+        "new_examples": 120,
+        "replay_examples": 120,
+        "chart": "/tmp/gate.png",
+        **asdict(decision),
+    }
     monkeypatch.setattr(lake.retrain, "retrain", lambda **kw: out)
     res = runner.invoke(app, ["model", "retrain", "--steps", "5"])
     assert res.exit_code == 0, res.output

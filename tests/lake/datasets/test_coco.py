@@ -1,6 +1,6 @@
 """lake/datasets/coco.py and `lake datasets coco import` (with a stand-in for lake.ingest). No servers.
 
-    .lake/venvs/core/bin/pytest tests/lake/datasets/test_coco.py
+.lake/venvs/core/bin/pytest tests/lake/datasets/test_coco.py
 """
 
 import json
@@ -18,12 +18,16 @@ from lake.datasets.shapes import write_dataset
 
 COCO = {
     "info": {"description": "tiny"},
-    "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-               {"id": 2, "file_name": "b.jpg"},
-               {"id": 3, "file_name": "c.jpg"}],
-    "annotations": [{"id": 10, "image_id": 1, "caption": "  A dog on a sofa.\n"},
-                    {"id": 11, "image_id": 2, "caption": "a cat"},
-                    {"id": 12, "image_id": 1, "caption": "a brown dog"}],
+    "images": [
+        {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+        {"id": 2, "file_name": "b.jpg"},
+        {"id": 3, "file_name": "c.jpg"},
+    ],
+    "annotations": [
+        {"id": 10, "image_id": 1, "caption": "  A dog on a sofa.\n"},
+        {"id": 11, "image_id": 2, "caption": "a cat"},
+        {"id": 12, "image_id": 1, "caption": "a brown dog"},
+    ],
 }
 
 
@@ -37,15 +41,21 @@ def test_reads_coco_captions(tmp_path):
     assert got == {"a.jpg": ["A dog on a sofa.", "a brown dog"], "b.jpg": ["a cat"], "c.jpg": []}
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ("{not json", "not valid JSON"),
-    ({"images": []}, "not a COCO captions file"),
-    ([1, 2], "not a COCO captions file"),
-    ({"images": [{"id": 1}], "annotations": []}, r"images\[0\] needs an 'id' and a string 'file_name'"),
-    ({"images": [{"id": 1, "file_name": "a"}, {"id": 1, "file_name": "b"}], "annotations": []}, "repeats image id 1"),
-    ({**COCO, "annotations": [{"image_id": 9, "caption": "x"}]}, "unknown image_id 9"),
-    ({**COCO, "annotations": [{"image_id": 1}]}, r"annotations\[0\] needs an 'image_id' and a string 'caption'"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ({"images": []}, "not a COCO captions file"),
+        ([1, 2], "not a COCO captions file"),
+        ({"images": [{"id": 1}], "annotations": []}, r"images\[0\] needs an 'id' and a string 'file_name'"),
+        (
+            {"images": [{"id": 1, "file_name": "a"}, {"id": 1, "file_name": "b"}], "annotations": []},
+            "repeats image id 1",
+        ),
+        ({**COCO, "annotations": [{"image_id": 9, "caption": "x"}]}, "unknown image_id 9"),
+        ({**COCO, "annotations": [{"image_id": 1}]}, r"annotations\[0\] needs an 'image_id' and a string 'caption'"),
+    ],
+)
 def test_malformed_coco_files_name_the_problem(tmp_path, doc, message):
     path = _write(tmp_path / "bad.json", doc)
     with pytest.raises(ValueError, match=message) as e:
@@ -55,7 +65,9 @@ def test_malformed_coco_files_name_the_problem(tmp_path, doc, message):
 
 def test_sidecar_json_csv_and_coco(tmp_path):
     assert load_sidecar(_write(tmp_path / "caps.json", {"x.png": [" one ", "two"], "y.png": []})) == {
-        "x.png": ["one", "two"], "y.png": []}
+        "x.png": ["one", "two"],
+        "y.png": [],
+    }
     csv = _write(tmp_path / "caps.csv", 'file_name,caption\nx.png,one\nx.png," two, with a comma "\ny.png,three\n')
     assert load_sidecar(csv) == {"x.png": ["one", "two, with a comma"], "y.png": ["three"]}
     assert load_sidecar(_write(tmp_path / "coco.json", COCO))["c.jpg"] == []
@@ -67,13 +79,16 @@ def test_sidecar_reads_what_the_shapes_generator_writes(tmp_path):
     assert len(caps) == 4 and all(len(c) == 3 for c in caps.values())
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
-    ("caps.txt", "x.png one", "unknown caption sidecar format"),
-    ("caps.csv", "image,text\nx.png,one\n", "header 'file_name,caption'"),
-    ("caps.csv", "file_name,caption\nx.png,one,extra\n", "line 2 needs two fields"),
-    ("caps.json", '["x.png"]', r"\{file_name: \[caption, ...\]\}"),
-    ("caps.json", '{"x.png": "one"}', r"\{file_name: \[caption, ...\]\}"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("caps.txt", "x.png one", "unknown caption sidecar format"),
+        ("caps.csv", "image,text\nx.png,one\n", "header 'file_name,caption'"),
+        ("caps.csv", "file_name,caption\nx.png,one,extra\n", "line 2 needs two fields"),
+        ("caps.json", '["x.png"]', r"\{file_name: \[caption, ...\]\}"),
+        ("caps.json", '{"x.png": "one"}', r"\{file_name: \[caption, ...\]\}"),
+    ],
+)
 def test_sidecar_rejects_other_formats(tmp_path, name, text, message):
     with pytest.raises(ValueError, match=message):
         load_sidecar(_write(tmp_path / name, text))
@@ -99,10 +114,11 @@ def test_cli_import_hands_present_files_and_captions_to_ingest(tmp_path, monkeyp
     for name in ("a.jpg", "b.jpg"):  # c.jpg is missing
         (tmp_path / "imgs" / name).write_bytes(b"\xff\xd8")
     ann = _write(tmp_path / "captions.json", COCO)
-    result = CliRunner().invoke(app, ["datasets", "coco", "import", str(ann), str(tmp_path / "imgs"),
-                                      "--source", "test"])
+    result = CliRunner().invoke(
+        app, ["datasets", "coco", "import", str(ann), str(tmp_path / "imgs"), "--source", "test"]
+    )
     assert result.exit_code == 0, result.output
-    (paths, captions, source), = calls
+    ((paths, captions, source),) = calls
     assert [p.name for p in paths] == ["a.jpg", "b.jpg"] and source == "test"
     assert captions["a.jpg"] == ["A dog on a sofa.", "a brown dog"]
     assert "1 of 3 images are missing" in result.output and "uploaded" in result.output

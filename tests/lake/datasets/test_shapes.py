@@ -1,6 +1,6 @@
 """lake/datasets/shapes.py against docs/shapes.md. Pure, no servers (~5 s).
 
-    .lake/venvs/core/bin/pytest tests/lake/datasets/test_shapes.py
+.lake/venvs/core/bin/pytest tests/lake/datasets/test_shapes.py
 """
 
 import hashlib
@@ -14,8 +14,21 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lake.cli import app
-from lake.datasets.shapes import (COLOURS, POSITIONS, SIZE, ShapeObject, boxes_apart, captions_for, generate, layout,
-                                  outline, render, sample_objects, split_of, write_dataset)
+from lake.datasets.shapes import (
+    COLOURS,
+    POSITIONS,
+    SIZE,
+    ShapeObject,
+    boxes_apart,
+    captions_for,
+    generate,
+    layout,
+    outline,
+    render,
+    sample_objects,
+    split_of,
+    write_dataset,
+)
 
 
 def test_same_seed_same_bytes_and_longer_runs_extend_shorter_ones():
@@ -58,8 +71,9 @@ def test_top_bottom_captions():
 
 def test_captions_reject_layouts_outside_the_spec():
     with pytest.raises(ValueError, match="left/right or top/bottom"):
-        captions_for([ShapeObject("star", "red", "small", "left"), ShapeObject("star", "blue", "small", "top")],
-                     "white")
+        captions_for(
+            [ShapeObject("star", "red", "small", "left"), ShapeObject("star", "blue", "small", "top")], "white"
+        )
     with pytest.raises(ValueError, match="one or two"):
         captions_for([], "white")
 
@@ -102,7 +116,7 @@ def test_rendered_colours_match_the_spec(colour, background):
         position = ("left", "right", "top", "bottom", "center")[seed]
         arr = np.asarray(render([ShapeObject("circle", colour, "large", position)], background, rng), dtype=float)
         x, y = POSITIONS[position]  # a large circle (radius >= 22) covers its nominal centre despite +-6 jitter
-        centre = arr[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(axis=0)  # 5x5 mean: noise sigma 8 -> 1.6
+        centre = arr[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(axis=0)  # 5x5 mean: noise sigma 8 -> 1.6
         assert np.abs(centre - COLOURS[colour]).max() <= 15 + 6, (colour, position, centre)
         corner = arr[:4, :4].reshape(-1, 3).mean(axis=0)
         lo, hi = (245, 255) if background == "white" else (115, 140)
@@ -151,19 +165,23 @@ def test_write_dataset_writes_images_and_sidecars(tmp_path):
         write_dataset(out, 2, progress=False)
     write_dataset(out, 2, seed=6, overwrite=True, progress=False)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["attributes.jsonl", "captions.json", *(s.filename for s in generate(2, seed=6))])
+        ["attributes.jsonl", "captions.json", *(s.filename for s in generate(2, seed=6))]
+    )
 
 
 def test_cli_make(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["datasets", "shapes", "make", str(tmp_path / "d"), "-n", "6", "--seed", "2",
-                                 "--only-star", "--format", "png"])
+    result = runner.invoke(
+        app,
+        ["datasets", "shapes", "make", str(tmp_path / "d"), "-n", "6", "--seed", "2", "--only-star", "--format", "png"],
+    )
     assert result.exit_code == 0, result.output
     captions = json.loads((tmp_path / "d" / "captions.json").read_text())
     assert len(captions) == 6 and len(list((tmp_path / "d").glob("*.png"))) == 6
     assert all("star" in caps[1] for caps in captions.values())
-    both = runner.invoke(app, ["datasets", "shapes", "make", str(tmp_path / "e"), "-n", "2", "--no-star",
-                               "--only-star"])
+    both = runner.invoke(
+        app, ["datasets", "shapes", "make", str(tmp_path / "e"), "-n", "2", "--no-star", "--only-star"]
+    )
     assert both.exit_code != 0 and "exclude each other" in both.output
     assert not (tmp_path / "e").exists()
 

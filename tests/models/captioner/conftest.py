@@ -9,9 +9,22 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-TINY = dict(image_size=32, patch_size=8, vision_hidden=32, vision_layers=1, vision_heads=2, qformer_hidden=32,
-            qformer_layers=1, qformer_heads=2, num_query_tokens=4, text_hidden=32, text_layers=1, text_heads=2,
-            mlp_ratio=2, max_text_tokens=24)
+TINY = dict(
+    image_size=32,
+    patch_size=8,
+    vision_hidden=32,
+    vision_layers=1,
+    vision_heads=2,
+    qformer_hidden=32,
+    qformer_layers=1,
+    qformer_heads=2,
+    num_query_tokens=4,
+    text_hidden=32,
+    text_layers=1,
+    text_heads=2,
+    mlp_ratio=2,
+    max_text_tokens=24,
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,5 +59,6 @@ def save_tiny_model(out, config, captions):
 def tiny_model_dir(tmp_path_factory, shapes_dir, tiny_config):
     from models.captioner.data import read_shapes
 
-    return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), tiny_config,
-                           [c for r in read_shapes(shapes_dir) for c in r.captions])
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny_model"), tiny_config, [c for r in read_shapes(shapes_dir) for c in r.captions]
+    )

@@ -28,6 +28,7 @@ def test_caption_writes_one_caption_per_image_and_skips_bad_files(tmp_path, shap
 
 
 def test_caption_with_a_missing_model_says_so(tmp_path):
-    result = CliRunner().invoke(app, ["caption", str(tmp_path), "--model", str(tmp_path / "nope"),
-                                      "--out", str(tmp_path / "o.json")])
+    result = CliRunner().invoke(
+        app, ["caption", str(tmp_path), "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o.json")]
+    )
     assert result.exit_code == 2 and "error" in result.output

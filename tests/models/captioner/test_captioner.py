@@ -20,7 +20,7 @@ def test_load_caption_and_identical_copies(tiny_model_dir, images):
     assert a.dtype == torch.float32 and a.device.type == "cpu"
     caps = a.caption(images, max_new_tokens=6)
     assert len(caps) == len(images) and all(isinstance(c, str) for c in caps)
-    assert b.caption(images, max_new_tokens=6, batch_size=4) == caps      # greedy: same weights, same words
+    assert b.caption(images, max_new_tokens=6, batch_size=4) == caps  # greedy: same weights, same words
     assert all("<image>" not in c and "<s>" not in c for c in caps)
 
 
@@ -43,13 +43,16 @@ def test_saved_weights_are_safetensors_and_reload_identically(tiny_model_dir, tm
             assert torch.equal(saved[name], p), name
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(dtype="fp16", device="cpu"), "fp16 needs a GPU"),
-    (dict(dtype="int4"), "dtype must be"),
-    (dict(quantization="nf4", device="cpu"), "needs bitsandbytes on a CUDA GPU"),
-    (dict(quantization="8bit", device="cpu"), "needs bitsandbytes on a CUDA GPU"),
-    (dict(quantization="4bit", device="cpu"), "quantization must be"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(dtype="fp16", device="cpu"), "fp16 needs a GPU"),
+        (dict(dtype="int4"), "dtype must be"),
+        (dict(quantization="nf4", device="cpu"), "needs bitsandbytes on a CUDA GPU"),
+        (dict(quantization="8bit", device="cpu"), "needs bitsandbytes on a CUDA GPU"),
+        (dict(quantization="4bit", device="cpu"), "quantization must be"),
+    ],
+)
 def test_options_that_cannot_work_here(tiny_model_dir, kwargs, match):
     with pytest.raises(CaptionerError, match=match):
         load(tiny_model_dir, **kwargs)

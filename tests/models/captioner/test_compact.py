@@ -28,18 +28,18 @@ def test_processor_and_model_agree_on_image_tokens(tiny_config):
     assert processor.tokenizer.convert_tokens_to_ids(processor.image_token.content) == image_id
     images = [Image.new("RGB", (128, 128), (250, 250, 250))] * 2
     enc = processor(images=images, text=CAPTIONS, padding=True, return_tensors="pt")
-    assert (enc.input_ids[:, :tiny_config.num_query_tokens] == image_id).all()
+    assert (enc.input_ids[:, : tiny_config.num_query_tokens] == image_id).all()
     assert enc.pixel_values.shape == (2, 3, tiny_config.image_size, tiny_config.image_size)
     ids, labels = _tokenise(processor, CAPTIONS, tiny_config.num_query_tokens)  # the training path
     assert torch.equal(ids, enc.input_ids)
-    assert (labels[:, :tiny_config.num_query_tokens] == -100).all()
+    assert (labels[:, : tiny_config.num_query_tokens] == -100).all()
     assert model(**enc, labels=labels).loss.isfinite()
 
 
 def test_initialisation_is_trainable_from_scratch(tiny_config):
     model, _ = build(tiny_config, CAPTIONS)
     assert 0.01 < model.vision_model.encoder.layers[0].mlp.fc1.weight.std() < 0.04  # not transformers' 1e-10
-    assert model.query_tokens.std() > 0.01                                          # queries differ
+    assert model.query_tokens.std() > 0.01  # queries differ
     grid = tiny_config.image_size // tiny_config.patch_size
     pos = model.vision_model.embeddings.position_embedding[0]
     assert torch.equal(pos[1:], sincos_2d(grid, tiny_config.vision_hidden)) and not pos[0].any()
@@ -56,8 +56,10 @@ def test_held_back_concept_keeps_its_token(tiny_config):
     _, processor = build(tiny_config, ["a small red circle on the left"])  # no star in the training captions
     tok = processor.tokenizer
     assert tok.convert_tokens_to_ids("star") != tok.unk_token_id
-    assert tok.decode(tok("a large gray star below a small orange triangle").input_ids,
-                      skip_special_tokens=True) == "a large gray star below a small orange triangle"
+    assert (
+        tok.decode(tok("a large gray star below a small orange triangle").input_ids, skip_special_tokens=True)
+        == "a large gray star below a small orange triangle"
+    )
 
 
 def test_only_sincos_positions_are_frozen(tiny_config):

@@ -6,14 +6,28 @@ import pytest
 
 from models.captioner.evaluate import evaluate, parse_shapes_caption, shapes_accuracy
 
-REFS = [["a small red circle on the left", "a red circle on the left of the image",
-         "a small red circle on the left on a white background"],
-        ["a large blue square above a small green star", "a blue square and a green star",
-         "a small green star below a large blue square"],
-        ["a large black triangle in the center", "a black triangle in the center of the image",
-         "a large black triangle in the center on a gray background"],
-        ["a small yellow star at the bottom", "a yellow star at the bottom of the image",
-         "a small yellow star at the bottom on a gray background"]]
+REFS = [
+    [
+        "a small red circle on the left",
+        "a red circle on the left of the image",
+        "a small red circle on the left on a white background",
+    ],
+    [
+        "a large blue square above a small green star",
+        "a blue square and a green star",
+        "a small green star below a large blue square",
+    ],
+    [
+        "a large black triangle in the center",
+        "a black triangle in the center of the image",
+        "a large black triangle in the center on a gray background",
+    ],
+    [
+        "a small yellow star at the bottom",
+        "a yellow star at the bottom of the image",
+        "a small yellow star at the bottom on a gray background",
+    ],
+]
 SLICES = [["objects=1"], ["objects=2", "star"], ["objects=1"], ["objects=1", "star"]]
 
 
@@ -47,8 +61,10 @@ def test_a_slice_cider_uses_the_whole_test_sets_document_frequencies():
     assert report["slices"]["star"]["CIDEr"] == pytest.approx((per_image[1] + per_image[3]) / 2)
     assert report["overall"]["CIDEr"] == pytest.approx(sum(per_image.values()) / 4)
     perfect = evaluate([r[0] for r in REFS], REFS, SLICES, meteor=False)["slices"]["star"]["CIDEr"]
-    alone = [evaluate(p[1::2], REFS[1::2], meteor=False)["overall"]["CIDEr"]  # the slice scored by itself
-             for p in (preds, [r[0] for r in REFS])]
+    alone = [
+        evaluate(p[1::2], REFS[1::2], meteor=False)["overall"]["CIDEr"]  # the slice scored by itself
+        for p in (preds, [r[0] for r in REFS])
+    ]
     assert report["slices"]["star"]["CIDEr"] / perfect < alone[0] / alone[1]  # the wrong word costs more
 
 
@@ -60,13 +76,19 @@ def test_empty_prediction_and_bad_lengths():
 
 def test_parse_and_accuracy():
     assert parse_shapes_caption("a small red circle on the left") == [
-        {"size": "small", "colour": "red", "shape": "circle", "position": "left"}]
+        {"size": "small", "colour": "red", "shape": "circle", "position": "left"}
+    ]
     assert [o["position"] for o in parse_shapes_caption(REFS[1][0])] == ["top", "bottom"]
     assert parse_shapes_caption("a red circle and a blue square") is None
-    objects = [[{"size": "small", "colour": "red", "shape": "circle", "position": "left"}],
-               [{"size": "large", "colour": "blue", "shape": "square", "position": "left"},
-                {"size": "small", "colour": "green", "shape": "star", "position": "right"}]]
-    acc = shapes_accuracy(["a small red circle on the right", "a large blue square to the left of a small green star"],
-                          objects)
+    objects = [
+        [{"size": "small", "colour": "red", "shape": "circle", "position": "left"}],
+        [
+            {"size": "large", "colour": "blue", "shape": "square", "position": "left"},
+            {"size": "small", "colour": "green", "shape": "star", "position": "right"},
+        ],
+    ]
+    acc = shapes_accuracy(
+        ["a small red circle on the right", "a large blue square to the left of a small green star"], objects
+    )
     assert acc["count"] == 1.0 and acc["colour"] == 1.0 and acc["position"] == pytest.approx(2 / 3)
     assert acc["exact"] == 0.5

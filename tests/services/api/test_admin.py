@@ -72,13 +72,16 @@ def test_promote_and_roll_back_through_the_api(admin, lake):
     assert f"api {key_id(ADMIN_KEY)}" in history and not any(ADMIN_KEY in h for h in history)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [
-    ("post", "/v1/admin/models/v99/promote", 404),
-    ("post", "/v1/admin/models/nosuch/rollback", 404),
-    ("post", "/v1/admin/models/..%2F..%2Fx/promote", 404),  # the decoded slashes match no route
-    ("post", "/v1/admin/models/compact-v1%0A/promote", 422),
-    ("get", "/v1/admin/models?name=A/B", 422),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/v1/admin/models/v99/promote", 404),
+        ("post", "/v1/admin/models/nosuch/rollback", 404),
+        ("post", "/v1/admin/models/..%2F..%2Fx/promote", 404),  # the decoded slashes match no route
+        ("post", "/v1/admin/models/compact-v1%0A/promote", 422),
+        ("get", "/v1/admin/models?name=A/B", 422),
+    ],
+)
 def test_unknown_or_malformed_names_are_refused(admin, method, path, status):
     c, _ = admin
     r = getattr(c, method)(path, headers=ADMIN)

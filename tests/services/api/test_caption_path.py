@@ -42,8 +42,9 @@ class Catalog:
         return self.captions.get(f"{image_id}:{model_version}")
 
     def store_caption(self, image_id, model_version, caption, filtered, source="api"):
-        self.captions.setdefault(f"{image_id}:{model_version}", {"caption": caption, "filtered": filtered,
-                                                                 "source": source})
+        self.captions.setdefault(
+            f"{image_id}:{model_version}", {"caption": caption, "filtered": filtered, "source": source}
+        )
 
     def image(self, image_id):
         return self.images.get(image_id)
@@ -91,8 +92,15 @@ class Minio:
         if (bucket, key) not in self.objects:
             raise self._missing(bucket, key)
         data = self.objects[bucket, key]
-        return type("Resp", (), {"read": lambda self: data[:length] if length else data, "close": lambda self: None,
-                                 "release_conn": lambda self: None})()
+        return type(
+            "Resp",
+            (),
+            {
+                "read": lambda self: data[:length] if length else data,
+                "close": lambda self: None,
+                "release_conn": lambda self: None,
+            },
+        )()
 
 
 class Service(CaptionService):
@@ -107,8 +115,14 @@ def lake():
     image_id = hashlib.sha256(data).hexdigest()
     catalog, trino, captioner = Catalog(), Trino(), Captioner()
     objects = {(BRONZE_BUCKET, bronze_key(image_id)): data, (SILVER_BUCKET, silver_key(image_id)): data}
-    s = Settings(_env_file=None, caption_model=VERSION, caption_poll_s=3600, kafka_bootstrap="127.0.0.1:9",
-                 mongo_uri="mongodb://127.0.0.1:9/", s3_endpoint="http://127.0.0.1:9")
+    s = Settings(
+        _env_file=None,
+        caption_model=VERSION,
+        caption_poll_s=3600,
+        kafka_bootstrap="127.0.0.1:9",
+        mongo_uri="mongodb://127.0.0.1:9/",
+        s3_endpoint="http://127.0.0.1:9",
+    )
     svc = Service(s, registry=Registry, catalog=lambda: catalog)
     svc._trino = trino
     svc.watcher.current = Loaded(VERSION, captioner)  # loaded: the watcher finds the same version, no load
@@ -123,8 +137,13 @@ def test_a_caption_the_batch_job_wrote_is_answered_without_the_model(lake):
     trino.rows[(image_id, VERSION)] = GOLD
     r = c.post("/v1/captions", json={"image_id": image_id})
     assert r.status_code == 200, r.text
-    assert r.json() == {"caption": GOLD, "model_version": VERSION, "image_id": image_id, "cached": True,
-                        "filtered": None}
+    assert r.json() == {
+        "caption": GOLD,
+        "model_version": VERSION,
+        "image_id": image_id,
+        "cached": True,
+        "filtered": None,
+    }
     assert captioner.calls == 0 and svc.stats["batches"] == 0
     assert svc.stats["stored_hits"] == 1 and catalog.captions == {}  # not copied into the catalog
     [(sql, params)] = trino.sql
@@ -156,7 +175,8 @@ def test_get_image_shows_human_and_model_captions(lake):
     assert r.status_code == 200, r.text
     assert r.json()["captions"] == [
         {"caption": "a red circle", "origin": "human", "model_version": None, "filtered": None},
-        {"caption": "a round red thing", "origin": "human", "model_version": None, "filtered": None}]
+        {"caption": "a round red thing", "origin": "human", "model_version": None, "filtered": None},
+    ]
     trino.rows[(image_id, VERSION)] = GOLD
     body = c.get(f"/v1/images/{image_id}").json()
     assert body["captions"][-1] == {"caption": GOLD, "origin": "model", "model_version": VERSION, "filtered": None}
@@ -178,11 +198,12 @@ def test_an_unreachable_store_is_a_miss_not_an_error(lake):
 
 def test_lake_captions_functions():
     catalog, trino = Catalog(), Trino({("a" * 64, VERSION): ""})
-    assert find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION,
-                        query=trino).filtered == BATCH_FILTERED  # the job keeps a withheld caption as ""
+    assert (
+        find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION, query=trino).filtered
+        == BATCH_FILTERED
+    )  # the job keeps a withheld caption as ""
     catalog.store_caption("a" * 64, VERSION, "", "blocklist")
-    hit = find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION,
-                       query=trino)
+    hit = find_caption(catalog=catalog, table=TABLE, image_id="a" * 64, model_version=VERSION, query=trino)
     assert (hit.caption, hit.filtered, hit.source) == ("", "blocklist", "api")
     assert human_captions(catalog=catalog, image_id="b" * 64) == []
 

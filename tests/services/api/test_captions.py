@@ -46,8 +46,13 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
     [want] = direct(lake["v1"], [rgb(data)])
     r = post_file(c, data)
     assert r.status_code == 200, r.text
-    assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": hashlib.sha256(data).hexdigest(),
-                        "cached": False, "filtered": None}
+    assert r.json() == {
+        "caption": want,
+        "model_version": lake["v1"],
+        "image_id": hashlib.sha256(data).hexdigest(),
+        "cached": False,
+        "filtered": None,
+    }
     again = post_file(c, data).json()
     assert again["cached"] is True and again["caption"] == want
     raw = c.post("/v1/captions", content=data, headers={"content-type": "application/octet-stream"})
@@ -63,8 +68,13 @@ def test_captions_by_upload_and_by_image_id_are_the_models(api, lake, direct, se
         [want] = direct(lake["v1"], [rgb(jpeg)])
         r = c.post("/v1/captions", json={"image_id": image_id})
         assert r.status_code == 200, r.text
-        assert r.json() == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": False,
-                            "filtered": None}
+        assert r.json() == {
+            "caption": want,
+            "model_version": lake["v1"],
+            "image_id": image_id,
+            "cached": False,
+            "filtered": None,
+        }
         assert c.post("/v1/captions", files={"image_id": (None, image_id)}).json()["cached"] is True
         assert c.post("/v1/captions", data={"image_id": image_id}).json()["caption"] == want
     finally:
@@ -90,10 +100,8 @@ def test_bad_input_is_refused_with_a_reason(api):
         (httpx.post(str(c.base_url.join("/v1/captions")), files={"file": ("x.png", png(4))}), 401, "unauthorized"),
         (c.post("/v1/captions", json={"image_id": "../etc/passwd"}), 400, "bad_image_id"),
         (c.post("/v1/captions", json=["no"]), 400, "bad_json"),
-        (c.post("/v1/captions", content=b"{not json", headers={"content-type": "application/json"}), 400,
-         "bad_json"),
-        (c.post("/v1/captions", files={"file": ("x.png", png(4)), "image_id": (None, "a" * 64)}), 400,
-         "missing_file"),
+        (c.post("/v1/captions", content=b"{not json", headers={"content-type": "application/json"}), 400, "bad_json"),
+        (c.post("/v1/captions", files={"file": ("x.png", png(4)), "image_id": (None, "a" * 64)}), 400, "missing_file"),
         (c.post("/v1/captions", files={"other": (None, "x")}), 400, "missing_file"),
     ]
     for r, status, reason in cases:
@@ -243,8 +251,13 @@ def test_a_caption_is_computed_once_and_a_filtered_one_is_withheld(lake, direct)
     other = service(lake, caption_cache_size=0)
     with serve(other) as c:
         again = post_file(c, data).json()
-    assert again == {"caption": want, "model_version": lake["v1"], "image_id": image_id, "cached": True,
-                     "filtered": None}
+    assert again == {
+        "caption": want,
+        "model_version": lake["v1"],
+        "image_id": image_id,
+        "cached": True,
+        "filtered": None,
+    }
     assert other.stats["batches"] == 0 and other.stats["stored_hits"] == 1
 
     strict = service(lake, caption_blocklist=["knife"])
@@ -264,7 +277,9 @@ def test_metrics_show_latency_batches_and_the_model(api, lake):
     assert 'lake_api_request_seconds_count{method="POST",route="/v1/captions",status="200"}' in text
     assert "lake_caption_queue_depth 0.0" in text and "lake_caption_batch_size_bucket" in text
     assert f'lake_caption_model_loaded{{model_version="{svc.current.version}"}} 1.0' in text
-    batches = float(next(line.split()[-1] for line in text.splitlines() if line.startswith("lake_caption_batches_total")))
+    batches = float(
+        next(line.split()[-1] for line in text.splitlines() if line.startswith("lake_caption_batches_total"))
+    )
     assert batches == svc.stats["batches"] >= 1
 
 
@@ -282,8 +297,13 @@ def batch_captions(lake, spark):
     schema = spark.table(t.captions).schema
 
     def write(image_id: str, version: str, caption: str) -> None:
-        row = ModelCaption(image_id=image_id, model_version=version, caption=caption,
-                           generated_at=datetime.now(UTC), run_id="gold.caption_images-test")
+        row = ModelCaption(
+            image_id=image_id,
+            model_version=version,
+            caption=caption,
+            generated_at=datetime.now(UTC),
+            run_id="gold.caption_images-test",
+        )
         spark.createDataFrame([row.model_dump()], schema).writeTo(t.captions).append()
 
     try:
@@ -309,8 +329,17 @@ def test_an_image_the_batch_job_captioned_is_answered_from_gold_and_shown(lake, 
     batch = "a caption the batch job wrote"  # no tiny model says this: it can only come from gold
     write(image_id, lake["v1"], batch)
     cat = Catalog(lake["reg"].db)
-    cat.upsert_images([{"_id": image_id, "split": "train", "captions.human": ["a human caption"],
-                        "layers.silver": silver_key(image_id)}], run_id="test")
+    cat.upsert_images(
+        [
+            {
+                "_id": image_id,
+                "split": "train",
+                "captions.human": ["a human caption"],
+                "layers.silver": silver_key(image_id),
+            }
+        ],
+        run_id="test",
+    )
     mc = minio_client(settings)
     mc.put_object(BRONZE_BUCKET, bronze_key(image_id), io.BytesIO(data), len(data), content_type="image/png")
     svc = service(lake, tables=tables, caption_cache_size=0)
@@ -318,8 +347,13 @@ def test_an_image_the_batch_job_captioned_is_answered_from_gold_and_shown(lake, 
         with serve(svc) as c:
             r = c.post("/v1/captions", json={"image_id": image_id})
             assert r.status_code == 200, r.text
-            assert r.json() == {"caption": batch, "model_version": lake["v1"], "image_id": image_id,
-                                "cached": True, "filtered": None}
+            assert r.json() == {
+                "caption": batch,
+                "model_version": lake["v1"],
+                "image_id": image_id,
+                "cached": True,
+                "filtered": None,
+            }
             got = c.get(f"/v1/images/{image_id}")
             assert got.status_code == 200, got.text
             body = got.json()
@@ -330,4 +364,5 @@ def test_an_image_the_batch_job_captioned_is_answered_from_gold_and_shown(lake, 
     assert (body["image_id"], body["size_bytes"], body["content_type"]) == (image_id, len(data), "image/png")
     assert body["captions"] == [
         {"caption": "a human caption", "origin": "human", "model_version": None, "filtered": None},
-        {"caption": batch, "origin": "model", "model_version": lake["v1"], "filtered": None}]
+        {"caption": batch, "origin": "model", "model_version": lake["v1"], "filtered": None},
+    ]

@@ -74,8 +74,9 @@ def land_later(spark, scratch, samples, first: int) -> None:
 
     for s in samples:
         put_bronze(minio_client(), sha(s.data), s.data, "image/png")
-    scratch.append([event_row(first + i, sha(s.data), list(s.captions), at=T0 + timedelta(days=1))
-                    for i, s in enumerate(samples)])
+    scratch.append(
+        [event_row(first + i, sha(s.data), list(s.captions), at=T0 + timedelta(days=1)) for i, s in enumerate(samples)]
+    )
     normalize_images.run(spark, tables=scratch.silver, catalog=scratch.catalog)
     build_gold.run(spark, tables=scratch.gold, catalog=scratch.catalog, with_views=False)
 
@@ -112,8 +113,9 @@ def test_bad_input_is_refused_clearly(client):
 
 def test_cors_is_off_by_default(client):
     """No cross-origin grants: a browser page elsewhere cannot read the API with a user's key."""
-    r = client.options("/v1/data/examples", headers={"Origin": "https://elsewhere.example",
-                                                     "Access-Control-Request-Method": "GET"})
+    r = client.options(
+        "/v1/data/examples", headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "GET"}
+    )
     assert "access-control-allow-origin" not in r.headers
     r = client.get("/v1/data/examples", headers={"Origin": "https://elsewhere.example"})
     assert "access-control-allow-origin" not in r.headers

@@ -23,8 +23,14 @@ pytestmark = pytest.mark.integration
 
 BRONZE = "bronze"
 IMAGE_REASONS = {"empty", "not_an_image", "corrupt_image", "too_many_pixels", "too_large"}
-PIL_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif",
-             "BMP": "image/bmp", "TIFF": "image/tiff"}
+PIL_TYPES = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
 
 
 def sha(data: bytes) -> str:
@@ -76,8 +82,9 @@ def uploads_from(stack_up):
     it notes where the topic ends before the first test)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=stack_up.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=None, request_timeout_ms=15000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack_up.kafka_bootstrap, enable_auto_commit=False, group_id=None, request_timeout_ms=15000
+    )
     topic = stack_up.topic_uploads
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
     consumer.assign(parts)
@@ -212,8 +219,9 @@ def test_endless_chunked_upload_is_cut_off(client, stack_up):
             yield chunk
 
     before = written()
-    r = client.post("/v1/images", content=body(), headers={"X-API-Key": API_KEY,
-                                                           "Content-Type": "multipart/form-data; boundary=b"})
+    r = client.post(
+        "/v1/images", content=body(), headers={"X-API-Key": API_KEY, "Content-Type": "multipart/form-data; boundary=b"}
+    )
     assert r.status_code == 413 and r.json()["detail"]["reason"] == "too_large", r.text
     assert written() - before < 64 * 2**20
 

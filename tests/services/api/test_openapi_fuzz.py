@@ -38,8 +38,7 @@ def test_no_request_is_an_internal_error(api_schema):
             response = case.call(headers={"X-API-Key": key}, timeout=60)
             seen.setdefault(case.operation.label, set()).add(response.status_code)
             if response.status_code >= 500 and response.status_code not in (503, 504):
-                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                f"{response.text[:300]}")
+                failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 
         call()
     assert len(seen) >= 11, seen  # every route was exercised

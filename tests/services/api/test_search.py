@@ -18,8 +18,12 @@ from services.api import deps
 from services.api import search_service as api
 from services.api.routes import search as routes
 
-TEXTS = [f"a {size} {colour} {shape}" for size in ("small", "large") for colour in ("red", "green", "blue")
-         for shape in ("circle", "square", "star", "triangle")]
+TEXTS = [
+    f"a {size} {colour} {shape}"
+    for size in ("small", "large")
+    for colour in ("red", "green", "blue")
+    for shape in ("circle", "square", "star", "triangle")
+]
 
 
 def embed(texts) -> np.ndarray:
@@ -92,10 +96,19 @@ def test_search_ranks_by_cosine(served):
     assert len(client.get("/v1/search", params={"q": "star", "k": 100}).json()) == 100
 
 
-@pytest.mark.parametrize("params, status", [
-    ({"q": "star", "k": 0}, 422), ({"q": "star", "k": routes.MAX_K + 1}, 422), ({"q": "star", "k": "many"}, 422),
-    ({}, 422), ({"q": ""}, 422), ({"q": "x" * (routes.MAX_QUERY + 1)}, 422), ({"q": "   "}, 400), ({"q": "a\x00b"}, 400),
-])
+@pytest.mark.parametrize(
+    "params, status",
+    [
+        ({"q": "star", "k": 0}, 422),
+        ({"q": "star", "k": routes.MAX_K + 1}, 422),
+        ({"q": "star", "k": "many"}, 422),
+        ({}, 422),
+        ({"q": ""}, 422),
+        ({"q": "x" * (routes.MAX_QUERY + 1)}, 422),
+        ({"q": "   "}, 400),
+        ({"q": "a\x00b"}, 400),
+    ],
+)
 def test_bad_queries_are_4xx(served, params, status):
     client, svc, versions = served
     versions.append(index(50, 1))

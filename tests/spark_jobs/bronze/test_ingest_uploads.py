@@ -40,9 +40,15 @@ def _env(topic: str) -> dict[str, str]:
 
 
 def _job(topic: str, checkpoint: str, *extra: str, wait: bool = True) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-m", "spark_jobs.bronze.ingest_uploads", "--checkpoint", checkpoint,
-                          *extra], env=_env(topic), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "spark_jobs.bronze.ingest_uploads", "--checkpoint", checkpoint, *extra],
+        env=_env(topic),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     if wait:
         try:
             out, _ = p.communicate(timeout=480)  # under pytest's own timeout, so we can clean up
@@ -59,8 +65,11 @@ def _landed(topic: str) -> tuple[int, int, int]:
     from trino.exceptions import TrinoUserError
 
     try:
-        (row,) = trino_query("SELECT count(*), count(DISTINCT event_id), count(DISTINCT image_id) "
-                             "FROM lake.bronze.upload_events WHERE kafka_topic = ?", [topic])
+        (row,) = trino_query(
+            "SELECT count(*), count(DISTINCT event_id), count(DISTINCT image_id) "
+            "FROM lake.bronze.upload_events WHERE kafka_topic = ?",
+            [topic],
+        )
     except TrinoUserError as e:  # the job creates the table on its first run
         if "does not exist" in str(e):
             return (0, 0, 0)
@@ -70,9 +79,17 @@ def _landed(topic: str) -> tuple[int, int, int]:
 
 def _inline_event(data: bytes, **extra) -> dict:
     image_id = hashlib.sha256(data).hexdigest()
-    return {"schema_version": 1, "event_id": extra.pop("event_id", None) or str(__import__("uuid").uuid4()),
-            "image_id": image_id, "source": "mobile", "content_type": "image/png", "size_bytes": len(data),
-            "captions": ["from a phone"], "image_b64": base64.b64encode(data).decode(), **extra}
+    return {
+        "schema_version": 1,
+        "event_id": extra.pop("event_id", None) or str(__import__("uuid").uuid4()),
+        "image_id": image_id,
+        "source": "mobile",
+        "content_type": "image/png",
+        "size_bytes": len(data),
+        "captions": ["from a phone"],
+        "image_b64": base64.b64encode(data).decode(),
+        **extra,
+    }
 
 
 def _producer(s: Settings) -> KafkaProducer:
@@ -99,9 +116,15 @@ def test_three_paths_land_exactly_once_and_replay_adds_nothing(topic, stack_up, 
     app.dependency_overrides[get_settings] = lambda: s
     try:
         with TestClient(app) as client, ThreadPoolExecutor(8) as pool:
+
             def post(data):
-                return client.post("/v1/images", headers={"X-API-Key": "lake-local-key"},
-                                   files={"file": ("x.png", data)}, data={"captions": ["a caption"]}).status_code
+                return client.post(
+                    "/v1/images",
+                    headers={"X-API-Key": "lake-local-key"},
+                    files={"file": ("x.png", data)},
+                    data={"captions": ["a caption"]},
+                ).status_code
+
             codes = list(pool.map(post, api_imgs + api_imgs[:10]))
     finally:
         app.dependency_overrides.clear()
@@ -124,8 +147,10 @@ def test_three_paths_land_exactly_once_and_replay_adds_nothing(topic, stack_up, 
 
     # bronze objects match the event rows one to one
     mc = minio_client(stack_up)
-    ids = {r[0] for r in trino_query("SELECT DISTINCT image_id FROM lake.bronze.upload_events WHERE kafka_topic = ?",
-                                     [topic])}
+    ids = {
+        r[0]
+        for r in trino_query("SELECT DISTINCT image_id FROM lake.bronze.upload_events WHERE kafka_topic = ?", [topic])
+    }
     want = {hashlib.sha256(d).hexdigest() for d in api_imgs + kafka_imgs}
     want |= {hashlib.sha256(p.read_bytes()).hexdigest() for p in bulk_dir.iterdir()}
     assert ids == want
@@ -183,8 +208,16 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_good_ones_land(topic, stack_u
         "unknown_schema_version": json.dumps({**_inline_event(good[0]), "schema_version": 7}).encode(),
         "invalid_event": json.dumps({"schema_version": 1, "image_id": "../../etc/passwd"}).encode(),
         "bad_base64": json.dumps({**_inline_event(good[1]), "image_b64": "@@not base64@@"}).encode(),
-        "missing_object": json.dumps({"schema_version": 1, "event_id": "0c6e2a3b-9a8f-4c1d-8e7f-1a2b3c4d5e6f", "image_id": missing, "content_type": "image/jpeg",
-                                      "size_bytes": 10, "bronze_key": f"images/{missing}"}).encode(),
+        "missing_object": json.dumps(
+            {
+                "schema_version": 1,
+                "event_id": "0c6e2a3b-9a8f-4c1d-8e7f-1a2b3c4d5e6f",
+                "image_id": missing,
+                "content_type": "image/jpeg",
+                "size_bytes": 10,
+                "bronze_key": f"images/{missing}",
+            }
+        ).encode(),
         "checksum_mismatch": json.dumps({**_inline_event(good[2]), "image_id": missing}).encode(),
         "not_an_image": json.dumps(_inline_event(b"<html><body>hi</body></html>")).encode(),
         "corrupt_image": json.dumps(_inline_event(good[3][: len(good[3]) // 2])).encode(),
@@ -200,11 +233,16 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_good_ones_land(topic, stack_u
 
     _job(topic, f"s3a://warehouse/_checkpoints/tests/{topic}/dlq")
     assert _landed(topic) == (16, 16, 16)
-    reasons = sorted(r[0] for r in trino_query(
-        "SELECT reason FROM lake.bronze.rejected_events WHERE kafka_topic = ?", [topic]))
+    reasons = sorted(
+        r[0] for r in trino_query("SELECT reason FROM lake.bronze.rejected_events WHERE kafka_topic = ?", [topic])
+    )
     assert reasons == sorted(bad)
-    consumer = KafkaConsumer(f"{topic}.dlq", bootstrap_servers=stack_up.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10000)
+    consumer = KafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=stack_up.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )
     letters = [json.loads(m.value) for m in consumer]
     consumer.close()
     assert sorted(x["reason"] for x in letters) == sorted(bad)

@@ -1,7 +1,5 @@
 """spark_jobs/demo/hello_lake.transform on a local SparkSession (no servers)."""
 
-import pytest
-
 
 def test_transform_is_deterministic(local_spark):
     from spark_jobs.demo.hello_lake import transform

@@ -26,8 +26,12 @@ def built(spark):
         samples = list(generate(10, seed=int(RUN[6:12], 16)))
         for s in samples:
             put_bronze(minio_client(), sha(s.data), s.data, "image/png")
-        events = [event_row(i, sha(s.data), list(s.captions), source="api" if i % 2 else "bulk",
-                            at=T0 + timedelta(hours=12 * i)) for i, s in enumerate(samples)]
+        events = [
+            event_row(
+                i, sha(s.data), list(s.captions), source="api" if i % 2 else "bulk", at=T0 + timedelta(hours=12 * i)
+            )
+            for i, s in enumerate(samples)
+        ]
         events.append(event_row(99, sha(samples[0].data), [], source="mobile", at=T0 + timedelta(days=9)))
         lake.append(events)
         silver.run(spark, tables=lake.silver, catalog=lake.catalog)
@@ -72,8 +76,10 @@ def test_views_answer_through_trino(built):
     layers = dict(trino_query(f"SELECT layer, n FROM {ns}.layer_counts"))
     assert layers["silver images"] == 10 and layers["bronze events"] == 11 and layers["gold training examples"] == 30
     # a join of the lake (Iceberg) with the catalog (MongoDB) in one query
-    (n,), = trino_query(f"SELECT count(*) FROM {ns}.image_captions c JOIN catalog.{ns.split('.')[1]}.images i "
-                        "ON i._id = c.image_id WHERE i.split = c.split")
+    ((n,),) = trino_query(
+        f"SELECT count(*) FROM {ns}.image_captions c JOIN catalog.{ns.split('.')[1]}.images i "
+        "ON i._id = c.image_id WHERE i.split = c.split"
+    )
     assert n == 10
 
 
@@ -83,9 +89,12 @@ def test_dashboard_views_answer_through_trino(built):
     ns = lake.gold.gold
     assert sum(r[2] for r in trino_query(f"SELECT * FROM {ns}.image_sizes")) == 10
     assert trino_query(f"SELECT captioner, captioned_images, silver_images, coverage FROM {ns}.caption_coverage") == [
-        ["human (gold)", 10, 10, 1.0]]
-    assert trino_query(f"SELECT captioner, sum(captions) FROM {ns}.caption_lengths GROUP BY 1") == [["human (gold)", 30]]
-    (captioner, captions, avg_words, vocabulary), = trino_query(f"SELECT * FROM {ns}.caption_vocabulary")
+        ["human (gold)", 10, 10, 1.0]
+    ]
+    assert trino_query(f"SELECT captioner, sum(captions) FROM {ns}.caption_lengths GROUP BY 1") == [
+        ["human (gold)", 30]
+    ]
+    ((captioner, captions, avg_words, vocabulary),) = trino_query(f"SELECT * FROM {ns}.caption_vocabulary")
     assert (captioner, captions) == ("human (gold)", 30) and avg_words > 2 and vocabulary > 5
     # nothing rejected or quarantined: a zero for every reason Lake knows, not an empty chart
     rows = trino_query(f"SELECT stage, reason, n, rate FROM {ns}.quarantine_rate")
@@ -102,7 +111,10 @@ def test_rerun_commits_nothing(spark, built):
     before = [spark.table(f"{t}.snapshots").count() for t in tables]
     assert silver.run(spark, tables=lake.silver, catalog=lake.catalog)["normalized"] == 0
     assert gold.run(spark, tables=lake.gold, catalog=lake.catalog) == {
-        "training_examples": 0, "quarantined": 0, "ingest_daily": 0}
+        "training_examples": 0,
+        "quarantined": 0,
+        "ingest_daily": 0,
+    }
     assert [spark.table(f"{t}.snapshots").count() for t in tables] == before
 
 
@@ -113,15 +125,21 @@ def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
     lake, _, _ = built
     first = sorted(r.image_id for r in spark.table(lake.silver.silver).select("image_id").collect())[0]
     lake.catalog.store_caption(first, "tiny-v1", "a caption the api wrote", None)
-    assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog,
-                              batch_size=4) == {"captioned": 10, "stored_by_api": 1}
+    assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog, batch_size=4) == {
+        "captioned": 10,
+        "stored_by_api": 1,
+    }
     ns = lake.gold.gold
-    rows = trino_query(f"SELECT model_version, count(*) FROM {ns}.image_captions "
-                       "WHERE model_caption IS NOT NULL GROUP BY 1")
+    rows = trino_query(
+        f"SELECT model_version, count(*) FROM {ns}.image_captions WHERE model_caption IS NOT NULL GROUP BY 1"
+    )
     assert rows == [["tiny-v1", 10]]
     assert trino_query(f"SELECT caption FROM {ns}.captions WHERE image_id = ?", [first]) == [
-        ["a caption the api wrote"]]
+        ["a caption the api wrote"]
+    ]
     snaps = spark.table(f"{lake.gold.captions}.snapshots").count()
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog) == {
-        "captioned": 0, "stored_by_api": 0}
+        "captioned": 0,
+        "stored_by_api": 0,
+    }
     assert spark.table(f"{lake.gold.captions}.snapshots").count() == snaps

@@ -12,8 +12,15 @@ from PIL import Image
 
 from lake.datasets.shapes import generate
 from lake.normalize import normalize_image, split_of
-from spark_jobs.silver.normalize_images import (RESULT_COLUMNS, RESULT_SCHEMA, group_events, merge_captions,
-                                               normalize_partition, store, transform)
+from spark_jobs.silver.normalize_images import (
+    RESULT_COLUMNS,
+    RESULT_SCHEMA,
+    group_events,
+    merge_captions,
+    normalize_partition,
+    store,
+    transform,
+)
 from tests.utils.images import truncated_jpeg
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
@@ -31,16 +38,32 @@ def corpus():
     bad = truncated_jpeg()
     store[_id(bad)] = bad
     missing = "0" * 64
-    events = [dict(event_id=f"e{i:03d}", image_id=_id(s.data), source="api", captions=list(s.captions),
-                   uploaded_at=T0 + timedelta(minutes=i), content_type="image/png") for i, s in enumerate(samples)]
+    events = [
+        dict(
+            event_id=f"e{i:03d}",
+            image_id=_id(s.data),
+            source="api",
+            captions=list(s.captions),
+            uploaded_at=T0 + timedelta(minutes=i),
+            content_type="image/png",
+        )
+        for i, s in enumerate(samples)
+    ]
     dup = _id(samples[0].data)  # seen again later from a phone, with a caption typed differently and a new one
-    events += [dict(event_id="e900", image_id=dup, source="mobile", uploaded_at=T0 + timedelta(days=1),
-                    captions=["  " + samples[0].captions[0].upper().replace(" ", "\t ") + "  ", "My Photo"],
-                    content_type="image/png"),
-               dict(event_id="e901", image_id=_id(bad), source="api", captions=None, uploaded_at=T0,
-                    content_type="image/jpeg"),
-               dict(event_id="e902", image_id=missing, source="api", captions=[], uploaded_at=T0,
-                    content_type="image/png")]
+    events += [
+        dict(
+            event_id="e900",
+            image_id=dup,
+            source="mobile",
+            uploaded_at=T0 + timedelta(days=1),
+            captions=["  " + samples[0].captions[0].upper().replace(" ", "\t ") + "  ", "My Photo"],
+            content_type="image/png",
+        ),
+        dict(
+            event_id="e901", image_id=_id(bad), source="api", captions=None, uploaded_at=T0, content_type="image/jpeg"
+        ),
+        dict(event_id="e902", image_id=missing, source="api", captions=[], uploaded_at=T0, content_type="image/png"),
+    ]
     return samples, store, events, dup, _id(bad), missing
 
 
@@ -52,9 +75,17 @@ def test_merge_captions_cleans_and_dedups_in_order():
 def test_normalize_partition_without_spark(corpus):
     samples, store, _, _, bad, missing = corpus
     ids = [_id(samples[1].data), bad, missing, _id(samples[2].data)]
-    grouped = pd.DataFrame({"image_id": ids, "sightings": [1] * 4, "first_seen_at": [pd.Timestamp(T0)] * 4,
-                            "last_seen_at": [pd.Timestamp(T0)] * 4, "sources": [["api"]] * 4,
-                            "event_ids": [["e1"]] * 4, "raw_captions": [["x"], [], None, ["y", "Y"]]})
+    grouped = pd.DataFrame(
+        {
+            "image_id": ids,
+            "sightings": [1] * 4,
+            "first_seen_at": [pd.Timestamp(T0)] * 4,
+            "last_seen_at": [pd.Timestamp(T0)] * 4,
+            "sources": [["api"]] * 4,
+            "event_ids": [["e1"]] * 4,
+            "raw_captions": [["x"], [], None, ["y", "Y"]],
+        }
+    )
     (out,) = list(normalize_partition(iter([grouped]), store.get))
     assert list(out.columns) == [name for name, _ in RESULT_COLUMNS] and list(out.image_id) == ids
     assert list(out.ok) == [True, False, False, True]
@@ -69,8 +100,13 @@ def test_normalize_partition_without_spark(corpus):
 def test_transform(local_spark, corpus):
     samples, store, events, dup, bad, missing = corpus
     df = local_spark.createDataFrame(pd.DataFrame(events)).selectExpr(
-        "event_id", "image_id", "source", "CAST(captions AS array<string>) AS captions",
-        "CAST(uploaded_at AS timestamp) AS uploaded_at", "content_type")
+        "event_id",
+        "image_id",
+        "source",
+        "CAST(captions AS array<string>) AS captions",
+        "CAST(uploaded_at AS timestamp) AS uploaded_at",
+        "content_type",
+    )
     out = transform(group_events(df), lambda: store.get, partitions=2)
     assert out.schema.simpleString() == local_spark.createDataFrame([], RESULT_SCHEMA).schema.simpleString()
     rows = {r.image_id: r for r in out.collect()}
@@ -103,23 +139,29 @@ def test_transform(local_spark, corpus):
 
 def test_failed_rows_only(local_spark):
     """A batch of nothing but failures still fits the schema (no NaN in int or array columns)."""
-    df = local_spark.createDataFrame([("e1", "1" * 64, "api", None, T0)], "event_id string, image_id string, "
-                                     "source string, captions array<string>, uploaded_at timestamp")
+    df = local_spark.createDataFrame(
+        [("e1", "1" * 64, "api", None, T0)],
+        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+    )
     (r,) = transform(group_events(df), lambda: {}.get).collect()
     assert not r.ok and r.reason == "missing_object" and r.captions == [] and r.bytes_out is None
 
 
 def test_store_puts_good_jpegs_and_drops_the_column(local_spark, corpus, tmp_path):
     samples, store_, events, _, bad, _ = corpus
-    df = local_spark.createDataFrame([(e["event_id"], e["image_id"], e["source"], e["captions"], e["uploaded_at"])
-                                      for e in events[:3] + events[-2:-1]],
-                                     "event_id string, image_id string, source string, captions array<string>, "
-                                     "uploaded_at timestamp")
+    df = local_spark.createDataFrame(
+        [
+            (e["event_id"], e["image_id"], e["source"], e["captions"], e["uploaded_at"])
+            for e in events[:3] + events[-2:-1]
+        ],
+        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+    )
 
     def put_factory():  # local mode: the executors share this file system
         def put(key, jpeg, image_id, sha256):
             (tmp_path / f"{image_id}.jpg").write_bytes(jpeg)
             (tmp_path / f"{image_id}.key").write_text(f"{key} {sha256}")
+
         return put
 
     rows = store(transform(group_events(df), lambda: store_.get), put_factory).collect()
