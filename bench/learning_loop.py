@@ -1,4 +1,4 @@
-"""The learning loop's claim, measured outside the lake: v1 trained WITHOUT stars (SHAPES.md
+"""The learning loop's claim, measured outside the lake: v1 trained WITHOUT stars (docs/shapes.md
 "held-back concept"), v2 warm-started from v1 on star images plus a replay sample of v1's
 data, both scored per slice on one test set with all four shapes; then `lake.retrain.gate`.
 

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         state_dir (Path, <repo>/.lake): data, logs, pid files and venvs of the local stack.
         cache_dir (Path, ~/.cache/lake): downloads and builds shared by checkouts.
         kafka_port (int, 9092), kafka_bootstrap (str): the broker list clients use.
-        topic_uploads, topic_uploads_dlq, topic_models_promoted (str): DESIGN.md topics.
+        topic_uploads, topic_uploads_dlq, topic_models_promoted (str): the topics of docs/architecture.md.
         s3_port (int, 9000), s3_console_port (int, 9001), s3_endpoint (str),
         s3_access_key (str), s3_secret_key (secret), s3_region (str).
         postgres_port (int, 5432), postgres_user (str), postgres_password (secret),

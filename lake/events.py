@@ -4,7 +4,7 @@
     from lake.events import ImageUploaded, parse_upload
     event = parse_upload(kafka_value)          # ImageUploaded, or raises Rejected(reason)
 
-Topics (DESIGN.md): `images.uploaded` (key = image_id), `images.uploaded.dlq`,
+Topics (docs/architecture.md): `images.uploaded` (key = image_id), `images.uploaded.dlq`,
 `models.promoted`.
 """
 

@@ -72,7 +72,7 @@ def check_name(name: str) -> str:
 
 def parse_spec(spec: str, default_name: str = DEFAULT_NAME) -> tuple[str, int | None, str | None]:
     """``compact-v3`` / ``v3`` / ``production`` / ``compact:production`` -> (name, version, stage). A version's
-    id is DESIGN.md's ``model_version``: ``<name>-v<N>``."""
+    id is the ``model_version`` of docs/architecture.md: ``<name>-v<N>``."""
     spec = spec.strip()
     m = _VERSION.fullmatch(spec) or _STAGE.fullmatch(spec)
     if not m:

@@ -2,13 +2,13 @@
 
 1. The stack is wired: a Spark job writes a small Iceberg table to MinIO and Trino
    reads the same rows back; a pymongo document is read through Trino's `catalog`.
-2. Ingestion: a Shapes data set without stars (SHAPES.md) is generated, half uploaded
+2. Ingestion: a Shapes data set without stars (docs/shapes.md) is generated, half uploaded
    through the HTTP API and half sent as inline events by a plain Kafka producer, then
    the bronze stream lands it: one bronze object and one event row per upload.
 3. Layers: Spark carries bronze through silver (normalized JPEGs, quality gate,
    catalog documents) and gold (training examples, daily aggregates, Trino views); the
    demo checks every demo image reached silver, the catalog and gold.
-4. The model: a Shapes training set WITHOUT stars (SHAPES.md's held-back concept) is
+4. The model: a Shapes training set WITHOUT stars (docs/shapes.md's held-back concept) is
    bulk-ingested beside the demo images and carried with them; the compact captioner trains
    on the frozen gold data set (14 minutes on 2 cores), is registered, evaluated on the test
    split (per slice, into lake.gold.model_evaluations and an HTML report), and becomes the
@@ -84,7 +84,7 @@ def ingest_shapes(n: int) -> dict[str, int]:
 
 def ingest_training_set(n: int) -> dict[str, int]:
     """``n`` Shapes images WITHOUT stars (seed 1), bulk-ingested with their captions (claim-check events):
-    stars are SHAPES.md's held-back concept, brought in later by the learning loop (`lake.apps.demo_loop`)."""
+    stars are docs/shapes.md's held-back concept, brought in later by the learning loop (`lake.apps.demo_loop`)."""
     from lake.datasets.coco import load_sidecar
     from lake.datasets.shapes import write_dataset
     from lake.ingest import ingest_paths

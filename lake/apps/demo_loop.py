@@ -1,4 +1,4 @@
-"""`make demo`'s learning loop: the production model has never seen a star (SHAPES.md's held-back
+"""`make demo`'s learning loop: the production model has never seen a star (docs/shapes.md's held-back
 concept); star images with human captions arrive through the API; a gate drill (a candidate trained
 on shuffled captions) is rejected; `lake model retrain` trains v2 from v1 on the stars plus a replay
 sample, the promotion gate promotes it, the running API swaps to it within seconds and now says "star".

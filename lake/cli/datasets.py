@@ -19,7 +19,7 @@ console = Console()
 app = typer.Typer(
     help="Datasets: synthetic Shapes images, and captioned image folders to import.", no_args_is_help=True
 )
-shapes_app = typer.Typer(help="The synthetic Shapes domain (../shared/SHAPES.md).", no_args_is_help=True)
+shapes_app = typer.Typer(help="The synthetic Shapes domain (docs/shapes.md).", no_args_is_help=True)
 coco_app = typer.Typer(
     help="Import images with COCO captions (or a captions.json / CSV sidecar).", no_args_is_help=True
 )

@@ -293,6 +293,6 @@ def test_split_of_is_the_shapes_rule():
     ids = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000)]
     share = {k: v / len(ids) for k, v in Counter(map(split_of, ids)).items()}
     assert abs(share["train"] - 0.8) < 0.015 and abs(share["val"] - 0.1) < 0.01 and abs(share["test"] - 0.1) < 0.01
-    for iid in ids[:200]:  # SHAPES.md: first 8 hex digits of sha256(image_id), mod 100
+    for iid in ids[:200]:  # docs/shapes.md: first 8 hex digits of sha256(image_id), mod 100
         bucket = int(hashlib.sha256(iid.encode()).hexdigest()[:8], 16) % 100
         assert split_of(iid) == ("train" if bucket < 80 else "val" if bucket < 90 else "test")
