@@ -119,27 +119,14 @@ def build_tokenizer(vocab_size: int):
     """A word-level tokenizer with exactly ``vocab_size`` entries (specials first, then ``w5``, ``w6``...), so
     every id the random decoder emits decodes. `<image>` is an ordinary vocabulary entry, as in compact.py:
     `Blip2Processor` registers it as its image token."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models
+
+    from models.captioner.compact import wrap_tokenizer
 
     specials = [PAD, UNK, BOS, EOS, IMAGE]
     vocab = {tok: i for i, tok in enumerate(specials)}
     vocab.update({f"w{i}": i for i in range(len(specials), vocab_size)})
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token=PAD,
-        unk_token=UNK,
-        bos_token=BOS,
-        eos_token=EOS,
-        padding_side="right",
-        clean_up_tokenization_spaces=False,
-    )
+    return wrap_tokenizer(Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK)))
 
 
 def image_processor_class():

@@ -78,6 +78,14 @@ def train_tokenizer(captions: Iterable[str]) -> PreTrainedTokenizerFast:
     tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase()])
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.train_from_iterator(captions, trainers.WordLevelTrainer(special_tokens=list(SPECIALS)))
+    return wrap_tokenizer(tok)
+
+
+def wrap_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """A word-level ``tok`` (whose vocabulary has the special tokens) as the tokenizer Blip2Processor takes:
+    ``<s> caption </s>`` with special tokens, padded on the right."""
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A {EOS}", special_tokens=[(BOS, tok.token_to_id(BOS)), (EOS, tok.token_to_id(EOS))]
     )
