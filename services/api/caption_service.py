@@ -3,8 +3,8 @@ batcher (batcher.py), and the lake's copy of every caption, so that each is comp
 version. One per API process, started and stopped by the app's lifespan (main.py).
 
 A caption is answered, in this order, from: this process's cache -> the catalog's ``captions`` (what any API
-replica computed) -> ``gold.captions`` through Trino (what the batch job computed; for an image named by id,
-that is, one in silver) -> the model, whose caption is then stored in the catalog (the batch job copies it
+replica computed) -> ``gold.captions`` through Trino (what the batch job computed; for an image in silver,
+named by id or uploaded again) -> the model, whose caption is then stored in the catalog (the batch job copies it
 into gold.captions instead of computing it again). See lake/captions.py.
 
     svc = CaptionService(get_settings())      # tests: CaptionService(s, registry=lambda: reg, catalog=lambda: cat)
@@ -144,22 +144,25 @@ class CaptionService:
         self._cache.move_to_end((version, key))
         return hit[0], version, hit[1]
 
-    def lookup(self, image_id: str, version: str, *, in_lake: bool) -> FoundCaption | None:
-        """The caption of (image, version) the lake holds: the catalog's, then (``in_lake``: the image is in
-        silver, so the batch job may have captioned it) gold.captions'. Raises when a store is unreachable."""
+    def lookup(self, image_id: str, version: str, *, in_lake: bool | None) -> FoundCaption | None:
+        """The caption of (image, version) the lake holds: the catalog's, then gold.captions' when the image is in
+        silver (``in_lake``; None: the catalog says whether it is), so the batch job may have captioned it.
+        Raises when a store is unreachable."""
         cat = self.stores.catalog()
-        return api_caption(catalog=cat, image_id=image_id, model_version=version) or (
-            batch_caption(table=self.tables.captions, image_id=image_id, model_version=version, query=self._trino)
-            if in_lake
-            else None
-        )
+        if hit := api_caption(catalog=cat, image_id=image_id, model_version=version):
+            return hit
+        if in_lake is None:  # an upload: the same bytes may have come through bronze and silver before
+            in_lake = cat.image(image_id) is not None
+        if not in_lake:
+            return None
+        return batch_caption(table=self.tables.captions, image_id=image_id, model_version=version, query=self._trino)
 
     def _trino(self, sql: str, params: list) -> list[list]:
         from lake.clients import trino_query
 
         return trino_query(sql, params, s=self.settings)
 
-    def stored(self, image_id: str, *, in_lake: bool = False) -> Answer | None:
+    def stored(self, image_id: str, *, in_lake: bool | None = None) -> Answer | None:
         """(caption, version, filter reason) the lake already holds for ``image_id`` under the loaded version, or
         None; an unreachable store is a miss, not an error."""
         version = self.require_model().version

@@ -5,7 +5,8 @@
          -d '{"image_id": "<sha256>"}' localhost:8000/v1/captions        # its silver JPEG
 
 A caption the lake already holds for the image and the served version (this process's cache, the catalog,
-or gold.captions for an image named by id) is answered with ``cached: true`` without running the model.
+or gold.captions for an image in silver, named by id or uploaded again) is answered with ``cached: true``
+without running the model.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ async def create_caption(
         svc.require_model()  # before reading a body that could not be captioned anyway
         data, image_id = await read_caption_request(request, settings.max_upload_bytes)
         key = image_id or hashlib.sha256(data).hexdigest()  # image_id = sha256 of the uploaded bytes
-        # an image named by id is in silver: the batch job may have captioned it (gold.captions)
-        if hit := svc.cached(key) or await run_in_threadpool(lambda: svc.stored(key, in_lake=image_id is not None)):
+        # an image named by id is in silver, an upload may be: the batch job may have captioned it (gold.captions)
+        in_lake = True if image_id else None
+        if hit := svc.cached(key) or await run_in_threadpool(lambda: svc.stored(key, in_lake=in_lake)):
             return CaptionPublic(caption=hit[0], model_version=hit[1], image_id=key, cached=True, filtered=hit[2])
         if image_id:
             data = await run_in_threadpool(lambda: crud.silver_jpeg(mc=mc, image_id=image_id))

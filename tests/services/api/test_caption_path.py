@@ -150,6 +150,17 @@ def test_a_caption_the_batch_job_wrote_is_answered_without_the_model(lake):
     assert f"FROM {svc.settings.tables.captions} " in sql and params == [image_id, VERSION]
 
 
+def test_an_upload_of_an_image_silver_has_is_answered_from_gold(lake):
+    c, _, catalog, trino, captioner, _, _ = lake
+    data = png(9)
+    image_id = hashlib.sha256(data).hexdigest()
+    catalog.images[image_id] = {"_id": image_id, "captions": {"human": ["a red circle"]}}
+    trino.rows[(image_id, VERSION)] = GOLD
+    body = c.post("/v1/captions", files={"file": ("again.png", data)}).json()
+    assert body["caption"] == GOLD and body["cached"] is True and captioner.calls == 0
+    assert [p for _, p in trino.sql] == [[image_id, VERSION]]
+
+
 def test_the_catalog_is_asked_before_gold_and_the_model_last(lake):
     c, _, catalog, trino, _, _, image_id = lake
     catalog.store_caption(image_id, VERSION, "what a replica computed", None)
@@ -159,7 +170,7 @@ def test_the_catalog_is_asked_before_gold_and_the_model_last(lake):
 
     other = hashlib.sha256(b"other").hexdigest()
     assert c.post("/v1/captions", files={"file": ("x.png", png(8))}).json()["cached"] is False
-    assert trino.sql == []  # an upload is not known to be in silver: no Trino round trip for it
+    assert trino.sql == []  # an upload silver does not have: no Trino round trip for it
     upload = hashlib.sha256(png(8)).hexdigest()
     assert catalog.stored_caption(upload, VERSION)["caption"] == "a computed caption"  # stored for the next one
     assert c.post("/v1/captions", files={"file": ("x.png", png(8))}).json()["cached"] is True  # this process's cache
