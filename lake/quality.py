@@ -165,3 +165,23 @@ def record(verdict: Verdict, run_id: str, catalog=None, mc=None) -> dict:
     }
     (catalog or Catalog.connect()).record_quality(doc)
     return doc
+
+
+def quarantine(spark, rows, table: str, stage: str) -> int:
+    """Record refused images (image_id, reason, error, first/last seen, sightings) for ``stage``;
+    an image already quarantined by that stage keeps its first record. Returns how many are new."""
+    from pyspark.sql import functions as F
+
+    from lake.iceberg import merge_changed
+
+    bad = rows.select(
+        "image_id",
+        F.lit(stage).alias("stage"),
+        "reason",
+        "error",
+        "first_seen_at",
+        "last_seen_at",
+        "sightings",
+        F.current_timestamp().alias("quarantined_at"),
+    )
+    return merge_changed(spark, bad, table, ["image_id", "stage"], compare=["image_id", "stage"], update=False)

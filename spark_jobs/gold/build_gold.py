@@ -237,7 +237,6 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
     from lake.catalog import Catalog
     from lake.iceberg import current_snapshot, merge_changed
     from lake.tables import ensure_tables
-    from spark_jobs.silver.normalize_images import quarantine
 
     t, cat = tables, catalog or Catalog.connect()
     ensure_tables(spark, t, "gold")
@@ -275,7 +274,7 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
                     .withColumn("reason", F.lit("quality_gate"))
                     .withColumn("error", why("image_id"))
                 )
-                counts["quarantined"] = quarantine(spark, refused_rows, t.quarantine, EXAMPLES_STAGE)
+                counts["quarantined"] = gate.quarantine(spark, refused_rows, t.quarantine, EXAMPLES_STAGE)
             good = new.where(~F.col("image_id").isin(bad_ids))
             counts["training_examples"] = merge_changed(
                 spark, good, t.training_examples, ["image_id", "caption"], compare=["image_id", "caption"], update=False

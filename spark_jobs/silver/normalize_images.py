@@ -68,24 +68,6 @@ ROW_COLUMNS = [c for c in RESULT_COLUMNS if c[0] != "jpeg"]  # what the tables k
 ROW_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in ROW_COLUMNS)
 
 
-def quarantine(spark: SparkSession, rows: DataFrame, table: str, stage: str) -> int:
-    """Record refused images (image_id, reason, error, first/last seen, sightings) for ``stage``;
-    an image already quarantined by that stage keeps its first record. Returns how many are new."""
-    from lake.iceberg import merge_changed
-
-    bad = rows.select(
-        "image_id",
-        F.lit(stage).alias("stage"),
-        "reason",
-        "error",
-        "first_seen_at",
-        "last_seen_at",
-        "sightings",
-        F.current_timestamp().alias("quarantined_at"),
-    )
-    return merge_changed(spark, bad, table, ["image_id", "stage"], compare=["image_id", "stage"], update=False)
-
-
 def group_events(events: DataFrame) -> DataFrame:
     """Bronze upload events -> one row per image_id: sightings, sources, first/last seen and
     every event's captions, oldest event first (ordered, so the result is deterministic)."""
@@ -431,7 +413,7 @@ def _run(
             counts["normalized"] = merge_changed(
                 spark, good, t.silver, ["image_id"], compare=["image_id"], update=False
             )
-            counts["quarantined"] = quarantine(spark, rows.filter("NOT ok"), t.quarantine, STAGE)
+            counts["quarantined"] = gate.quarantine(spark, rows.filter("NOT ok"), t.quarantine, STAGE)
         finally:
             events.unpersist()
         rec.outputs = {
