@@ -6,7 +6,8 @@ blocks are left out: they never run).
 
 - the library core (`lake` outside `lake.apps` and `lake.cli`) imports only the core and `models`;
 - `models` imports nothing of Lake's but itself;
-- the Spark jobs and the API import the core and `models` (jobs may share code among themselves);
+- the Spark jobs and the API import the core and `models`; no job imports another layer's job (what
+  they share is in the core: lake.tables, lake.iceberg, lake.quality);
 - `infra` (the local stack's installer and runner) imports the core and itself;
 - `lake.apps` imports anything but the CLI, services, DAGs and benchmarks;
 - no import cycle anywhere, between any two modules.
