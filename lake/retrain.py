@@ -37,8 +37,8 @@ import structlog
 
 from lake.catalog import Catalog
 from lake.events import ModelPromoted, utcnow
-from lake.tables import TrainingExample
-from lake.training import EXAMPLE_COLUMNS, DatasetError, as_of, for_target, read_examples, resolve_dataset
+from lake.tables import EXAMPLE_SELECT, TrainingExample
+from lake.training import DatasetError, as_of, for_target, read_examples, resolve_dataset
 
 log = structlog.get_logger("lake.retrain")
 
@@ -127,8 +127,8 @@ def new_examples(old: dict, new: dict, target: str = "first") -> list[TrainingEx
         raise DatasetError(f"{old['_id']} and {new['_id']} are different tables: cannot compare them")
     first = " AND caption_index = 0" if target == "first" else ""
     rows = trino_query(
-        f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(new)} WHERE split = 'train'{first} "
-        f"EXCEPT SELECT {EXAMPLE_COLUMNS} FROM {as_of(old)} WHERE split = 'train'{first} "
+        f"SELECT {EXAMPLE_SELECT} FROM {as_of(new)} WHERE split = 'train'{first} "
+        f"EXCEPT SELECT {EXAMPLE_SELECT} FROM {as_of(old)} WHERE split = 'train'{first} "
         "ORDER BY image_id, caption_index"
     )
     return [TrainingExample.from_row(r) for r in rows]

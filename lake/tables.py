@@ -274,6 +274,7 @@ class TrainingExample(TrainingExampleBase):
 
 
 EXAMPLE_COLUMNS = ("image_id", "caption", "caption_index", "split", "silver_key")  # what training reads
+EXAMPLE_SELECT = ", ".join(EXAMPLE_COLUMNS)  # the same, for a SELECT list
 
 
 class ModelCaption(BaseModel):

@@ -28,8 +28,7 @@ from lake.catalog import Catalog
 from lake.config import get_settings
 from lake.events import utcnow
 from lake.registry import check_name
-from lake.tables import EVALUATIONS_DDL, SILVER_BUCKET, TrainingExample, s3_uri
-from lake.tables import EXAMPLE_COLUMNS as TRAINING_COLUMNS
+from lake.tables import EVALUATIONS_DDL, EXAMPLE_SELECT, SILVER_BUCKET, TrainingExample, s3_uri
 
 log = structlog.get_logger("lake.training")
 
@@ -64,9 +63,6 @@ def resolve_dataset(catalog: Catalog, spec: str | None = None) -> dict:
     return doc
 
 
-EXAMPLE_COLUMNS = ", ".join(TRAINING_COLUMNS)  # TrainingExample.from_row's order
-
-
 def as_of(dataset: dict) -> str:
     """The data set's table as of its snapshot, for a FROM clause (Iceberg time travel through Trino)."""
     return f"{dataset['table']} FOR VERSION AS OF {int(dataset['snapshot_id'])}"
@@ -84,7 +80,7 @@ def read_examples(dataset: dict, splits: Iterable[str]) -> list[TrainingExample]
     splits = list(splits)
     marks = ", ".join("?" * len(splits))
     rows = trino_query(
-        f"SELECT {EXAMPLE_COLUMNS} FROM {as_of(dataset)} WHERE split IN ({marks}) ORDER BY image_id, caption_index",
+        f"SELECT {EXAMPLE_SELECT} FROM {as_of(dataset)} WHERE split IN ({marks}) ORDER BY image_id, caption_index",
         splits,
     )
     return [TrainingExample.from_row(r) for r in rows]

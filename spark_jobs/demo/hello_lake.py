@@ -23,19 +23,23 @@ def transform(spark: SparkSession, rows: int) -> DataFrame:
     )
 
 
+def run(spark: SparkSession, *, table: str, rows: int = 100) -> int:
+    """Write ``rows`` rows to ``table`` (replacing its rows); how many it holds then."""
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {table.rsplit('.', 1)[0]}")
+    # createOrReplace keeps the table's history: the old rows stay readable by snapshot.
+    transform(spark, rows).writeTo(table).using("iceberg").createOrReplace()
+    return spark.table(table).count()
+
+
 def main(rows: int = 100, table: str | None = None) -> int:
     from lake.config import get_settings
     from lake.spark import spark_session
 
-    table = table or get_settings().tables.hello
     spark = spark_session("hello-lake")
-    ns = table.rsplit(".", 1)[0]
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
-    # createOrReplace keeps the table's history: the old rows stay readable by snapshot.
-    transform(spark, rows).writeTo(table).using("iceberg").createOrReplace()
-    n = spark.table(table).count()
-    spark.stop()
-    return n
+    try:
+        return run(spark, table=table or get_settings().tables.hello, rows=rows)
+    finally:
+        spark.stop()
 
 
 if __name__ == "__main__":
