@@ -10,6 +10,7 @@ blocks are left out: they never run).
   they share is in the core: lake.tables, lake.iceberg, lake.quality);
 - `infra` (the local stack's installer and runner) imports the core and itself;
 - `lake.apps` imports anything but the CLI, services, DAGs and benchmarks;
+- `dags` and `superset` import nothing of Lake's (they run in Airflow's and Superset's own venvs);
 - no import cycle anywhere, between any two modules.
 """
 
@@ -32,6 +33,9 @@ ALLOWED = {
     "infra": {"core", "infra"},
     "apps": {"core", "models", "jobs", "infra", "apps"},
     "cli": {"core", "models", "jobs", "infra", "apps", "cli"},
+    # Airflow's and Superset's own venvs: a DAG task runs Lake code with the core venv's Python
+    "dags": {"dags"},
+    "superset": set(),
 }
 
 
@@ -139,7 +143,7 @@ def upward(edges: dict[str, set[str]]) -> list[str]:
     bad = []
     for m, targets in sorted(edges.items()):
         allowed = ALLOWED.get(layer(m))
-        if allowed is None:  # dags, bench, superset: applications at the top
+        if allowed is None:  # bench: at the top, like the tests
             continue
         bad += [f"{m} ({layer(m)}) imports {t} ({layer(t)})" for t in sorted(targets) if layer(t) not in allowed]
     return bad
@@ -151,6 +155,20 @@ def test_no_upward_imports():
 
 def test_no_import_cycles():
     assert cycles(graph()) == []
+
+
+def test_no_job_imports_another_layers_job():
+    def layer_of(module: str) -> str:  # spark_jobs.<layer>.<job>
+        return module.split(".")[1] if "." in module else ""
+
+    crossing = [
+        f"{m} imports {t}"
+        for m, targets in sorted(graph().items())
+        if m.startswith("spark_jobs.")
+        for t in sorted(targets)
+        if t.startswith("spark_jobs.") and layer_of(t) != layer_of(m)
+    ]
+    assert crossing == []
 
 
 @pytest.mark.parametrize(
