@@ -100,7 +100,7 @@ def check_namespace(namespace: str) -> str:
 
 @dataclass(frozen=True)
 class Tables:
-    """The tables one run reads and writes. ``Tables.of()`` is the lake (its catalog named by
+    """The tables one run reads and writes. ``Tables.of(settings)`` is the lake (its catalog named by
     the settings); tests and scratch lanes put every table under a namespace of their own."""
 
     events: str  # bronze: one row per accepted upload event
