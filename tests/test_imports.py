@@ -47,14 +47,14 @@ def layer(module: str) -> str:
     return {"spark_jobs": "jobs", "models": "models", "services": "services", "infra": "infra"}.get(top, top)
 
 
-def modules() -> dict[str, Path]:
+def modules(root: Path = ROOT) -> dict[str, Path]:
     out = {}
     for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (root / package).rglob("*.py"):
+            name = ".".join(path.relative_to(root).with_suffix("").parts)
             out[name.removesuffix(".__init__")] = path
     # dags/ is Airflow's folder, not a package: its files import each other by plain name
-    out.update({f"dags.{p.stem}": p for p in (ROOT / "dags").glob("*.py")})
+    out.update({f"dags.{p.stem}": p for p in (root / "dags").glob("*.py")})
     return out
 
 
@@ -155,6 +155,69 @@ def test_no_upward_imports():
 
 def test_no_import_cycles():
     assert cycles(graph()) == []
+
+
+def _defined(path: Path) -> set[str]:
+    """Names a module binds at its top level (defs, classes, assignments, imports) or in if/try blocks there."""
+    names: set[str] = set()
+
+    def walk(body) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, (ast.If, ast.Try, ast.With)):
+                walk(node.body)
+                walk(getattr(node, "orelse", []))
+                for h in getattr(node, "handlers", []):
+                    walk(h.body)
+
+    walk(ast.parse(path.read_text()).body)
+    return names
+
+
+def unresolved(root: Path = ROOT) -> list[str]:
+    """``from <ours> import name`` statements (anywhere, functions included) naming a module or a name that
+    does not exist: what only fails when that function runs."""
+    files = {
+        **modules(root),
+        **{
+            ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in (root / "tests").rglob("*.py")
+        },
+    }
+    # superset/ holds files Apache Superset loads: its `superset.*` imports are Superset's own; dags/ is no package
+    ours = {"lake", "models", "spark_jobs", "services", "infra", "bench", "tests"}
+    bad = []
+    for path in sorted(files.values()):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level or (node.module or "").split(".")[0] not in ours:
+                continue
+            target = files.get(node.module)
+            if target is None:
+                bad.append(f"{path.relative_to(root)}:{node.lineno}: no module {node.module}")
+                continue
+            have = _defined(target)
+            for a in node.names:
+                if a.name != "*" and a.name not in have and f"{node.module}.{a.name}" not in files:
+                    bad.append(f"{path.relative_to(root)}:{node.lineno}: {node.module} has no {a.name}")
+    return bad
+
+
+def test_every_import_of_ours_resolves():
+    assert unresolved() == []
+
+
+def test_unresolved_finds_an_import_inside_a_function(tmp_path):
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "lake" / "demo.py").write_text("def api_client():\n    pass\n")
+    (tmp_path / "tests" / "t.py").write_text("def f():\n    from lake.demo import api_client, moved\n")
+    assert unresolved(tmp_path) == ["tests/t.py:2: lake.demo has no moved"]
 
 
 def test_no_job_imports_another_layers_job():

@@ -27,7 +27,7 @@ NAME = f"tdag{uuid.uuid4().hex[:8]}"
 
 def upload(n: int, seed: int) -> dict[str, str]:
     """``n`` new Shapes images with their human caption through POST /v1/images: image_id -> caption."""
-    from lake.apps.demo import api_client
+    from lake.apps.serving import api_client
     from lake.datasets.shapes import generate
 
     out = {}

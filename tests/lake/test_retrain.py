@@ -230,7 +230,7 @@ def test_star_images_train_a_candidate_that_the_gate_rejects(loop, monkeypatch):
 def api(loop, stack_up):
     """The caption API serving ``<loop name>:production`` (in-process uvicorn, the stack's stores); the
     registry poll is slowed to 5 minutes, so only the `models.promoted` event can swap it in seconds."""
-    from tests.services.test_captions import serve, service
+    from tests.services.api.helpers import serve, service
 
     svc = service(
         {"settings": stack_up, "name": loop["name"], "reg": loop["reg"]}, caption_poll_s=300, caption_cache_size=0
@@ -242,7 +242,7 @@ def api(loop, stack_up):
 
 def served_version(api, expect: str, within: float = 15.0) -> float:
     """Seconds until POST /v1/captions answers with model ``expect`` (fails after ``within``)."""
-    from tests.services.test_captions import png, post_file
+    from tests.services.api.helpers import png, post_file
 
     client, svc = api
     start = time.monotonic()

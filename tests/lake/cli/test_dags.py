@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.console import Console
 from typer.testing import CliRunner
 
+from lake.apps.reports import dags_table
 from lake.cli import app
-from lake.cli.dags import dags_table
 
 runner = CliRunner()
 
