@@ -40,7 +40,7 @@ import numpy as np
 import structlog
 
 from lake import search as s
-from lake.tables import GOLD_BUCKET, SEARCH_POINTER, SEARCH_PREFIX, s3_uri, search_prefix
+from lake.tables import GOLD_BUCKET, SEARCH_POINTER, SEARCH_PREFIX, Tables, s3_uri, search_prefix
 
 log = structlog.get_logger("lake.search_index")
 
@@ -250,18 +250,18 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
 # ---- the job -------------------------------------------------------------------------------------------------------
 
 
-def source_table() -> str:
+def source_table(tables: Tables | None = None) -> str:
     """Where the captions come from: each silver image with its newest caption (a gold view)."""
     from lake.config import get_settings
 
-    return get_settings().tables.image_captions
+    return (tables or get_settings().tables).image_captions
 
 
-def read_captions(query: Callable[[str], list] | None = None) -> list[tuple[str, str]]:
-    """(image_id, caption) of every image with a caption, through Trino."""
+def read_captions(query: Callable[[str], list] | None = None, *, tables: Tables | None = None) -> list[tuple[str, str]]:
+    """(image_id, caption) of every image with a caption in ``tables`` (the lake's), through Trino."""
     from lake.clients import trino_query
 
-    source = source_table()
+    source = source_table(tables)
     try:
         rows = (query or trino_query)(f"SELECT image_id, caption FROM {source} WHERE caption IS NOT NULL")
     except Exception as e:
@@ -293,9 +293,11 @@ def build(
     cache: Path | None = None,
     config: s.IndexConfig = CONFIG,
     refit: bool = False,
+    tables: Tables | None = None,
 ) -> dict:
     """The job: read the captions, update the current index, publish a new version if anything changed.
-    Every argument defaults to the stack's (Trino, the sentence model, MinIO, the catalog, the advisory lock)."""
+    Every argument defaults to the stack's (Trino, the sentence model, MinIO, the catalog, the advisory lock,
+    the lake's tables)."""
     from lake.config import get_settings
 
     if mc is None:
@@ -312,10 +314,12 @@ def build(
     with lock(f"search:{s3_uri(BUCKET, PREFIX)}"):
         pointer = read_pointer(mc)
         previous = pointer["version"] if pointer else 0
-        with catalog.run(JOB, {"source": source_table(), "previous_version": previous or None, "refit": refit}) as run:
+        with catalog.run(
+            JOB, {"source": source_table(tables), "previous_version": previous or None, "refit": refit}
+        ) as run:
             same_model = pointer is not None and pointer.get("embedder") == EMBEDDER
             current = load_current(pointer, mc=mc, cache=cache, mmap=False) if same_model else None
-            rows = read_captions() if rows is None else rows
+            rows = read_captions(tables=tables) if rows is None else rows
             new, counts = update(current, rows, embed or _lazy(s.minilm_embedder), config, refit=refit)
             run.counts.update(counts)
             if new is None or new is current:
@@ -323,7 +327,7 @@ def build(
                     "status": "nothing to do",
                     "version": previous or None,
                     "counts": counts,
-                    "message": f"nothing new in {source_table()} ({counts['captions']} captions, index "
+                    "message": f"nothing new in {source_table(tables)} ({counts['captions']} captions, index "
                     f"{'v' + str(previous) if previous else 'not built yet'})",
                 }
             else:

@@ -34,7 +34,6 @@ def scratch(spark):
         prefix = f"test-{name}/"
         mp.setattr(si, "PREFIX", prefix)
         mp.setattr(si, "POINTER", prefix + "current.json")
-        mp.setattr(si, "SOURCE", f"{lake.gold.gold}.image_captions")
         try:
             yield lake, name
         finally:
@@ -52,24 +51,26 @@ def test_index_publish_rerun_add_and_serve(scratch, spark, tmp_path):
     from tests.utils.images import RUN
 
     lake, _ = scratch
-    first = si.build(catalog=lake.catalog, cache=tmp_path / "c1")
+    first = si.build(catalog=lake.catalog, cache=tmp_path / "c1", tables=lake.gold)
     assert first["status"] == "indexed" and first["version"] == 1 and first["size"] == 12
     names = {o.object_name.rsplit("/", 1)[1] for o in minio_client().list_objects(si.BUCKET, si.PREFIX + "v1/")}
     assert "rows.parquet" in names and si.read_pointer(minio_client())["version"] == 1
     assert lake.catalog.last_run(si.JOB)["outputs"]["version"] == 1
 
-    again = si.build(catalog=lake.catalog, cache=tmp_path / "c2")
+    again = si.build(catalog=lake.catalog, cache=tmp_path / "c2", tables=lake.gold)
     assert again["status"] == "nothing to do" and again["version"] == 1
 
     land(spark, lake, list(generate(3, seed=int(RUN[6:12], 16) + 6)), 100)
     from spark_jobs.gold import build_gold
 
     build_gold.run(spark, tables=lake.gold, catalog=lake.catalog)
-    added = si.build(catalog=lake.catalog, cache=tmp_path / "c3")
+    added = si.build(catalog=lake.catalog, cache=tmp_path / "c3", tables=lake.gold)
     assert added["status"] == "indexed" and added["version"] == 2 and added["size"] == 15
     assert added["counts"]["new"] == 3
 
-    image_id, caption = trino_query(f"SELECT image_id, caption FROM {si.source_table()} ORDER BY image_id LIMIT 1")[0]
+    image_id, caption = trino_query(
+        f"SELECT image_id, caption FROM {si.source_table(lake.gold)} ORDER BY image_id LIMIT 1"
+    )[0]
     svc = SearchService(poll_s=0.5).start()
     try:
         deadline = time.monotonic() + 60
