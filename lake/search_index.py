@@ -189,7 +189,7 @@ def publish(directory: Path, *, mc, version: int, run_id: str, size: int) -> dic
     """Upload ``directory`` as version ``version``, then point ``current.json`` at it; drop versions past KEEP."""
     from lake.events import utcnow
 
-    prefix = search_prefix(version)
+    prefix = search_prefix(version, PREFIX)
     files = []
     for p in sorted(directory.iterdir()):
         mc.fput_object(BUCKET, prefix + p.name, str(p))

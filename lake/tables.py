@@ -68,9 +68,9 @@ def model_prefix(name: str, version: int) -> str:
     return f"{name}/v{int(version)}/"
 
 
-def search_prefix(version: int) -> str:
-    """The folder of one search index version in the gold bucket."""
-    return f"{SEARCH_PREFIX}v{int(version)}/"
+def search_prefix(version: int, base: str = SEARCH_PREFIX) -> str:
+    """The folder of one search index version in the gold bucket (under ``base``: tests use their own)."""
+    return f"{base}v{int(version)}/"
 
 
 def quality_key(suite: str, run_id: str) -> str:
