@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Local-only credentials: fine on loopback, refused in any other mode.
 LOCAL_SECRETS = frozenset({"lake-local-secret", "lake-local", "changeme", ""})
-LOCAL_KEYS = frozenset({"lake-local-key", "lake-local-admin-key"})
+LOCAL_KEYS = frozenset({"lake-local-key", "lake-local-admin-key", "lake-local-claim-key"})
 
 
 class Settings(BaseSettings):
@@ -53,6 +53,8 @@ class Settings(BaseSettings):
         api_port (int, 8000), api_workers (int, 1): uvicorn worker processes.
         api_keys (list[secret], ["lake-local-key"]): keys for writes.
         admin_keys (list[secret], ["lake-local-admin-key"]): keys for /v1/admin (promote, roll back); no key is both.
+        claim_check_keys (list[secret], ["lake-local-claim-key"]): HMAC keys the API and `lake ingest` sign
+            claim-check events with (the first) and the bronze stream honours them by (any: rotation).
         max_upload_bytes (int, 16 MiB), max_inline_bytes (int, 1 MiB): image size limits.
         max_image_pixels (int, 40 M): decompression-bomb guard (width x height).
         caption_model (str, "production"): the registry spec the API captions with (e.g. "compact:production").
@@ -123,6 +125,7 @@ class Settings(BaseSettings):
     api_workers: int = 1
     api_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-key")])
     admin_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-admin-key")])
+    claim_check_keys: list[SecretStr] = Field(default_factory=lambda: [SecretStr("lake-local-claim-key")], min_length=1)
 
     # Limits on what the front door accepts (API, `lake ingest`, inline Kafka events).
     max_upload_bytes: int = 16 * 2**20
@@ -162,7 +165,7 @@ class Settings(BaseSettings):
                 )
                 if getattr(self, name).get_secret_value() in LOCAL_SECRETS
             ]
-            for name in ("api_keys", "admin_keys"):
+            for name in ("api_keys", "admin_keys", "claim_check_keys"):
                 if any(k.get_secret_value() in LOCAL_SECRETS | LOCAL_KEYS for k in getattr(self, name)):
                     weak.append(name)
             if weak:

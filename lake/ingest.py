@@ -107,7 +107,7 @@ def upload_bytes(
         tags=tags or {},
         bronze_key=bronze_key(image_id),
         **({"event_id": event_id} if event_id else {}),
-    )
+    ).signed(s.claim_check_keys[0].get_secret_value())  # the stream honours only signed claim-checks
     new = put_bronze(mc or minio_client(s), image_id, data, info.content_type)
     publish_upload(producer or get_producer(s), event, s.topic_uploads)
     return Uploaded(event, new, info)

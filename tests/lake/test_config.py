@@ -40,6 +40,9 @@ def test_refuses_local_secrets_outside_local_mode(monkeypatch, mode):
     with pytest.raises(ValidationError, match="LAKE_ADMIN_KEYS"):
         Settings(_env_file=None)
     monkeypatch.setenv("LAKE_ADMIN_KEYS", '["a-real-admin-key"]')
+    with pytest.raises(ValidationError, match="LAKE_CLAIM_CHECK_KEYS"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("LAKE_CLAIM_CHECK_KEYS", '["a-real-claim-key"]')
     assert Settings(_env_file=None).mode == mode
 
 

@@ -138,13 +138,77 @@ def test_missing_required_field(field):
         {"tags": {"k" * 65: "v"}},
         {"tags": {f"k{i}": "v" for i in range(51)}},
         {"event_id": "not-a-uuid"},
-        {"uploaded_at": "yesterday"},
         {"unexpected": "field"},
     ],
     ids=lambda o: "-".join(f"{k}={str(v)[:20]}" for k, v in o.items()),
 )
 def test_invalid_event(over):
     assert reason_of(json.dumps(event(**over))) is Reason.INVALID_EVENT
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "yesterday",
+        12,
+        "0001-01-01T00:00:00Z",
+        "1999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-23:59",  # past year 9999 once in UTC
+        "0001-01-01T00:00:00+23:59",  # before year 1 once in UTC
+        "2099-01-01T00:00:00Z",  # a client clock far ahead: would stay "new" in every since= pull
+    ],
+)
+def test_implausible_client_clock_is_bad_timestamp(at):
+    assert reason_of(json.dumps(event(uploaded_at=at))) is Reason.BAD_TIMESTAMP
+
+
+def test_client_clock_within_a_day_ahead_is_accepted():
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(hours=20)).isoformat()
+    assert parse_upload(json.dumps(event(uploaded_at=soon))).uploaded_at.tzinfo is not None
+
+
+def test_lone_surrogate_is_bad_text_and_keeps_the_event_id():
+    from lake.events import Rejected
+
+    raw = json.dumps(event(captions=["X"])).replace('"X"', '"\\ud800"')  # valid JSON, not text
+    with pytest.raises(Rejected) as e:
+        parse_upload(raw)
+    assert e.value.reason is Reason.BAD_TEXT and e.value.ident["image_id"] == ID
+
+
+def test_refusals_keep_the_identity_that_parsed():
+    from lake.events import Rejected
+
+    body = event(schema_version=2, user_id="u-1", source="kcat")
+    with pytest.raises(Rejected) as e:
+        parse_upload(json.dumps(body))
+    assert e.value.ident == {"event_id": body["event_id"], "image_id": ID, "user_id": "u-1", "source": "kcat"}
+    body = event(event_id="not-a-uuid", image_id="bad", user_id=["list"])
+    with pytest.raises(Rejected) as e:
+        parse_upload(json.dumps(body))
+    assert e.value.ident == {}  # nothing that failed its own check is kept
+
+
+def test_claim_check_signature_covers_what_it_asserts():
+    from lake.events import ImageUploaded
+
+    ev = parse_upload(json.dumps(event())).signed("k1")
+    again = parse_upload(ev.to_kafka()[1])
+    assert again.trusted(["k1"]) and again.trusted(["k0", "k1"]) and not again.trusted(["other"])
+    for change in ({"captions": ["forged"]}, {"user_id": "mallory"}, {"content_type": "image/x-evil"}):
+        assert not ImageUploaded.model_validate({**again.model_dump(), **change}).trusted(["k1"])
+    assert not parse_upload(json.dumps(event())).trusted(["k1"])  # unsigned claim-check
+    assert parse_upload(json.dumps(event()))  # still parses: the stream decides, with its keys
+
+
+def test_fingerprint_ignores_delivery_clock_and_signature():
+    a = parse_upload(json.dumps(event()))
+    b = parse_upload(json.dumps(event(uploaded_at="2026-01-02T00:00:00Z"))).signed("k")
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != parse_upload(json.dumps(event(captions=["another"]))).fingerprint()
 
 
 def test_event_id_is_required_on_the_wire():
