@@ -1,7 +1,8 @@
 """Bulk upload of image files into bronze: content-addressed PUT, then a claim-check
 event on `images.uploaded`. Concurrent, with a progress bar, and resumable: a journal
-in the state dir remembers which files' events the broker acknowledged, so a re-run
-skips them, and a file whose object landed but whose event did not is completed.
+in the state dir remembers which files' events the broker acknowledged, with the captions
+they carried, so a re-run skips them, a file whose object landed but whose event did not
+is completed, and a file whose captions were corrected or added since is sent again.
 
     lake ingest ./photos --captions captions.json --source bulk
 """
@@ -9,12 +10,13 @@ skips them, and a file whose object landed but whose event did not is completed.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -34,7 +36,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 class IngestReport:
     uploaded: int = 0  # events sent
     new_images: int = 0  # bronze objects created
-    skipped: int = 0  # already sent by an earlier run
+    skipped: int = 0  # already sent by an earlier run, with the same captions
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
@@ -51,8 +53,12 @@ def discover(paths: list[Path]) -> list[Path]:
     return sorted(set(found))
 
 
+def _canonical(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 class Journal:
-    """Files whose event the broker acknowledged (sqlite in the state dir)."""
+    """Files whose event the broker acknowledged, with their captions (sqlite in the state dir)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,9 +67,15 @@ class Journal:
         self._lock = threading.Lock()
 
     @staticmethod
-    def key(path: Path) -> str:
+    def key(path: Path, captions: list[str] | tuple[str, ...] = ()) -> str:
+        """What makes a file "already sent": its path, size and mtime, and the captions it went with
+        (a corrected or added caption is something the lake does not have yet). Without captions the
+        key is the one journals held before captions counted, so those files are still skipped."""
         st = path.stat()
-        return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        if captions:
+            key += "|captions:" + hashlib.sha256(_canonical(list(captions)).encode()).hexdigest()
+        return key
 
     def done(self, key: str) -> bool:
         with self._lock:
@@ -113,15 +125,30 @@ def upload_bytes(
     return Uploaded(event, new, info)
 
 
+def event_id_for(path: Path, image_id: str, source: str, captions: list[str]) -> uuid.UUID:
+    """The event id of one file's upload. The same file (path and bytes) sent with the same source and
+    captions always gets the same id: if a run dies between the broker's ack and the journal, the
+    re-sent event is MERGEd away. Other bytes or captions are another event, never a reused id (which
+    the stream refuses as `event_id_reused`)."""
+    return uuid.uuid5(EVENT_NS, _canonical([str(path.resolve()), image_id, source, list(captions)]))
+
+
 def _caption_key(path: Path, roots: list[Path], captions: dict[str, list[str]]) -> list[str]:
+    """A file's captions: by its path under one of the given folders, else by its longest trailing
+    part the sidecar names (``val/x.jpg`` finds ``.../val/x.jpg`` whichever folder was given)."""
     for root in roots:
         try:
-            rel = str(path.relative_to(root))
+            rel = path.relative_to(root).as_posix()
         except ValueError:
             continue
         if rel in captions:
             return captions[rel]
-    return captions.get(path.name, [])
+    parts = PurePosixPath(path.as_posix()).parts
+    for n in range(len(parts), 0, -1):
+        tail = "/".join(parts[-n:])
+        if tail in captions:
+            return captions[tail]
+    return []
 
 
 def ingest_paths(
@@ -133,31 +160,46 @@ def ingest_paths(
     show_progress: bool = True,
 ) -> IngestReport:
     """Upload every image under ``paths``; ``captions`` maps file names (or paths relative
-    to a given folder) to human captions."""
-    s = s or get_settings()
+    to a given folder, or their trailing folders and name) to human captions."""
     captions = captions or {}
-    files = discover(paths)
     roots = [p for p in paths if p.is_dir()]
+    files = {f: _caption_key(f, roots, captions) for f in discover(paths)}
+    return ingest_files(files, source=source, workers=workers, s=s, show_progress=show_progress)
+
+
+def ingest_files(
+    files: dict[Path, list[str]],
+    *,
+    source: str = "bulk",
+    workers: int = 8,
+    s: Settings | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Upload each file with its captions (``lake datasets coco import`` names them itself). A file
+    that cannot be read is a failure of its own, with the reason; the others go on."""
+    s = s or get_settings()
     journal = Journal(s.state_dir / "ingest" / "journal.sqlite")
     mc, producer = minio_client(s), get_producer(s)
     report = IngestReport()
 
-    def one(path: Path) -> tuple[Path, bool | None, str | None]:
-        key = journal.key(path)
-        if journal.done(key):
-            return path, None, None
+    def one(path: Path, caps: list[str]) -> tuple[Path, bool | None, str | None]:
         try:
+            key = journal.key(path, caps)
+            if journal.done(key):
+                return path, None, None
             data = path.read_bytes()
-            # The same file (path, size, mtime) always gets the same event id: if a run dies
-            # between the broker's ack and the journal, the re-sent event is MERGEd away.
+        except OSError as e:  # gone since it was listed, a folder, no permission
+            kind = "missing" if isinstance(e, FileNotFoundError) else "unreadable"
+            return path, False, f"{kind}: {e.strerror or e}"
+        try:
             up = upload_bytes(
                 data,
-                captions=_caption_key(path, roots, captions),
+                captions=caps,
                 source=source,
                 s=s,
                 mc=mc,
                 producer=producer,
-                event_id=uuid.uuid5(EVENT_NS, key),
+                event_id=event_id_for(path, hashlib.sha256(data).hexdigest(), source, caps),
             )
         except Rejected as e:
             return path, False, f"{e.reason.value}: {e.message}"
@@ -169,7 +211,7 @@ def ingest_paths(
     cols = ["[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*cols, disable=not show_progress) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
         task = bar.add_task(f"ingest ({source})", total=len(files))
-        for fut in as_completed([pool.submit(one, f) for f in files]):
+        for fut in as_completed([pool.submit(one, f, caps) for f, caps in sorted(files.items())]):
             path, new, error = fut.result()
             if error:
                 report.failed.append((str(path), error))

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console()
@@ -83,32 +84,42 @@ def import_(
     images_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Folder the file names are in.")],
     source: Annotated[str, typer.Option(help="Source tag on the upload events.")] = "coco",
 ) -> None:
-    """Upload every image the annotations name, with its captions, into bronze."""
-    from lake.datasets.coco import load_sidecar
+    """Upload every image the annotations name, with its captions, into bronze.
+
+    File names may have folders (``val/x.jpg``, under IMAGES_DIR). A named file that is not there is
+    listed; a re-import sends again only the images whose captions changed since."""
+    from lake.datasets.coco import load_sidecar, locate
 
     try:
         captions = load_sidecar(annotations)
     except ValueError as e:
         _fail(str(e))
-    paths = [images_dir / name for name in captions]
-    present = [p for p in paths if p.is_file()]
-    missing = len(paths) - len(present)
-    if not present:
-        _fail(f"none of the {len(paths)} images that {annotations} names is in {images_dir}")
-    if missing:
-        console.print(f"[yellow]warning:[/yellow] {missing} of {len(paths)} images are missing from {images_dir}")
-    from lake.ingest import ingest_paths  # heavy (Kafka, S3 clients): only once the files check out
+    found, missing = locate(captions, images_dir)
+    if not found:
+        _list("missing", missing)
+        _fail(f"none of the {len(captions)} images that {annotations} names is in {images_dir}")
+    from lake.ingest import ingest_files  # heavy (Kafka, S3 clients): only once the files check out
 
-    # Files are passed one by one, so ingest looks captions up by path.name: COCO file names have no folders.
-    report = ingest_paths(present, captions, source)
+    report = ingest_files(found, source=source)
     t = Table(title=f"import {images_dir} (source {source})")
-    for col in ("uploaded", "skipped", "failed", "new images"):
+    for col in ("uploaded", "skipped", "missing", "failed", "new images"):
         t.add_column(col, justify="right")
-    t.add_row(*(_count(v) for v in (report.uploaded, report.skipped, report.failed, report.new_images)))
+    t.add_row(*(_count(v) for v in (report.uploaded, report.skipped, missing, report.failed, report.new_images)))
     console.print(t)
-    for path, reason in report.failed[:20]:
-        console.print(f"[red]failed[/red] {path}: {reason}")
-    if len(report.failed) > 20:
-        console.print(f"... and {len(report.failed) - 20} more failures")
+    if missing:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(missing)} of {len(captions)} images are missing from {images_dir}",
+            soft_wrap=True,
+        )
+    _list("missing", missing)
+    _list("failed", report.failed)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _list(what: str, items: list[tuple[str, str]], limit: int = 20) -> None:
+    colour = "red" if what == "failed" else "yellow"
+    for name, reason in items[:limit]:  # escaped: a file name like img[1].jpg is not markup
+        console.print(f"[{colour}]{what}[/{colour}] {escape(name)}: {escape(reason)}", soft_wrap=True)
+    if len(items) > limit:
+        console.print(f"... and {len(items) - limit} more {what}")

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lake.logging import setup_logging
 
@@ -31,7 +32,8 @@ def register(app: typer.Typer) -> None:
         source: Annotated[str, typer.Option(help="Recorded on every event (e.g. bulk, mobile, coco).")] = "bulk",
         workers: Annotated[int, typer.Option(min=1, max=64, help="Concurrent uploads.")] = 8,
     ) -> None:
-        """Upload images into bronze (content-addressed) and publish their events. Re-runs skip what landed."""
+        """Upload images into bronze (content-addressed) and publish their events. Re-runs skip what was
+        sent with the same captions, and send again a file whose captions were corrected or added."""
         from lake.datasets.coco import load_sidecar
         from lake.ingest import ingest_paths
 
@@ -44,10 +46,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from e
         console.print(
             f"[green]ingested[/green] {report.uploaded} files ({report.new_images} new images), "
-            f"skipped {report.skipped} already sent, failed {len(report.failed)}"
+            f"skipped {report.skipped} already sent with these captions, failed {len(report.failed)}"
         )
         for path, reason in report.failed[:20]:
-            console.print(f"  [red]{path}[/red]: {reason}")
+            console.print(f"  [red]{escape(path)}[/red]: {escape(reason)}", soft_wrap=True)
+        if len(report.failed) > 20:
+            console.print(f"  ... and {len(report.failed) - 20} more failed")
         if report.failed:
             raise typer.Exit(1)
 

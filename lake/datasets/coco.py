@@ -4,14 +4,15 @@
     python -c "from lake.datasets.coco import load_sidecar; print(len(load_sidecar('data/shapes/captions.json')))"
 
 Both readers return ``{file_name: [caption, ...]}`` with captions stripped, and raise
-``ValueError`` naming the file and what is wrong with it.
+``ValueError`` naming the file and what is wrong with it. ``locate`` finds those file names
+(which may have folders: ``val/x.jpg``) in an image folder, and says why for each it cannot.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 
@@ -89,3 +90,24 @@ def load_sidecar(path: Path) -> dict[str, list[str]]:
             return read_coco_captions(path)
         return _from_mapping(path, doc)
     raise ValueError(f"{path}: unknown caption sidecar format (use captions.json or a CSV with file_name,caption)")
+
+
+def locate(captions: dict[str, list[str]], images_dir: Path) -> tuple[dict[Path, list[str]], list[tuple[str, str]]]:
+    """Split the named files into those under ``images_dir`` (``{path: captions}``) and
+    ``(file_name, why)`` for each one that is not there, not a file, or not inside the folder."""
+    images_dir = Path(images_dir)
+    found: dict[Path, list[str]] = {}
+    missing: list[tuple[str, str]] = []
+    for name, caps in captions.items():
+        rel = PurePosixPath(name)
+        if not name or rel.is_absolute() or ".." in rel.parts:
+            missing.append((name, f"not a file name inside {images_dir}"))
+            continue
+        path = images_dir.joinpath(*rel.parts)
+        if not path.exists():
+            missing.append((name, f"no such file in {images_dir}"))
+        elif not path.is_file():
+            missing.append((name, "not a file"))
+        else:  # "./a.jpg" and "a.jpg" are one file: its captions are both's
+            found.setdefault(path, []).extend(caps)
+    return found, missing

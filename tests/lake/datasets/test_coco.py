@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lake.cli import app
-from lake.datasets.coco import load_sidecar, read_coco_captions
+from lake.datasets.coco import load_sidecar, locate, read_coco_captions
 from lake.datasets.shapes import write_dataset
 
 COCO = {
@@ -102,14 +102,20 @@ class _Report:
     new_images: int = 0
 
 
-def test_cli_import_hands_present_files_and_captions_to_ingest(tmp_path, monkeypatch):
+def _stand_in(monkeypatch, failed=()) -> list:
+    """lake.ingest replaced: records what `coco import` hands over, reports it all uploaded."""
     calls = []
 
-    def ingest_paths(paths, captions, source):
-        calls.append((paths, captions, source))
-        return _Report(uploaded=len(paths), skipped=0, new_images=len(paths))
+    def ingest_files(files, *, source):
+        calls.append((files, source))
+        return _Report(uploaded=len(files), skipped=0, failed=list(failed), new_images=len(files))
 
-    monkeypatch.setitem(sys.modules, "lake.ingest", types.SimpleNamespace(ingest_paths=ingest_paths))
+    monkeypatch.setitem(sys.modules, "lake.ingest", types.SimpleNamespace(ingest_files=ingest_files))
+    return calls
+
+
+def test_cli_import_hands_present_files_and_captions_to_ingest(tmp_path, monkeypatch):
+    calls = _stand_in(monkeypatch)
     (tmp_path / "imgs").mkdir()
     for name in ("a.jpg", "b.jpg"):  # c.jpg is missing
         (tmp_path / "imgs" / name).write_bytes(b"\xff\xd8")
@@ -118,10 +124,75 @@ def test_cli_import_hands_present_files_and_captions_to_ingest(tmp_path, monkeyp
         app, ["datasets", "coco", "import", str(ann), str(tmp_path / "imgs"), "--source", "test"]
     )
     assert result.exit_code == 0, result.output
-    ((paths, captions, source),) = calls
-    assert [p.name for p in paths] == ["a.jpg", "b.jpg"] and source == "test"
-    assert captions["a.jpg"] == ["A dog on a sofa.", "a brown dog"]
+    ((files, source),) = calls
+    assert sorted(p.name for p in files) == ["a.jpg", "b.jpg"] and source == "test"
+    assert files[tmp_path / "imgs" / "a.jpg"] == ["A dog on a sofa.", "a brown dog"]
     assert "1 of 3 images are missing" in result.output and "uploaded" in result.output
+    assert f"missing c.jpg: no such file in {tmp_path / 'imgs'}" in result.output
+
+
+def test_cli_import_keeps_the_captions_of_file_names_with_folders(tmp_path, monkeypatch):
+    calls = _stand_in(monkeypatch)
+    doc = {
+        "images": [{"id": 1, "file_name": "val/x.jpg"}, {"id": 2, "file_name": "train/deep/y.jpg"}],
+        "annotations": [{"image_id": 1, "caption": "an x"}, {"image_id": 2, "caption": "a y"}],
+    }
+    (tmp_path / "imgs" / "val").mkdir(parents=True)
+    (tmp_path / "imgs" / "train" / "deep").mkdir(parents=True)
+    (tmp_path / "imgs" / "val" / "x.jpg").write_bytes(b"x")
+    (tmp_path / "imgs" / "train" / "deep" / "y.jpg").write_bytes(b"y")
+    result = CliRunner().invoke(
+        app, ["datasets", "coco", "import", str(_write(tmp_path / "c.json", doc)), str(tmp_path / "imgs")]
+    )
+    assert result.exit_code == 0, result.output
+    ((files, _),) = calls
+    assert files == {
+        tmp_path / "imgs" / "val" / "x.jpg": ["an x"],
+        tmp_path / "imgs" / "train" / "deep" / "y.jpg": ["a y"],
+    }
+
+
+def test_cli_import_lists_each_missing_file_even_when_none_is_there(tmp_path, monkeypatch):
+    calls = _stand_in(monkeypatch)
+    (tmp_path / "imgs").mkdir()
+    ann = _write(tmp_path / "captions.json", {"val/[1].jpg": ["one"], "val/2.jpg": ["two"]})
+    result = CliRunner().invoke(app, ["datasets", "coco", "import", str(ann), str(tmp_path / "imgs")])
+    assert result.exit_code == 1 and not calls
+    assert "missing val/[1].jpg: no such file" in result.output and "missing val/2.jpg" in result.output
+    assert "none of the 2 images" in result.output
+
+
+def test_cli_import_lists_failures_and_exits_1(tmp_path, monkeypatch):
+    _stand_in(monkeypatch, failed=[("imgs/a.jpg", "not_an_image: unknown format")])
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(b"x")
+    ann = _write(tmp_path / "captions.json", {"a.jpg": ["one"]})
+    result = CliRunner().invoke(app, ["datasets", "coco", "import", str(ann), str(tmp_path / "imgs")])
+    assert result.exit_code == 1 and "failed imgs/a.jpg: not_an_image: unknown format" in result.output
+
+
+def test_locate_finds_names_with_folders_and_says_why_for_the_rest(tmp_path):
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "x.jpg").write_bytes(b"x")
+    (tmp_path / "y.jpg").write_bytes(b"y")
+    (tmp_path / "dir.jpg").mkdir()
+    caps = {
+        "val/x.jpg": ["an x"],
+        "./y.jpg": ["a y"],
+        "y.jpg": ["also y"],
+        "val/gone.jpg": ["lost"],
+        "dir.jpg": [],
+        "../outside.jpg": [],
+        "/etc/passwd": [],
+    }
+    found, missing = locate(caps, tmp_path)
+    assert found == {tmp_path / "val" / "x.jpg": ["an x"], tmp_path / "y.jpg": ["a y", "also y"]}
+    assert dict(missing) == {
+        "val/gone.jpg": f"no such file in {tmp_path}",
+        "dir.jpg": "not a file",
+        "../outside.jpg": f"not a file name inside {tmp_path}",
+        "/etc/passwd": f"not a file name inside {tmp_path}",
+    }
 
 
 def test_cli_import_reports_a_malformed_file(tmp_path):
