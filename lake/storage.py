@@ -2,12 +2,10 @@
 image id only, so no user string can ever pick an object's name or bucket.
 
     from lake.storage import put_bronze
-    new = put_bronze(mc, image_id, data, content_type)
+    new = put_bronze(mc, image_id, data, content_type)   # True for exactly one of any concurrent writers
 """
 
 from __future__ import annotations
-
-import io
 
 from minio import Minio
 from minio.error import S3Error
@@ -17,6 +15,7 @@ from lake.tables import BRONZE_BUCKET as BRONZE
 from lake.tables import bronze_key
 
 NOT_FOUND = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})  # S3 error codes of a missing object
+LOST_CREATE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})  # another writer created it first
 
 _retry = retry(
     retry=retry_if_exception_type((ConnectionError, OSError)),
@@ -54,20 +53,28 @@ def read_object(mc: Minio, bucket: str, key: str, length: int = 0) -> bytes | No
 
 @_retry
 def put_bronze(mc: Minio, image_id: str, data: bytes, content_type: str) -> bool:
-    """Store the bytes at s3://bronze/images/<image_id> unless already there; True if new.
+    """Store the bytes at s3://bronze/images/<image_id> unless already there; True if this call created it.
 
-    Same bytes, same key: a concurrent or repeated upload writes identical content,
-    so the race between the stat and the put is harmless.
+    The create is conditional (``If-None-Match: *``: the store answers 412 when the object exists), so of
+    any number of concurrent callers with the same bytes exactly one is told True; a stat first spares the
+    upload when the object is already there. One PUT, not a multipart upload (the condition is on the PUT).
     """
     key = bronze_key(image_id)
     if object_size(mc, BRONZE, key) == len(data):
         return False
-    mc.put_object(
-        BRONZE,
-        key,
-        io.BytesIO(data),
-        len(data),
-        content_type=content_type,
-        metadata={"x-amz-meta-lake-image-id": image_id},
-    )
+    headers = {
+        "Content-Type": content_type or "application/octet-stream",
+        "x-amz-meta-lake-image-id": image_id,
+        "If-None-Match": "*",
+    }
+    try:
+        # minio-py's put_object would file If-None-Match under user metadata; _put_object sends it as is
+        mc._put_object(BRONZE, key, data, headers=headers)
+    except S3Error as e:
+        if e.code not in LOST_CREATE:
+            raise
+        if object_size(mc, BRONZE, key) != len(data):  # a foreign write, or the winner's still in flight: same bytes
+            headers.pop("If-None-Match")
+            mc._put_object(BRONZE, key, data, headers=headers)
+        return False
     return True

@@ -9,9 +9,11 @@ multipart parser is used with one file at most and text fields that must decode.
 
 from __future__ import annotations
 
+import codecs
 import json
 
-from fastapi import Request
+from fastapi import HTTPException, Request
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -44,22 +46,63 @@ class _BadText(MultiPartException):
     pass
 
 
+# Codecs Python calls text encodings that are not charsets: transforms of text (punycode, idna, the escape
+# codecs), one that always fails (undefined), and UTF-7, whose "+ADw-" spells "<" past text filters.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "undefined", "unicode-escape", "raw-unicode-escape", "utf-7"})
+# What a part's bytes may be wrapped in: "binary" and the identity encodings (RFC 7578 §4.7 deprecates the rest).
+_IDENTITY = frozenset({b"", b"binary", b"7bit", b"8bit"})
+
+
+def charset_of(content_type: bytes | str | None, default: str = "utf-8") -> str:
+    """The Python codec named by a Content-Type's ``charset``; `bad_text` when it names no text encoding.
+
+    charset_of("text/plain; charset=UTF-16")  # "utf-16"
+    charset_of("multipart/form-data; charset=rot13")  # HTTPException 400 bad_text
+    """
+    if isinstance(content_type, str):
+        content_type = content_type.encode("latin-1", "replace")
+    _, params = parse_options_header(content_type or b"")
+    raw = params.get(b"charset")
+    if raw is None:
+        return default
+    name = raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        info = None
+    if info is None or not info._is_text_encoding or info.name in _NOT_CHARSETS:
+        raise problem(400, "bad_text", f"charset {name[:40]!r} is not a text encoding; send UTF-8")
+    return info.name
+
+
 class _StrictMultiPart(MultiPartParser):
-    """Starlette's parser, except that a text field which does not decode is refused:
-    Starlette falls back to latin-1, which turns bad bytes into silent mojibake."""
+    """Starlette's parser, except that a text field is decoded by its own part's charset (else the body's) and
+    refused when it does not decode (Starlette falls back to latin-1: silent mojibake), and a part wrapped in a
+    Content-Transfer-Encoding (base64, quoted-printable) is refused rather than stored still encoded."""
+
+    def on_headers_finished(self) -> None:
+        cte = dict(self._current_part.item_headers).get(b"content-transfer-encoding", b"").strip().lower()
+        if cte not in _IDENTITY:
+            raise MultiPartException(
+                f"Content-Transfer-Encoding {cte[:20].decode('latin-1')!r} is not supported: send the bytes as they are"
+            )
+        super().on_headers_finished()
 
     def on_part_end(self) -> None:
         part = self._current_part
-        if part.file is None:
-            try:
-                part.data.decode(self._charset)
-            except UnicodeDecodeError:
-                raise _BadText(f"form field {part.field_name!r} is not valid {self._charset} text") from None
-        super().on_part_end()
+        if part.file is not None:
+            return super().on_part_end()
+        try:
+            charset = charset_of(dict(part.item_headers).get(b"content-type"), self._charset)
+            value = part.data.decode(charset)
+        except (HTTPException, UnicodeError, LookupError):
+            raise _BadText(f"form field {part.field_name!r} is not valid text in its charset") from None
+        self.items.append((part.field_name, value))
 
 
 async def parse_multipart(request: Request, limit: int, max_fields: int) -> FormData:
     """A multipart body of at most one file and ``max_fields`` fields, read within ``limit`` bytes."""
+    charset_of(request.headers.get("content-type"))  # Starlette would fall back to latin-1 for a bad one
     parser = _StrictMultiPart(
         request.headers, limited(request, limit + MULTIPART_OVERHEAD), max_files=1, max_fields=max_fields
     )
@@ -70,6 +113,15 @@ async def parse_multipart(request: Request, limit: int, max_fields: int) -> Form
 
 
 def text(value: str, what: str) -> str:
+    """``value`` stripped; `bad_text` for what no UTF-8 column can hold or a decoder replaced (U+FFFD), NUL, a
+    lone surrogate (JSON's "\\ud800").
+
+    text(" a cat ", "caption")  # "a cat"
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "\ufffd"
     if "\ufffd" in value or "\x00" in value:
         raise problem(400, "bad_text", f"{what} must be valid UTF-8 text without NUL characters")
     return value.strip()
@@ -95,7 +147,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, list[str], d
         captions = [text(c, "caption") for c in request.query_params.getlist("caption")]
         data = b"".join([chunk async for chunk in limited(request, limit)])
         user = request.query_params.get("user_id")
-        return data, captions, {}, text(user, "user_id") if user else None
+        return data, captions, {}, text(user, "user_id") or None if user else None
     form = await parse_multipart(request, limit, max_fields=64)
     try:
         return await _read_form(form, limit)
@@ -116,7 +168,7 @@ async def _read_form(form: FormData, limit: int) -> tuple[bytes, list[str], dict
         for t in [*tags, *tags.values()]:  # same rule as captions; tags are kept as sent
             text(t, "tag")
     user = form.get("user_id")
-    return data, captions, tags, text(str(user), "user_id") if user else None
+    return data, captions, tags, text(str(user), "user_id") or None if user else None
 
 
 # ---- POST /v1/captions -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Each takes the client it needs (from deps.py) and returns plain data or a public
     crud.bronze_image(mc=mc, image_id=i)                   # ImagePublic, or None when bronze has no such image
     crud.image_captions(catalog=cat, image_id=i, model=svc.known(i))
     crud.example_rows(dataset=ds, split="train", since=None, after=None, limit=100)
+    crud.event_rows(tables=settings.tables, event_id=str(e))   # ([landed rows], [refused rows]), as dicts
 """
 
 from __future__ import annotations
@@ -120,6 +121,43 @@ def example_rows(
 def presign_silver(*, mc: Any, key: str, ttl: timedelta) -> str:
     """A presigned GET of an object in the silver bucket."""
     return mc.presigned_get_object(SILVER_BUCKET, key, expires=ttl)
+
+
+# ---- events ----------------------------------------------------------------------------------------------------
+
+LANDED_COLUMNS = ("event_id", "image_id", "ingested_at")
+REFUSED_COLUMNS = ("event_id", "reason", "error", "rejected_at", "image_id", "user_id", "source")
+MISSING_TABLE = frozenset({"TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"})  # a lake whose stream has not run yet
+
+
+def event_rows(*, tables: Any, event_id: str, limit: int = 20) -> tuple[list[dict], list[dict]]:
+    """What bronze holds of an event: its landed rows (``tables.events``) and its refusals (``tables.rejected``),
+    newest first, through Trino with the id bound. ``SELECT *``, then the columns the table has of
+    LANDED_COLUMNS / REFUSED_COLUMNS: a table made before a column was added still answers (without it)."""
+    landed = _rows(tables.events, event_id, LANDED_COLUMNS, "ingested_at", limit)
+    refused = _rows(tables.rejected, event_id, REFUSED_COLUMNS, "rejected_at", limit)
+    return landed, refused
+
+
+def _rows(table: str, event_id: str, columns: tuple[str, ...], newest: str, limit: int) -> list[dict]:
+    from trino.exceptions import TrinoUserError
+
+    from lake.clients import trino_connection
+
+    with trino_connection() as conn:
+        cur = conn.cursor()
+        try:
+            # table names come from the settings, never from the request; ORDER BY needs the column: "*" has it
+            cur.execute(
+                f"SELECT * FROM {table} WHERE event_id = ? ORDER BY {newest} DESC LIMIT {int(limit)}", [event_id]
+            )
+            rows = cur.fetchall()
+        except TrinoUserError as e:
+            if e.error_name in MISSING_TABLE:
+                return []
+            raise
+        names = [d[0] for d in cur.description]
+    return [{c: r[names.index(c)] for c in columns if c in names} for r in rows]
 
 
 # ---- models ----------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Every shared resource a route needs, as an `Annotated[..., Depends(...)]` alias: the settings, the keys, the
-process's clients (one Catalog, Registry and MinIO client, see stores.py; the Kafka producer) and services
-(the captioner, search). Tests replace a getter with ``app.dependency_overrides[get_catalog] = ...``.
+process's clients (one Catalog, Registry and MinIO client, see stores.py; the Kafka producer), services
+(the captioner, search) and the lake's tables. Tests replace a getter with
+``app.dependency_overrides[get_catalog] = ...``.
 
     @router.get("/thing")
     def thing(_: ApiKey, catalog: CatalogDep, svc: CaptionsDep): ...
@@ -21,11 +22,20 @@ from minio import Minio
 from lake.catalog import Catalog
 from lake.config import Settings, get_settings
 from lake.registry import Registry
+from lake.tables import Tables
 from services.api.caption_service import CaptionService
 from services.api.search_service import SearchService
 from services.api.stores import Stores
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_tables(settings: SettingsDep) -> Tables:
+    """The lake's Iceberg tables (tests point the routes at a namespace of their own)."""
+    return settings.tables
+
+
+TablesDep = Annotated[Tables, Depends(get_tables)]
 
 # ---- keys ------------------------------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Lake API (FastAPI): uploads, captions, search and query data (docs/architecture.md).
 Routes (routes/): /healthz, /readyz, /metrics, POST /v1/images, GET /v1/images/{id}, POST /v1/captions,
-GET /v1/search, GET /v1/images/{id}/similar, GET /v1/data/examples; with an admin key GET /v1/admin/models,
-POST /v1/admin/models/{version}/promote, POST /v1/admin/models/{name}/rollback.
+GET /v1/search, GET /v1/images/{id}/similar, GET /v1/data/examples, GET /v1/events/{event_id}; with an admin key
+GET /v1/admin/models, POST /v1/admin/models/{version}/promote, POST /v1/admin/models/{name}/rollback.
 
     uvicorn services.api.main:app --port 8000      # or: lake up api
 
@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from lake import __version__
 from services.api import metrics
 from services.api.caption_service import CaptionService
-from services.api.routes import admin, captions, data, health, images, search
+from services.api.routes import admin, captions, data, events, health, images, search
 from services.api.search_service import SearchService
 
 
@@ -50,7 +50,7 @@ def create_app(caption_service: CaptionService | None = None, search_service: Se
         description="Uploads, captions and search over the Lake image data lake.",
         lifespan=lifespan,
     )
-    for route in (health, images, captions, search, data, admin):
+    for route in (health, images, captions, search, data, events, admin):
         app.include_router(route.router)
     metrics.install(app)
     return app

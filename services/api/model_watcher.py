@@ -112,6 +112,7 @@ class ModelWatcher:
                     enable_auto_commit=False,
                     client_id=f"lake-api-{os.getpid()}",
                     request_timeout_ms=15000,
+                    isolation_level="read_committed",  # a promotion a transactional producer aborted never happened
                 )
                 parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
                 if not parts:

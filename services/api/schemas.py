@@ -91,3 +91,30 @@ class ModelVersionPublic(BaseModel):
     changed_by: str | None
     changed_at: datetime | None
     reason: str | None
+
+
+class EventRefusalPublic(BaseModel):
+    """One refusal of an event by the bronze stream (a row of bronze's rejected_events, also a DLQ letter)."""
+
+    reason: str | None = Field(description="why, e.g. invalid_event, untrusted_claim_check, event_id_reused")
+    error: str | None = Field(None, description="what exactly was wrong")
+    rejected_at: datetime | None = None
+    image_id: str | None = Field(None, description="the event's image_id, when it parsed")
+    user_id: str | None = Field(None, description="the event's user_id, when it parsed")
+    source: str | None = Field(None, description="the event's source, when it parsed")
+
+
+class EventPublic(BaseModel):
+    """`GET /v1/events/{event_id}`: what became of an upload event."""
+
+    event_id: UUID
+    status: Literal["landed", "refused"] = Field(
+        description="landed: a row in bronze (the image goes on to silver); refused: only refusals"
+    )
+    image_id: str | None = Field(None, description="the image it landed as")
+    ingested_at: datetime | None = Field(None, description="when the lake received it (the lake's clock)")
+    refusals: list[EventRefusalPublic] = Field(
+        default_factory=list,
+        description="newest first; a landed event can have some too: the same event_id sent again with "
+        "other content is refused as event_id_reused",
+    )

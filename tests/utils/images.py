@@ -15,6 +15,7 @@ has not seen yet (a re-run would otherwise answer 200 "seen before" instead of 2
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import json
@@ -250,6 +251,7 @@ class Post:
     raw: bool = False
     chunked: bool = False
     body_type: str | None = None  # overrides the multipart Content-Type
+    boundary: str = "lake-test-boundary"
 
     def __call__(self, client):
         headers = dict(self.headers)
@@ -258,11 +260,34 @@ class Post:
         else:
             parts: list[Part] = [] if self.data is None else [("file", self.data, self.filename, self.content_type)]
             parts += [(k, v, None, None) for k, v in self.fields] + self.extra_parts
-            body, headers["Content-Type"] = multipart(parts)
+            body, headers["Content-Type"] = multipart(parts, self.boundary)
         if self.body_type is not None:
             headers["Content-Type"] = self.body_type
         content = _chunks(body) if self.chunked else body
         return client.post("/v1/images" + (f"?{self.query}" if self.query else ""), content=content, headers=headers)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A POST /v1/images of ``body`` exactly as given, under ``content_type`` (bytes: sent as they are, so a
+    header can hold what httpx would not encode). ``data`` is the image inside, for an accepted entry."""
+
+    body: bytes
+    content_type: str | bytes = "multipart/form-data; boundary=b"
+    data: bytes | None = None
+
+    def __call__(self, client):
+        headers = {"X-API-Key": API_KEY, "Content-Type": self.content_type}
+        return client.post("/v1/images", content=self.body, headers=headers)
+
+
+def raw_part(name: str, value: bytes, *headers: str, filename: str | bytes | None = None) -> bytes:
+    """One multipart part under boundary ``b``, with extra header lines as written."""
+    if isinstance(filename, str):
+        filename = filename.encode()
+    disp = f'Content-Disposition: form-data; name="{name}"'.encode()
+    disp += b'; filename="' + filename + b'"' if filename is not None else b""
+    return b"--b\r\n" + b"\r\n".join([disp, *(h.encode() for h in headers)]) + b"\r\n\r\n" + value + b"\r\n"
 
 
 @dataclass(frozen=True)
@@ -394,6 +419,145 @@ def corpus() -> list[tuple[str, Payload, Expect]]:
             Post(b"garbage", raw=True, body_type="multipart/form-data; boundary=zz"),
             Refused(400, "bad_multipart"),
         ),
+        # --- framing: boundaries, preamble and epilogue, transfer encodings, field counts
+        ("boundary_70_chars", Post(_good("png", w=3, h=4, tag="b70"), boundary="b" * 70), ACCEPTED),
+        ("boundary_rfc_punctuation", Post(_good("png", w=3, h=5, tag="bp"), boundary="'()+_,-./:=?"), ACCEPTED),
+        (
+            "boundary_header_differs_from_body",
+            Post(png(), body_type="multipart/form-data; boundary=other-boundary"),
+            Refused(400, "bad_multipart"),  # the body does not start with --other-boundary
+        ),
+        (
+            "epilogue_after_the_last_boundary",
+            Raw(
+                raw_part("file", _good("png", w=3, h=6, tag="epi"), filename="x.png")
+                + b"--b--\r\nignored epilogue\r\n--b\r\nnot a part",
+                data=_good("png", w=3, h=6, tag="epi"),
+            ),
+            ACCEPTED,
+        ),
+        (
+            "preamble_before_the_first_boundary",  # RFC 2046 allows one; the parser does not: a clear 400
+            Raw(b"a preamble\r\n" + raw_part("file", png(), filename="x.png") + b"--b--\r\n"),
+            Refused(400, "bad_multipart"),
+        ),
+        (
+            "lf_only_line_endings",
+            Raw(raw_part("file", png(), filename="x.png").replace(b"\r\n", b"\n") + b"--b--\n"),
+            Refused(400, "bad_multipart"),
+        ),
+        (
+            "file_part_base64_transfer_encoding",
+            Raw(
+                raw_part("file", base64.b64encode(png()), "Content-Transfer-Encoding: base64", filename="x.png")
+                + b"--b--\r\n"
+            ),
+            Refused(400, "bad_multipart"),
+        ),
+        (
+            "caption_quoted_printable_transfer_encoding",
+            Raw(
+                raw_part("file", png(), filename="x.png")
+                + raw_part("captions", b"caf=C3=A9", "Content-Transfer-Encoding: quoted-printable")
+                + b"--b--\r\n"
+            ),
+            Refused(400, "bad_multipart"),
+        ),
+        ("fields_1000", Post(png(), fields=[(f"f{i}", "v") for i in range(1000)]), Refused(400, "bad_multipart")),
+        # --- charsets and encodings of the text parts
+        (
+            "charset_rot13_body",
+            Post(
+                png(),
+                fields=[("captions", "n png")],
+                body_type="multipart/form-data; boundary=lake-test-boundary; charset=rot13",
+            ),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "charset_unknown_body",
+            Post(png(), body_type="multipart/form-data; boundary=lake-test-boundary; charset=x-no-such-charset"),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "charset_punycode_part",
+            Post(png(), extra_parts=[("captions", "a cat-", None, "text/plain; charset=punycode")]),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "charset_base64_part",
+            Post(png(), extra_parts=[("captions", "YSBjYXQ=", None, "text/plain; charset=base64")]),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "charset_utf7_script",  # "+ADw-script+AD4-" is "<script>" in UTF-7: refused, not decoded
+            Post(png(), extra_parts=[("captions", "+ADw-script+AD4-", None, "text/plain; charset=utf-7")]),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "caption_utf16_declared",
+            Post(
+                _good("png", w=4, h=5, tag="u16"),
+                extra_parts=[("captions", "un chat ☕".encode("utf-16"), None, "text/plain; charset=UTF-16")],
+            ),
+            ACCEPTED,
+        ),
+        (
+            "caption_utf16_undeclared",
+            Post(png(), fields=[("captions", "a cat".encode("utf-16"))]),
+            Refused(400, "bad_text"),
+        ),
+        (
+            "caption_latin1_declared_bad_bytes",
+            Post(png(), extra_parts=[("captions", b"\x81\x8d", None, "text/plain; charset=cp1252")]),
+            Refused(400, "bad_text"),
+        ),  # bytes cp1252 leaves undefined
+        ("caption_cesu8_surrogate", Post(png(), fields=[("captions", b"\xed\xa0\x80")]), Refused(400, "bad_text")),
+        ("caption_nul_in_multibyte", Post(png(), fields=[("captions", "é\x00é")]), Refused(400, "bad_text")),
+        ("caption_overlong_utf8_slash", Post(png(), fields=[("captions", b"\xc0\xaf")]), Refused(400, "bad_text")),
+        ("tags_lone_surrogate", Post(png(), fields=[("tags", '{"a": "\\ud800"}')]), Refused(400, "bad_text")),
+        ("tags_json_null", Post(png(), fields=[("tags", "null")]), Refused(400, "bad_tags")),
+        ("tags_json_string", Post(png(), fields=[("tags", '"camera"')]), Refused(400, "bad_tags")),
+        ("tags_json_number_inf", Post(png(), fields=[("tags", "1e999")]), Refused(400, "bad_tags")),
+        ("tags_json_bigint", Post(png(), fields=[("tags", "9" * 5000)]), Refused(400, "bad_tags")),
+        (
+            "tags_value_100k",
+            Post(png(), fields=[("tags", json.dumps({"k": "v" * 100_000}))]),
+            Refused(422, "invalid_event"),
+        ),
+        # --- file names and content types that lie or inject
+        (
+            "filename_header_injection",
+            Raw(
+                raw_part("file", _good("png", w=4, h=6, tag="crlf"), filename=b'x.png"\r\nX-Injected: 1\r\nA: "b')
+                + b"--b--\r\n",
+                data=_good("png", w=4, h=6, tag="crlf"),
+            ),
+            ACCEPTED,  # the name is never used: keys are the sha256
+        ),
+        ("filename_rtl_override", Post(_good("png", w=4, h=7, tag="rtl"), filename="\u202egnp.exe"), ACCEPTED),
+        ("part_type_text_html", Post(_good("png", w=4, h=8, tag="html"), content_type="text/html"), ACCEPTED),
+        (
+            "raw_body_claims_json",
+            Post(_good("jpeg", w=4, h=9, tag="rawjson"), raw=True, body_type="application/json"),
+            ACCEPTED,
+        ),
+        (
+            "multipart_sent_as_urlencoded",  # the multipart framing is then the image's bytes
+            Raw(multipart([("file", png(), "x.png", "image/png")])[0], "application/x-www-form-urlencoded"),
+            Refused(415, "not_an_image"),
+        ),
+        # --- identities
+        ("user_id_bad_utf8", Post(png(), fields=[("user_id", b"\xff\xfe")]), Refused(400, "bad_text")),
+        (
+            "user_id_as_second_file",
+            Post(png(), extra_parts=[("user_id", b"u", "u.txt", "text/plain")]),
+            Refused(400, "bad_multipart"),
+        ),
+        ("user_id_10k", Post(png(), fields=[("user_id", "u" * 10_000)]), Refused(422, "invalid_event")),
+        ("user_id_query_cesu8_surrogate", Post(png(), raw=True, query="user_id=%ED%A0%80"), Refused(400, "bad_text")),
+        ("event_id_not_a_uuid", Post(png(), query="event_id=1%3B%20DROP%20TABLE"), Refused(422, None)),
+        ("source_crlf_injection", Post(png(), query="source=api%0D%0AX-Injected:%201"), Refused(422, None)),
         ("get_non_hex_id", Get("not-a-hex-id"), Refused(422, None)),
         ("get_upper_hex_id", Get("A" * 64), Refused(422, None)),
         ("get_id_newline", Get("a" * 64 + "%0A"), Refused(422, None)),

@@ -30,10 +30,31 @@ _CURSOR = re.compile(r"^([0-9a-f]{64}):(\d{1,4})$")
 router = APIRouter(prefix="/v1/data", tags=["query data"])
 
 
+def _since(since: datetime | None) -> datetime | None:
+    """``since`` as a naive UTC instant; `bad_since` outside 1970..9999 (an offset can push it past 9999 or
+    before year 1, where Python has no datetime: 9999-12-31T23:59:59-23:59).
+
+    _since(datetime(2026, 11, 1, tzinfo=UTC))  # datetime(2026, 11, 1)
+    """
+    if since is None:
+        return None
+    try:
+        utc = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo is not None else since
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 9999:
+        raise problem(400, "bad_since", "`since` must be an instant between 1970 and 9999 (UTC)")
+    return utc
+
+
 @router.get(
     "/examples",
     response_model=ExamplesPublic,
-    responses={400: {"description": "a bad cursor"}, 401: {}, 404: {"description": "no such data set"}},
+    responses={
+        400: {"description": "a bad cursor (`bad_cursor`) or `since` (`bad_since`)"},
+        401: {},
+        404: {"description": "no such data set"},
+    },
 )
 async def examples(
     _: ApiKey,
@@ -53,11 +74,7 @@ async def examples(
 ) -> ExamplesPublic:
     from lake.training import DatasetError
 
-    if since is not None:
-        if since.tzinfo is not None:
-            since = since.astimezone(UTC).replace(tzinfo=None)
-        if not 1970 <= since.year <= 9999:
-            raise problem(400, "bad_since", "`since` must be between 1970 and 9999")
+    since = _since(since)
     cursor = None
     if after is not None:
         if not (m := _CURSOR.match(after)):

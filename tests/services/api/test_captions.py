@@ -109,6 +109,19 @@ def test_bad_input_is_refused_with_a_reason(api):
         assert r.json()["detail"]["message"]
 
 
+@pytest.mark.parametrize("charset", ["rot13", "punycode", "base64", "no-such-charset", "undefined", "utf-7"])
+def test_a_charset_that_is_not_a_text_encoding_is_bad_text(api, charset):
+    """Of the body (the multipart Content-Type) or of the text part: 400 bad_text, never a 500."""
+    from tests.utils.images import multipart
+
+    c, _ = api
+    for part_type, extra in ((f"text/plain; charset={charset}", ""), (None, f"; charset={charset}")):
+        body, ctype = multipart([("image_id", "a" * 64, None, part_type)])
+        r = c.post("/v1/captions", content=body, headers={"content-type": ctype + extra})
+        assert r.status_code == 400, r.text
+        assert r.json()["detail"]["reason"] == "bad_text", r.text
+
+
 def test_concurrent_requests_share_batches(api, lake, direct):
     c, svc = api
     real = svc.caption_batch

@@ -119,3 +119,22 @@ def test_cors_is_off_by_default(client):
     assert "access-control-allow-origin" not in r.headers
     r = client.get("/v1/data/examples", headers={"Origin": "https://elsewhere.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "9999-12-31T23:59:59-23:59",  # past 9999 in UTC
+        "0001-01-01T00:00:00+23:59",  # before year 1 in UTC
+        "9999-12-31T23:59:59.999999-00:01",
+        "1970-01-01T00:00:00+00:01",  # 1969 in UTC
+    ],
+)
+def test_a_since_that_leaves_the_calendar_in_utc_is_bad_since(since):
+    """No lake needed: refused before any look-up (it answered 500: the offset overflowed Python's datetime)."""
+    from services.api.main import create_app
+
+    client = TestClient(create_app(), headers={"X-API-Key": API_KEY}, raise_server_exceptions=False)
+    r = client.get("/v1/data/examples", params={"since": since})
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"]["reason"] == "bad_since"

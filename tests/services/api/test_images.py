@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.utils.images import ACCEPTED, API_KEY, CORPUS, RUN, Post, Refused, png
+from tests.utils.images import ACCEPTED, API_KEY, CORPUS, RUN, Post, Refused, jpeg, jpeg_fat_header, png
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,11 @@ def uploads_from(stack_up):
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=stack_up.kafka_bootstrap, enable_auto_commit=False, group_id=None, request_timeout_ms=15000
+        bootstrap_servers=stack_up.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        request_timeout_ms=15000,
+        isolation_level="read_committed",  # what the stream reads: an aborted event is not an upload
     )
     topic = stack_up.topic_uploads
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
@@ -204,6 +209,55 @@ def test_concurrent_mixed_burst_has_no_5xx(client, mc):
             assert 400 <= r.status_code < 500
 
 
+def test_16_clients_posting_the_same_bytes_at_once_get_one_201(client, mc, ledger):
+    """One `new: true`, fifteen `new: false`, and every caller's sighting is an event of its own. Three rounds:
+    a stat-then-put store lost one most times, not every time."""
+    for n in range(3):
+        data = jpeg_fat_header(40, note=f"{RUN}-same-at-once-{n}")  # 2.6 MB that decode at once: the store races
+        start = threading.Barrier(16)
+
+        def one(_, data=data, start=start):
+            with httpx.Client(base_url=client.base_url, timeout=30) as c:
+                start.wait()
+                return Post(data)(c)
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(16)))
+        assert sorted(r.status_code for r in results) == [200] * 15 + [201], [r.text[:200] for r in results]
+        assert [r.json()["new"] for r in results].count(True) == 1
+        assert len({r.json()["event_id"] for r in results}) == 16
+        for i, r in enumerate(results):
+            ledger.accepted[f"same-at-once-{n}-{i}"] = (data, r.json())  # their events are checked below
+        assert [(o.object_name, o.size) for o in mc.list_objects(BRONZE, prefix=f"images/{sha(data)}")] == [
+            (f"images/{sha(data)}", len(data))
+        ]
+
+
+def test_bronze_bytes_are_never_served_to_a_write_key_or_anonymously(client, mc):
+    """Bronze keeps the raw bytes (EXIF, GPS and all): no route hands them, or a signed URL of them, to a
+    caller without an admin key. Every GET route of the spec is tried on an image that is in bronze."""
+    data = jpeg(9, 9, note=f"{RUN}-private", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00")
+    r = Post(data, filename="private.jpg")(client)
+    assert r.status_code == 201, r.text
+    image_id = sha(data)
+    paths = client.get("/openapi.json").json()["paths"]
+    tried = 0
+    for path, ops in paths.items():
+        if "get" not in ops or path.startswith("/v1/admin"):
+            continue
+        url = path.replace("{image_id}", image_id).replace("{event_id}", str(r.json()["event_id"]))
+        for headers in ({"X-API-Key": API_KEY}, {}):
+            got = client.get(url, headers=headers, params={"q": "a"} if path == "/v1/search" else None)
+            tried += 1
+            assert got.status_code < 500 or got.status_code == 503, (url, got.status_code, got.text[:300])
+            assert data not in got.content and data[:64] not in got.content, url
+            assert b"X-Amz-Signature" not in got.content or b"/bronze/" not in got.content, (url, got.text[:300])
+            assert "/bronze/" not in got.headers.get("location", ""), url
+    assert tried >= 10, sorted(paths)
+    for url in (f"/v1/images/{image_id}/raw", f"/v1/images/{image_id}/bytes", f"/v1/bronze/images/{image_id}"):
+        assert client.get(url, headers={"X-API-Key": API_KEY}).status_code in (404, 405, 422), url
+
+
 def test_endless_chunked_upload_is_cut_off(client, stack_up):
     """A chunked multipart body has no Content-Length: the server must stop at the limit,
     not spool the whole stream to a temporary file first (it did: 1 GiB in, 1 GiB on disk)."""
@@ -246,6 +300,14 @@ def test_events_carry_what_was_accepted_and_nothing_refused(uploads_from, ledger
         (ev,) = [e for e in by_id[sha(data)] if e["event_id"] == body["event_id"]]
         assert ev["bronze_key"] == f"images/{sha(data)}"
         assert "x.png" not in json.dumps(ev) and ".." not in json.dumps(ev)
+    if "caption_utf16_declared" in ledger.accepted:  # decoded by the part's own charset
+        data, body = ledger.accepted["caption_utf16_declared"]
+        (ev,) = [e for e in by_id[sha(data)] if e["event_id"] == body["event_id"]]
+        assert ev["captions"] == ["un chat ☕"]
+    if "filename_header_injection" in ledger.accepted:
+        data, body = ledger.accepted["filename_header_injection"]
+        (ev,) = [e for e in by_id[sha(data)] if e["event_id"] == body["event_id"]]
+        assert "Injected" not in json.dumps(ev)
     if "raw_body_with_query_caption" in ledger.accepted:
         data, body = ledger.accepted["raw_body_with_query_caption"]
         (ev,) = [e for e in by_id[sha(data)] if e["event_id"] == body["event_id"]]
