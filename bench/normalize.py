@@ -86,7 +86,7 @@ def spark_run(spark, folder: Path, ids: list[str], cores: int) -> float:
     now = datetime(2026, 1, 1)
     events = spark.createDataFrame(
         [(f"e{i}", image_id, "bench", [], now) for i, image_id in enumerate(ids)],
-        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+        "event_id string, image_id string, source string, captions array<string>, ingested_at timestamp",
     )
     out = transform(group_events(events), fetch_factory, partitions=2 * cores)
     t = time.perf_counter()

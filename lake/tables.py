@@ -180,15 +180,15 @@ class Tables:
 DDL = {
     "events": """CREATE TABLE IF NOT EXISTS {table} (
   event_id string NOT NULL, image_id string NOT NULL, source string, content_type string, size_bytes long,
-  uploaded_at timestamp, user_id string, captions array<string>, tags map<string,string>, bronze_key string,
-  delivery string, kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp,
-  ingested_at timestamp, batch_id long)
-USING iceberg PARTITIONED BY (days(uploaded_at))
+  client_uploaded_at timestamp, user_id string, captions array<string>, tags map<string,string>,
+  bronze_key string, delivery string, kafka_topic string, kafka_partition int, kafka_offset long,
+  kafka_timestamp timestamp, ingested_at timestamp, batch_id long, fingerprint string)
+USING iceberg PARTITIONED BY (days(ingested_at))
 TBLPROPERTIES ('format-version'='2', 'write.merge.mode'='merge-on-read')""",
     "rejected": """CREATE TABLE IF NOT EXISTS {table} (
   kafka_topic string NOT NULL, kafka_partition int NOT NULL, kafka_offset long NOT NULL, kafka_key string,
   kafka_timestamp timestamp, event_id string, reason string, error string, raw_prefix string,
-  rejected_at timestamp, batch_id long)
+  rejected_at timestamp, batch_id long, image_id string, user_id string, source string)
 USING iceberg TBLPROPERTIES ('format-version'='2')""",
     "silver": """CREATE TABLE IF NOT EXISTS {table} (
   image_id string NOT NULL, width int, height int, src_format string, src_width int, src_height int,
@@ -228,6 +228,20 @@ EVALUATIONS_DDL = """CREATE TABLE IF NOT EXISTS {table} (
     run_id varchar)"""
 
 
+# Tables made by an earlier Lake, brought up to the DDL above: (DDL entry, column, how). Columns are
+# added at the end (Iceberg keeps data files as they are); a rename keeps the column's id, so the old
+# partitioning on it stays valid.
+MIGRATIONS = [
+    ("silver", "event_ids", "ADD COLUMN event_ids array<string>"),  # made before lineage was kept
+    # The client's clock, kept but no longer trusted (ingested_at is the lake's own time).
+    ("events", "client_uploaded_at", "RENAME COLUMN uploaded_at TO client_uploaded_at"),
+    ("events", "fingerprint", "ADD COLUMN fingerprint string"),  # what makes a reused event_id "reused"
+    ("rejected", "image_id", "ADD COLUMN image_id string"),  # a refused event's identity, when it parsed
+    ("rejected", "user_id", "ADD COLUMN user_id string"),
+    ("rejected", "source", "ADD COLUMN source string"),
+]
+
+
 def table_name(t: Tables, name: str) -> str:
     """The full name of DDL entry ``name`` in ``t``."""
     return getattr(t, name)
@@ -240,8 +254,9 @@ def ensure_tables(spark: SparkSession, t: Tables, *layers: str) -> None:
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
     for name in names:
         spark.sql(DDL[name].format(table=table_name(t, name)))
-    if "silver" in names and "event_ids" not in spark.table(t.silver).columns:
-        spark.sql(f"ALTER TABLE {t.silver} ADD COLUMN event_ids array<string>")  # made before lineage was kept
+    for name, column, change in MIGRATIONS:
+        if name in names and column not in spark.table(table_name(t, name)).columns:
+            spark.sql(f"ALTER TABLE {table_name(t, name)} {change}")
 
 
 # ---- records the jobs, training and the API share --------------------------------------------------------------

@@ -38,3 +38,13 @@ def test_readme_queries_run(spark):
     ensure_evaluations_table()  # what the first `lake model eval` creates
     for sql in readme_queries():
         trino_query(sql)  # raises on any error
+
+
+def test_bad_input_lists_every_reason_code():
+    from lake.events import Reason
+
+    text = README.read_text()
+    section = text[text.index("### Bad input") :]
+    section = section[: section.index("\n## ")]
+    missing = [r.value for r in Reason if f"`{r.value}`" not in section]
+    assert not missing, f"README's Bad input section lacks {missing}: say what each means and what to do"

@@ -1,11 +1,14 @@
 """Kafka `images.uploaded` -> bronze: Spark Structured Streaming, exactly once.
 
-Each micro-batch is validated row by row (schema, base64, size, real image, object
-present), inline bytes are written to s3://bronze/images/<sha256> (content-addressed,
-so a retried batch rewrites identical bytes), good events are MERGEd into
-`lake.bronze.upload_events` on event_id (a replayed batch or topic adds nothing), and
-refused ones go to `lake.bronze.rejected_events` and the `images.uploaded.dlq` topic
-with their reason. The checkpoint lives on MinIO.
+Reads committed messages only (a transactional producer's aborted events never land). Each
+micro-batch is validated row by row (schema, plausible client clock, base64, size, real image,
+object present, a claim-check signed by the API), inline bytes are written to
+s3://bronze/images/<sha256> (content-addressed, so a retried batch rewrites identical bytes),
+good events are MERGEd into `lake.bronze.upload_events` on event_id (a replayed batch or topic
+adds nothing; an event_id sent again with other content is refused as `event_id_reused`), and
+refused ones go to `lake.bronze.rejected_events` and the `images.uploaded.dlq` topic with their
+reason and whatever identity parsed. No event can stop the stream: only a fault of the system
+(MinIO, the catalog, the broker) does, named in one line. The checkpoint lives on MinIO.
 
     python -m spark_jobs.bronze.ingest_uploads                  # drain what is there, stop (Airflow)
     python -m spark_jobs.bronze.ingest_uploads --continuous     # keep running (`lake stream`)
@@ -75,7 +78,7 @@ RESULT_COLUMNS = [
     ("source", "string"),
     ("content_type", "string"),
     ("size_bytes", "long"),
-    ("uploaded_at", "timestamp"),
+    ("client_uploaded_at", "timestamp"),
     ("user_id", "string"),
     ("captions", "array<string>"),
     ("tags", "map<string,string>"),
@@ -87,22 +90,63 @@ RESULT_COLUMNS = [
     ("kafka_timestamp", "timestamp"),
     ("kafka_key", "string"),
     ("raw_prefix", "string"),
+    ("fingerprint", "string"),
 ]
 RESULT_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in RESULT_COLUMNS)
 
 
-def check_event(value: bytes | None, store: Store, *, max_inline_bytes: int, max_pixels: int) -> dict:
-    """Validate one Kafka value (and land its inline bytes in ``store``); a row of RESULT_SCHEMA."""
+def check_event(
+    value: bytes | None, store: Store, *, max_inline_bytes: int, max_pixels: int, claim_keys: list[str]
+) -> dict:
+    """Validate one Kafka value (and land its inline bytes in ``store``); a row of RESULT_SCHEMA.
+
+    Whatever the event holds, the answer is a row: ``ok``, or the reason with the identity that
+    parsed. Only the store's own errors (MinIO down) propagate, failing the batch for Spark to retry.
+    A claim-check is honoured only when signed by one of ``claim_keys`` (the API's)."""
     from lake.events import Reason, Rejected, parse_upload
     from lake.images import inspect_image
     from lake.tables import BRONZE_BUCKET, bronze_key, s3_uri
 
+    raw = (value or b"")[:512].decode("utf-8", "replace")
+    ident: dict[str, str] = {}
     try:
-        ev = parse_upload(value or b"")
-        content_type = ev.content_type
-        if ev.image_b64 is not None:
-            data = ev.image_bytes(max_inline_bytes)
-            content_type = inspect_image(data, max_bytes=max_inline_bytes, max_pixels=max_pixels).content_type
+        try:
+            ev = parse_upload(value or b"")
+            ident = {"event_id": str(ev.event_id), "image_id": ev.image_id, "source": ev.source}
+            ident.update({"user_id": ev.user_id} if ev.user_id else {})
+            if not ev.trusted(claim_keys):
+                raise Rejected(
+                    Reason.UNTRUSTED_CLAIM_CHECK,
+                    "a claim-check must carry the API's signature; a plain producer sends the bytes inline (image_b64)",
+                )
+            data = ev.image_bytes(max_inline_bytes) if ev.image_b64 is not None else None
+            # The stored type is the sniffed one: inline bytes are sniffed here, a claim-check's type
+            # was sniffed by the API and is covered by its signature.
+            content_type = (
+                ev.content_type
+                if data is None
+                else inspect_image(data, max_bytes=max_inline_bytes, max_pixels=max_pixels).content_type
+            )
+            row = {
+                "ok": True,
+                **ident,
+                "user_id": ev.user_id,
+                "content_type": content_type,
+                "size_bytes": ev.size_bytes,
+                "client_uploaded_at": pd.Timestamp(ev.uploaded_at).tz_convert("UTC").tz_localize(None),
+                "captions": list(ev.captions),
+                "tags": dict(ev.tags),
+                "bronze_key": bronze_key(ev.image_id),
+                "delivery": ev.delivery,
+                "raw_prefix": raw,
+                "fingerprint": ev.fingerprint(),
+            }
+        except Rejected:
+            raise
+        except Exception as e:  # a case no check foresaw: this event is refused, the stream goes on
+            raise Rejected(Reason.UNPROCESSABLE, f"{type(e).__name__}: {e}"[:500]) from e
+        # The system's edges: their errors are not the event's fault and fail the batch.
+        if data is not None:
             store.put(ev.image_id, data, content_type)
         else:
             size = store.size(ev.image_id)
@@ -110,31 +154,19 @@ def check_event(value: bytes | None, store: Store, *, max_inline_bytes: int, max
                 raise Rejected(Reason.MISSING_OBJECT, f"{s3_uri(BRONZE_BUCKET, ev.bronze_key)} does not exist")
             if size != ev.size_bytes:
                 raise Rejected(Reason.CHECKSUM_MISMATCH, f"object has {size} bytes, event says {ev.size_bytes}")
-        return {
-            "ok": True,
-            "event_id": str(ev.event_id),
-            "image_id": ev.image_id,
-            "source": ev.source,
-            "content_type": content_type,
-            "size_bytes": ev.size_bytes,
-            "uploaded_at": pd.Timestamp(ev.uploaded_at).tz_convert("UTC").tz_localize(None),
-            "user_id": ev.user_id,
-            "captions": list(ev.captions),
-            "tags": dict(ev.tags),
-            "bronze_key": bronze_key(ev.image_id),
-            "delivery": ev.delivery,
-        }
+        return row
     except Rejected as e:
-        return {
-            "ok": False,
-            "reason": e.reason.value,
-            "error": e.message[:2000],
-            "raw_prefix": (value or b"")[:512].decode("utf-8", "replace"),
-        }
+        return {"ok": False, **e.ident, **ident, "reason": e.reason.value, "error": e.message[:2000], "raw_prefix": raw}
 
 
 def check_partition(
-    batches: Iterator[pd.DataFrame], store: Store, *, max_inline_bytes: int, max_pixels: int, threads: int = 8
+    batches: Iterator[pd.DataFrame],
+    store: Store,
+    *,
+    max_inline_bytes: int,
+    max_pixels: int,
+    claim_keys: list[str],
+    threads: int = 8,
 ) -> Iterator[pd.DataFrame]:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> RESULT_COLUMNS frames."""
     from concurrent.futures import ThreadPoolExecutor
@@ -144,7 +176,9 @@ def check_partition(
     def one(r) -> dict:
         # Every key present: a missing one would become NaN, which Arrow refuses in map/array columns.
         row = dict.fromkeys(names)
-        row.update(check_event(r.value, store, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels))
+        row.update(
+            check_event(r.value, store, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels, claim_keys=claim_keys)
+        )
         row.update(
             kafka_topic=r.topic,
             kafka_partition=r.partition,
@@ -161,14 +195,26 @@ def check_partition(
 
 
 def transform(
-    kafka_rows: DataFrame, store_factory: StoreFactory, *, max_inline_bytes: int = 2**20, max_pixels: int = 40_000_000
+    kafka_rows: DataFrame,
+    store_factory: StoreFactory,
+    *,
+    claim_keys: list[str],
+    max_inline_bytes: int = 2**20,
+    max_pixels: int = 40_000_000,
 ) -> DataFrame:
     """Kafka source rows (key, value, topic, partition, offset, timestamp) -> one checked row each
     (RESULT_COLUMNS: ``ok``, the event's fields or the reason). ``store_factory()`` runs once per
-    partition on the executor; inline bytes are put there, claim-checks looked up there."""
+    partition on the executor; inline bytes are put there, claim-checks looked up there, and
+    honoured only when signed by one of ``claim_keys``."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        yield from check_partition(batches, store_factory(), max_inline_bytes=max_inline_bytes, max_pixels=max_pixels)
+        yield from check_partition(
+            batches,
+            store_factory(),
+            max_inline_bytes=max_inline_bytes,
+            max_pixels=max_pixels,
+            claim_keys=claim_keys,
+        )
 
     return kafka_rows.select("key", "value", "topic", "partition", "offset", "timestamp").mapInPandas(
         run, RESULT_SCHEMA
@@ -204,7 +250,7 @@ EVENT_COLUMNS = [
     "source",
     "content_type",
     "size_bytes",
-    "uploaded_at",
+    "client_uploaded_at",
     "user_id",
     "captions",
     "tags",
@@ -216,6 +262,7 @@ EVENT_COLUMNS = [
     "kafka_timestamp",
     "ingested_at",
     "batch_id",
+    "fingerprint",
 ]
 REJECTED_COLUMNS = [
     "kafka_topic",
@@ -229,8 +276,34 @@ REJECTED_COLUMNS = [
     "raw_prefix",
     "rejected_at",
     "batch_id",
+    "image_id",
+    "user_id",
+    "source",
 ]
 OFFSET = ["kafka_topic", "kafka_partition", "kafka_offset"]  # where a message was: a rejected event's identity
+
+
+def reused_event_ids(ok: DataFrame, landed: DataFrame) -> DataFrame:
+    """The good rows of a batch, with ``reused``: true where the event_id already stands for other
+    content, landed before (``landed``: the events table) or sent earlier in this batch. The same
+    event sent again (a retry, a replayed batch) is not reused: its fingerprint is the same."""
+    from pyspark.sql import Window
+
+    first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
+    ids = ok.select("event_id").distinct()
+    before = (
+        landed.join(F.broadcast(ids), "event_id", "left_semi")
+        .groupBy("event_id")
+        .agg(F.first("fingerprint", ignorenulls=True).alias("_fp"), F.first("image_id").alias("_image"))
+    )
+    marked = ok.withColumn("_batch_fp", F.first("fingerprint").over(first)).join(before, "event_id", "left")
+    # Rows landed before fingerprints were kept have none: there the image alone decides.
+    same = F.when(F.col("_image").isNull(), F.col("fingerprint") == F.col("_batch_fp")).otherwise(
+        F.when(F.col("_fp").isNotNull(), F.col("fingerprint") == F.col("_fp")).otherwise(
+            F.col("image_id") == F.col("_image")
+        )
+    )
+    return marked.withColumn("reused", ~same).drop("_batch_fp", "_fp", "_image")
 
 
 def write_batch(
@@ -239,41 +312,48 @@ def write_batch(
     t: Tables,
     store_factory: StoreFactory = MinioStore,
     *,
+    claim_keys: list[str],
     max_inline_bytes: int = 2**20,
     max_pixels: int = 40_000_000,
 ) -> dict[str, int]:
     """foreachBatch sink: idempotent MERGEs (on event_id; rejected ones on their offset), then the
     dead letters (at least once). Returns how many rows each table gained."""
+    from lake.events import Reason
     from lake.iceberg import merge_changed
 
     spark = batch.sparkSession
     checked = (
-        transform(batch, store_factory, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels)
+        transform(batch, store_factory, claim_keys=claim_keys, max_inline_bytes=max_inline_bytes, max_pixels=max_pixels)
         .withColumn("batch_id", F.lit(batch_id))
-        .persist()
+        .withColumn("ingested_at", F.current_timestamp())  # the lake's clock: first_seen_at, watermarks, since=
+        .localCheckpoint(eager=True)  # the store's puts happen here, once
     )
-    try:
-        good = (
-            checked.filter("ok")
-            .dropDuplicates(["event_id"])
-            .withColumn("ingested_at", F.current_timestamp())
-            .select(*EVENT_COLUMNS)
+    marked = reused_event_ids(checked.filter("ok"), spark.table(t.events)).localCheckpoint(eager=True)
+    good = marked.filter("NOT reused").dropDuplicates(["event_id"]).select(*EVENT_COLUMNS)
+    added = merge_changed(spark, good, t.events, ["event_id"], compare=["event_id"], update=False)
+    reused = (
+        marked.filter("reused")
+        .withColumn("ok", F.lit(False))
+        .withColumn("reason", F.lit(Reason.EVENT_ID_REUSED.value))
+        .withColumn(
+            "error",
+            F.concat(
+                F.lit("event_id "),
+                F.col("event_id"),
+                F.lit(" already stands for another upload; pick a new event_id for every upload"),
+            ),
         )
-        added = merge_changed(spark, good, t.events, ["event_id"], compare=["event_id"], update=False)
-        bad = (
-            checked.filter("NOT ok")
-            .withColumn("rejected_at", F.current_timestamp())
-            .select(*REJECTED_COLUMNS)
-            .localCheckpoint(eager=True)
-        )
-        refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False)
-        _publish_dead_letters(
-            bad.select(
-                "reason", "error", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "raw_prefix"
-            ).collect()
-        )
-    finally:
-        checked.unpersist()
+        .select(*checked.columns)
+    )
+    bad = (
+        checked.filter("NOT ok")
+        .unionByName(reused)
+        .withColumn("rejected_at", F.current_timestamp())
+        .select(*REJECTED_COLUMNS)
+        .localCheckpoint(eager=True)
+    )
+    refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False)
+    _publish_dead_letters(bad.collect())
     return {"events": added, "rejected": refused}
 
 
@@ -294,6 +374,10 @@ def _publish_dead_letters(rows) -> None:
                 partition=r.kafka_partition,
                 offset=r.kafka_offset,
                 key=r.kafka_key or None,
+                event_id=r.event_id,
+                image_id=r.image_id,
+                user_id=r.user_id,
+                source=r.source,
                 raw_prefix=r.raw_prefix or "",
             ),
         )
@@ -327,12 +411,14 @@ def run(
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", max_offsets)
         .option("failOnDataLoss", "true")  # a gap in the topic is an error, never skipped
+        .option("kafka.isolation.level", "read_committed")  # an aborted transaction's events never land
         .load()
     )
     sink = partial(
         write_batch,
         t=tables,
         store_factory=store_factory,
+        claim_keys=[k.get_secret_value() for k in s.claim_check_keys],
         max_inline_bytes=s.max_inline_bytes,
         max_pixels=s.max_image_pixels,
     )
@@ -371,17 +457,20 @@ def main(
     tables: Tables | None = None,
 ) -> None:
     from lake.config import get_settings
-    from lake.locks import AlreadyRunning, acquire
+    from lake.locks import AlreadyRunning, acquire_for_tree
     from lake.spark import spark_session
 
     s = get_settings()
     checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
     try:
-        lock = acquire(checkpoint, s)  # two streams on one checkpoint could both append an event
+        # Two streams on one checkpoint could both append an event. A killed driver's JVM writes on
+        # for a few seconds: the lock is held until the driver and every process it started are gone.
+        lock = acquire_for_tree(checkpoint, s)
     except AlreadyRunning as e:
         raise SystemExit(f"another bronze stream is running on {checkpoint}; one writer at a time") from e
     # Inline events carry up to ~1.4 MB of base64 each: keep Arrow batches small.
     spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
+    lock.watch(spark.sparkContext._gateway.proc.pid)  # a JVM started earlier in this process (the demo) too
     try:
         run(
             spark,

@@ -56,10 +56,10 @@ def training_examples(silver: DataFrame) -> DataFrame:
 
 
 def ingest_daily(events: DataFrame) -> DataFrame:
-    """Per UTC day and source: upload events, distinct images, images seen for the first time
-    anywhere (their first event, ties broken by event id), and bytes."""
-    first = F.row_number().over(Window.partitionBy("image_id").orderBy("uploaded_at", "event_id"))
-    marked = events.withColumn("is_first", first == 1).withColumn("day", F.to_date("uploaded_at"))
+    """Per UTC day of the lake's clock (ingested_at) and source: upload events, distinct images, images
+    seen for the first time anywhere (their first event, ties broken by event id), and bytes."""
+    first = F.row_number().over(Window.partitionBy("image_id").orderBy("ingested_at", "event_id"))
+    marked = events.withColumn("is_first", first == 1).withColumn("day", F.to_date("ingested_at"))
     return marked.groupBy("day", "source").agg(
         F.count("*").alias("uploads"),
         F.count_distinct("image_id").alias("images"),

@@ -72,11 +72,11 @@ def group_events(events: DataFrame) -> DataFrame:
     """Bronze upload events -> one row per image_id: sightings, sources, first/last seen and
     every event's captions, oldest event first (ordered, so the result is deterministic)."""
     captions = F.coalesce(F.col("captions"), F.array().cast("array<string>"))  # one null would null flatten()
-    ordered = F.array_sort(F.collect_list(F.struct(F.col("uploaded_at"), F.col("event_id"), captions.alias("c"))))
+    ordered = F.array_sort(F.collect_list(F.struct(F.col("ingested_at"), F.col("event_id"), captions.alias("c"))))
     return events.groupBy("image_id").agg(
         F.count_distinct("event_id").alias("sightings"),
-        F.min("uploaded_at").alias("first_seen_at"),
-        F.max("uploaded_at").alias("last_seen_at"),
+        F.min("ingested_at").alias("first_seen_at"),
+        F.max("ingested_at").alias("last_seen_at"),
         F.array_sort(F.collect_set("source")).alias("sources"),
         F.array_sort(F.collect_set("event_id")).alias("event_ids"),
         F.flatten(F.transform(ordered, lambda e: e["c"])).alias("raw_captions"),
@@ -115,12 +115,17 @@ def normalize_row(r, fetch: Fetch, *, max_side: int, max_pixels: int, quality: i
         silver_key=silver_key(r.image_id),
     )
     try:
-        data = fetch(r.image_id)
+        data = fetch(r.image_id)  # the store's errors (MinIO down) are the system's: they fail the task
         if data is None:
             raise Rejected(Reason.MISSING_OBJECT, f"no bronze object for {r.image_id}")
         if hashlib.sha256(data).hexdigest() != r.image_id:  # bit rot or a bad write since the front door
             raise Rejected(Reason.CHECKSUM_MISMATCH, "bronze bytes do not hash to image_id")
-        n = normalize_image(data, max_side=max_side, max_pixels=max_pixels, quality=quality)
+        try:
+            n = normalize_image(data, max_side=max_side, max_pixels=max_pixels, quality=quality)
+        except Rejected:
+            raise
+        except Exception as e:  # a decoder case no check foresaw: quarantined, the job goes on
+            raise Rejected(Reason.UNPROCESSABLE, f"{type(e).__name__}: {e}"[:500]) from e
     except Rejected as e:
         row.update(ok=False, reason=e.reason.value, error=e.message[:2000])
         return row
@@ -149,8 +154,8 @@ def normalize_partition(
     threads: int = 4,
 ) -> Iterator[pd.DataFrame]:
     """Grouped rows (image_id, sightings, first_seen_at, last_seen_at, sources, raw_captions)
-    -> RESULT_COLUMNS frames. Only Rejected becomes a failed row; anything else (MinIO down)
-    fails the task, which Spark retries."""
+    -> RESULT_COLUMNS frames. What an image does (Rejected, or any error decoding it) becomes a
+    failed row; the store's errors (MinIO down) fail the task, which Spark retries."""
     from concurrent.futures import ThreadPoolExecutor
 
     names = [name for name, _ in RESULT_COLUMNS]
@@ -449,7 +454,12 @@ if __name__ == "__main__":
         help="exit code when bronze had no new events (Airflow's lake_ingest: 99 = skipped)",
     )
     a = ap.parse_args()
-    done = main(a.max_side, a.quality)
+    try:
+        done = main(a.max_side, a.quality)
+    except Exception as e:  # no image stops silver: what ends up here is the system's (storage, catalog)
+        log.exception("silver normalize failed")
+        cause = (str(e).strip().splitlines() or [""])[0][:300]
+        raise SystemExit(f"error: silver normalize failed: {type(e).__name__}: {cause}") from None
     print(done)
     if not done["events"]:
         raise SystemExit(a.idle_exit_code)

@@ -65,7 +65,7 @@ def event_row(i: int, image_id: str, captions=None, source="api", at=T0) -> dict
         source=source,
         content_type="image/png",
         size_bytes=1,
-        uploaded_at=at,
+        client_uploaded_at=at,
         user_id=None,
         captions=captions or [],
         tags={},
@@ -77,6 +77,7 @@ def event_row(i: int, image_id: str, captions=None, source="api", at=T0) -> dict
         kafka_timestamp=at,
         ingested_at=at,
         batch_id=0,
+        fingerprint=None,
     )
 
 

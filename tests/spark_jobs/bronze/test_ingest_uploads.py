@@ -24,6 +24,7 @@ from kafka.admin import NewTopic
 from lake.clients import kafka_admin, minio_client, trino_query
 from lake.config import REPO_ROOT, Settings
 from lake.datasets.shapes import generate
+from lake.events import ImageUploaded
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -137,7 +138,8 @@ def test_three_paths_land_exactly_once_and_replay_adds_nothing(topic, stack_up, 
     producer.flush()
 
     # 3. bulk ingest of a folder
-    report = ingest_paths([bulk_dir], {}, source="bulk", s=s, show_progress=False)
+    journal = s.model_copy(update={"state_dir": tmp_path / "state"})  # never the lake's own .lake/ingest journal
+    report = ingest_paths([bulk_dir], {}, source="bulk", s=journal, show_progress=False)
     assert report.uploaded == n and not report.failed
 
     _job(topic, f"s3a://warehouse/_checkpoints/tests/{topic}/a")
@@ -208,16 +210,15 @@ def test_bad_events_go_to_the_dlq_with_reasons_and_good_ones_land(topic, stack_u
         "unknown_schema_version": json.dumps({**_inline_event(good[0]), "schema_version": 7}).encode(),
         "invalid_event": json.dumps({"schema_version": 1, "image_id": "../../etc/passwd"}).encode(),
         "bad_base64": json.dumps({**_inline_event(good[1]), "image_b64": "@@not base64@@"}).encode(),
-        "missing_object": json.dumps(
-            {
-                "schema_version": 1,
-                "event_id": "0c6e2a3b-9a8f-4c1d-8e7f-1a2b3c4d5e6f",
-                "image_id": missing,
-                "content_type": "image/jpeg",
-                "size_bytes": 10,
-                "bronze_key": f"images/{missing}",
-            }
-        ).encode(),
+        "missing_object": ImageUploaded(
+            event_id="0c6e2a3b-9a8f-4c1d-8e7f-1a2b3c4d5e6f",
+            image_id=missing,
+            content_type="image/jpeg",
+            size_bytes=10,
+            bronze_key=f"images/{missing}",
+        )
+        .signed(stack_up.claim_check_keys[0].get_secret_value())
+        .to_kafka()[1],
         "checksum_mismatch": json.dumps({**_inline_event(good[2]), "image_id": missing}).encode(),
         "not_an_image": json.dumps(_inline_event(b"<html><body>hi</body></html>")).encode(),
         "corrupt_image": json.dumps(_inline_event(good[3][: len(good[3]) // 2])).encode(),

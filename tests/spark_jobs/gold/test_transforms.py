@@ -45,7 +45,7 @@ def test_ingest_daily_counts_uploads_images_and_first_sightings(local_spark):
             ("e4", "i1", "mobile", datetime(2026, 1, 2, 9), 100),  # seen before: not new
             ("e5", "i3", "api", datetime(2026, 1, 2, 9), 10),
         ],
-        "event_id string, image_id string, source string, uploaded_at timestamp, size_bytes long",
+        "event_id string, image_id string, source string, ingested_at timestamp, size_bytes long",
     )
     got = {(r.day, r.source): (r.uploads, r.images, r.new_images, r.bytes) for r in ingest_daily(events).collect()}
     assert got == {

@@ -44,7 +44,7 @@ def corpus():
             image_id=_id(s.data),
             source="api",
             captions=list(s.captions),
-            uploaded_at=T0 + timedelta(minutes=i),
+            ingested_at=T0 + timedelta(minutes=i),
             content_type="image/png",
         )
         for i, s in enumerate(samples)
@@ -55,14 +55,14 @@ def corpus():
             event_id="e900",
             image_id=dup,
             source="mobile",
-            uploaded_at=T0 + timedelta(days=1),
+            ingested_at=T0 + timedelta(days=1),
             captions=["  " + samples[0].captions[0].upper().replace(" ", "\t ") + "  ", "My Photo"],
             content_type="image/png",
         ),
         dict(
-            event_id="e901", image_id=_id(bad), source="api", captions=None, uploaded_at=T0, content_type="image/jpeg"
+            event_id="e901", image_id=_id(bad), source="api", captions=None, ingested_at=T0, content_type="image/jpeg"
         ),
-        dict(event_id="e902", image_id=missing, source="api", captions=[], uploaded_at=T0, content_type="image/png"),
+        dict(event_id="e902", image_id=missing, source="api", captions=[], ingested_at=T0, content_type="image/png"),
     ]
     return samples, store, events, dup, _id(bad), missing
 
@@ -97,6 +97,38 @@ def test_normalize_partition_without_spark(corpus):
     assert out.reason[0] == "checksum_mismatch"
 
 
+def test_an_unforeseen_decoder_error_quarantines_the_image_and_a_store_error_fails_the_task(corpus, monkeypatch):
+    import lake.normalize
+
+    samples, store, *_ = corpus
+    grouped = pd.DataFrame(
+        {
+            "image_id": [_id(samples[1].data)],
+            "sightings": [1],
+            "first_seen_at": [pd.Timestamp(T0)],
+            "last_seen_at": [pd.Timestamp(T0)],
+            "sources": [["api"]],
+            "event_ids": [["e1"]],
+            "raw_captions": [["x"]],
+        }
+    )
+
+    def boom(*a, **kw):
+        raise struct_error("unpack requires a buffer of 4 bytes")
+
+    from struct import error as struct_error
+
+    monkeypatch.setattr(lake.normalize, "normalize_image", boom)
+    (out,) = list(normalize_partition(iter([grouped]), store.get))
+    assert (out.ok[0], out.reason[0]) == (False, "unprocessable") and "unpack" in out.error[0]
+
+    def down(image_id):
+        raise ConnectionError("minio is down")
+
+    with pytest.raises(ConnectionError):
+        list(normalize_partition(iter([grouped]), down))
+
+
 def test_transform(local_spark, corpus):
     samples, store, events, dup, bad, missing = corpus
     df = local_spark.createDataFrame(pd.DataFrame(events)).selectExpr(
@@ -104,7 +136,7 @@ def test_transform(local_spark, corpus):
         "image_id",
         "source",
         "CAST(captions AS array<string>) AS captions",
-        "CAST(uploaded_at AS timestamp) AS uploaded_at",
+        "CAST(ingested_at AS timestamp) AS ingested_at",
         "content_type",
     )
     out = transform(group_events(df), lambda: store.get, partitions=2)
@@ -141,7 +173,7 @@ def test_failed_rows_only(local_spark):
     """A batch of nothing but failures still fits the schema (no NaN in int or array columns)."""
     df = local_spark.createDataFrame(
         [("e1", "1" * 64, "api", None, T0)],
-        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+        "event_id string, image_id string, source string, captions array<string>, ingested_at timestamp",
     )
     (r,) = transform(group_events(df), lambda: {}.get).collect()
     assert not r.ok and r.reason == "missing_object" and r.captions == [] and r.bytes_out is None
@@ -151,10 +183,10 @@ def test_store_puts_good_jpegs_and_drops_the_column(local_spark, corpus, tmp_pat
     samples, store_, events, _, bad, _ = corpus
     df = local_spark.createDataFrame(
         [
-            (e["event_id"], e["image_id"], e["source"], e["captions"], e["uploaded_at"])
+            (e["event_id"], e["image_id"], e["source"], e["captions"], e["ingested_at"])
             for e in events[:3] + events[-2:-1]
         ],
-        "event_id string, image_id string, source string, captions array<string>, uploaded_at timestamp",
+        "event_id string, image_id string, source string, captions array<string>, ingested_at timestamp",
     )
 
     def put_factory():  # local mode: the executors share this file system
