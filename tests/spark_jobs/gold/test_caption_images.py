@@ -25,9 +25,32 @@ def test_spark_captions_match_direct_generate(local_spark, tiny_model):
     assert [got[k.split("/")[1][:64]] for k in jpegs] == direct
 
 
-def test_a_missing_silver_object_fails_the_task(local_spark, tiny_model):
+def test_missing_and_corrupt_silver_objects_are_set_aside_not_the_task(local_spark, tiny_model):
+    """One corrupt object and one missing in a partition: the other images still get their captions."""
     from spark_jobs.gold.caption_images import transform
 
-    todo = local_spark.createDataFrame([("a" * 64, "images/missing.jpg")], "image_id string, silver_key string")
-    with pytest.raises(Exception, match="missing"):
-        transform(todo, tiny_model, "tiny-v1", lambda: {}.get).collect()
+    jpegs = {f"images/{i:064x}.jpg": normalize_image(s.data).jpeg for i, s in enumerate(generate(3, seed=4))}
+    corrupt, missing = "images/" + "c" * 64 + ".jpg", "images/" + "d" * 64 + ".jpg"
+    jpegs[corrupt] = jpegs[next(iter(jpegs))][:300]  # a truncated JPEG
+    keys = [*jpegs, missing]
+    todo = local_spark.createDataFrame([(k[7:71], k) for k in keys], "image_id string, silver_key string")
+    rows = {r.image_id: r for r in transform(todo.coalesce(1), tiny_model, "tiny-v1", lambda: jpegs.get).collect()}
+    assert len(rows) == 5
+    good = [r for r in rows.values() if r.reason is None]
+    assert len(good) == 3 and all(r.caption is not None and r.error is None for r in good)
+    assert (rows["c" * 64].reason, rows["d" * 64].reason) == ("corrupt_image", "missing_object")
+    assert rows["c" * 64].caption is None and "truncated" in rows["c" * 64].error.lower()
+
+
+def test_a_failing_store_fails_the_task(local_spark, tiny_model):
+    from spark_jobs.gold.caption_images import transform
+
+    def fetch_factory():
+        def fetch(key):
+            raise ConnectionError("MinIO is down")
+
+        return fetch
+
+    todo = local_spark.createDataFrame([("a" * 64, "images/a.jpg")], "image_id string, silver_key string")
+    with pytest.raises(Exception, match="MinIO is down"):
+        transform(todo, tiny_model, "tiny-v1", fetch_factory).collect()
