@@ -128,6 +128,7 @@ def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog, batch_size=4) == {
         "captioned": 10,
         "stored_by_api": 1,
+        "quarantined": 0,
     }
     ns = lake.gold.gold
     rows = trino_query(
@@ -141,5 +142,6 @@ def test_caption_job_fills_gold_captions_once(spark, built, tiny_model):
     assert caption_images.run(spark, tiny_model, "tiny-v1", tables=lake.gold, catalog=lake.catalog) == {
         "captioned": 0,
         "stored_by_api": 0,
+        "quarantined": 0,
     }
     assert spark.table(f"{lake.gold.captions}.snapshots").count() == snaps
