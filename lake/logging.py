@@ -1,9 +1,12 @@
-"""Structured logs (structlog): key=value on a terminal, JSON when LAKE_LOG_JSON=1."""
+"""Structured logs (structlog): key=value on a terminal, JSON when LAKE_LOG_JSON=1; and how a job's
+process ends on an error (``fails_in_one_line``)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 
@@ -24,3 +27,20 @@ def setup_logging(level: str | None = None) -> None:
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
     )
+
+
+@contextmanager
+def fails_in_one_line(job: str) -> Iterator[None]:
+    """A job's ``__main__``: an error that ends it is logged with its trace, then the process exits
+    non-zero with one line naming the cause (``error: <job> failed: <Class>: <message>``). No input
+    row ends a job (they are set aside with a reason); what reaches here is the system's.
+
+        with fails_in_one_line("silver normalize"):
+            main()
+    """
+    try:
+        yield
+    except Exception as e:
+        structlog.get_logger("lake").exception(f"{job} failed")
+        cause = (str(e).strip().splitlines() or [""])[0][:300]
+        raise SystemExit(f"error: {job} failed: {type(e).__name__}: {cause}") from None

@@ -316,7 +316,10 @@ if __name__ == "__main__":
         help="exit code when gold did not change (Airflow's lake_ingest: 99 = skipped)",
     )
     a = ap.parse_args()
-    done = main()
+    from lake.logging import fails_in_one_line
+
+    with fails_in_one_line("gold build"):
+        done = main()
     print(done)
     if not any(done.values()):
         raise SystemExit(a.idle_exit_code)

@@ -210,4 +210,7 @@ if __name__ == "__main__":
     ap.add_argument("--batch-size", type=int, default=32, help="images per generate() call")
     ap.add_argument("--limit", type=int, default=0, help="at most this many images, newest first (0: all)")
     a = ap.parse_args()
-    print(main(a.model, a.model_version, a.batch_size, a.limit or None))
+    from lake.logging import fails_in_one_line
+
+    with fails_in_one_line("batch captioning"):
+        print(main(a.model, a.model_version, a.batch_size, a.limit or None))

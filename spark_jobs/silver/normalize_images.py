@@ -454,12 +454,10 @@ if __name__ == "__main__":
         help="exit code when bronze had no new events (Airflow's lake_ingest: 99 = skipped)",
     )
     a = ap.parse_args()
-    try:
+    from lake.logging import fails_in_one_line
+
+    with fails_in_one_line("silver normalize"):  # no image stops silver: what ends it is the system's
         done = main(a.max_side, a.quality)
-    except Exception as e:  # no image stops silver: what ends up here is the system's (storage, catalog)
-        log.exception("silver normalize failed")
-        cause = (str(e).strip().splitlines() or [""])[0][:300]
-        raise SystemExit(f"error: silver normalize failed: {type(e).__name__}: {cause}") from None
     print(done)
     if not done["events"]:
         raise SystemExit(a.idle_exit_code)
