@@ -4,8 +4,9 @@ Reads committed messages only (a transactional producer's aborted events never l
 micro-batch is validated row by row (schema, plausible client clock, base64, size, real image,
 object present, a claim-check signed by the API), inline bytes are written to
 s3://bronze/images/<sha256> (content-addressed, so a retried batch rewrites identical bytes),
-good events are MERGEd into `lake.bronze.upload_events` on event_id (a replayed batch or topic
-adds nothing; an event_id sent again with other content is refused as `event_id_reused`), and
+good events whose event_id the table does not hold yet are appended to `lake.bronze.upload_events`
+(a replayed batch or topic adds nothing; an event_id sent again with other content is refused as
+`event_id_reused`), and
 refused ones go to `lake.bronze.rejected_events` and the `images.uploaded.dlq` topic with their
 reason and whatever identity parsed. No event can stop the stream: only a fault of the system
 (MinIO, the catalog, the broker) does, named in one line. The checkpoint lives on MinIO.
@@ -286,7 +287,8 @@ OFFSET = ["kafka_topic", "kafka_partition", "kafka_offset"]  # where a message w
 def reused_event_ids(ok: DataFrame, landed: DataFrame) -> DataFrame:
     """The good rows of a batch, with ``reused``: true where the event_id already stands for other
     content, landed before (``landed``: the events table) or sent earlier in this batch. The same
-    event sent again (a retry, a replayed batch) is not reused: its fingerprint is the same."""
+    event sent again (a retry, a replayed batch) is not reused: its fingerprint is the same.
+    ``seen``: the event_id has landed before (so the row adds nothing to the events table)."""
     from pyspark.sql import Window
 
     first = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
@@ -303,7 +305,11 @@ def reused_event_ids(ok: DataFrame, landed: DataFrame) -> DataFrame:
             F.col("image_id") == F.col("_image")
         )
     )
-    return marked.withColumn("reused", ~same).drop("_batch_fp", "_fp", "_image")
+    return (
+        marked.withColumn("reused", ~same)
+        .withColumn("seen", F.col("_image").isNotNull())
+        .drop("_batch_fp", "_fp", "_image")
+    )
 
 
 def write_batch(
@@ -316,8 +322,11 @@ def write_batch(
     max_inline_bytes: int = 2**20,
     max_pixels: int = 40_000_000,
 ) -> dict[str, int]:
-    """foreachBatch sink: idempotent MERGEs (on event_id; rejected ones on their offset), then the
-    dead letters (at least once). Returns how many rows each table gained."""
+    """foreachBatch sink: the batch's new events appended (one look-up of their event_ids in the
+    table decides both what is new and what is reused; one writer per table, see main's lock),
+    refused ones MERGEd on their offset, then the dead letters (at least once). Idempotent: a
+    replayed batch finds its events landed and its refusals recorded. Returns how many rows each
+    table gained."""
     from lake.events import Reason
     from lake.iceberg import merge_changed
 
@@ -329,8 +338,11 @@ def write_batch(
         .localCheckpoint(eager=True)  # the store's puts happen here, once
     )
     marked = reused_event_ids(checked.filter("ok"), spark.table(t.events)).localCheckpoint(eager=True)
-    good = marked.filter("NOT reused").dropDuplicates(["event_id"]).select(*EVENT_COLUMNS)
-    added = merge_changed(spark, good, t.events, ["event_id"], compare=["event_id"], update=False)
+    new = marked.filter("NOT reused AND NOT seen").dropDuplicates(["event_id"]).select(*EVENT_COLUMNS)
+    new = new.localCheckpoint(eager=True)  # the append below changes the table this plan read
+    added = new.count()
+    if added:
+        new.writeTo(t.events).append()
     reused = (
         marked.filter("reused")
         .withColumn("ok", F.lit(False))
@@ -352,8 +364,9 @@ def write_batch(
         .select(*REJECTED_COLUMNS)
         .localCheckpoint(eager=True)
     )
-    refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False)
-    _publish_dead_letters(bad.collect())
+    letters = bad.collect()
+    refused = merge_changed(spark, bad, t.rejected, OFFSET, compare=OFFSET, update=False) if letters else 0
+    _publish_dead_letters(letters)
     return {"events": added, "rejected": refused}
 
 

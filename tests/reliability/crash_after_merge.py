@@ -1,6 +1,6 @@
-"""The bronze job, SIGKILLed right after batch N's MERGEs committed and before Spark records
+"""The bronze job, SIGKILLed right after batch N was written and before Spark records
 the batch as done in its checkpoint: the worst moment to die (the restart runs batch N again,
-so only the MERGE on event_id keeps its rows single).
+so only the look-up of landed event_ids keeps its rows single).
 
     LAKE_TEST_CRASH_AFTER_BATCH=2 python -m tests.reliability.crash_after_merge --checkpoint ... --namespace ...
 """

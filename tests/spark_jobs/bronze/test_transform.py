@@ -169,5 +169,14 @@ def test_reused_event_ids_are_marked_and_replays_are_not(local_spark):
         ],
         cols,
     )
-    out = {r.kafka_offset: r.reused for r in reused_event_ids(batch, landed).collect()}
-    assert out == {10: False, 11: True, 5: False, 6: True, 7: False, 12: False, 13: True}
+    rows = reused_event_ids(batch, landed).collect()
+    assert {r.kafka_offset: r.reused for r in rows} == {
+        10: False,
+        11: True,
+        5: False,
+        6: True,
+        7: False,
+        12: False,
+        13: True,
+    }
+    assert {r.kafka_offset for r in rows if r.seen} == {10, 11, 12, 13}  # landed before: nothing to append
