@@ -254,8 +254,9 @@ def ensure_tables(spark: SparkSession, t: Tables, *layers: str) -> None:
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {ns}")
     for name in names:
         spark.sql(DDL[name].format(table=table_name(t, name)))
+    columns = {name: spark.table(table_name(t, name)).columns for name in {m[0] for m in MIGRATIONS} & set(names)}
     for name, column, change in MIGRATIONS:
-        if name in names and column not in spark.table(table_name(t, name)).columns:
+        if name in columns and column not in columns[name]:
             spark.sql(f"ALTER TABLE {table_name(t, name)} {change}")
 
 

@@ -338,8 +338,8 @@ def write_batch(
         .localCheckpoint(eager=True)  # the store's puts happen here, once
     )
     marked = reused_event_ids(checked.filter("ok"), spark.table(t.events)).localCheckpoint(eager=True)
+    # Reads only the checkpoint above, not the table the append below changes.
     new = marked.filter("NOT reused AND NOT seen").dropDuplicates(["event_id"]).select(*EVENT_COLUMNS)
-    new = new.localCheckpoint(eager=True)  # the append below changes the table this plan read
     added = new.count()
     if added:
         new.writeTo(t.events).append()
