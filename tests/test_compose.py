@@ -55,7 +55,7 @@ def _filled_env(tmp_path):
         if key in SECRETS and line.endswith("="):
             if key == "AIRFLOW_FERNET_KEY":
                 line += base64.urlsafe_b64encode(os.urandom(32)).decode()
-            elif key in ("LAKE_API_KEYS", "LAKE_ADMIN_KEYS"):
+            elif key in ("LAKE_API_KEYS", "LAKE_ADMIN_KEYS", "LAKE_CLAIM_CHECK_KEYS"):
                 line += f'["{secrets.token_urlsafe(24)}"]'
             else:
                 line += secrets.token_urlsafe(24)
