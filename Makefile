@@ -37,10 +37,10 @@ test: venv  ## start what the tests need, run them all, stop what was started
 	@infra/test.sh
 
 test-unit: venv  ## only the tests that need no server
-	@$(PY) -m pytest -m "not integration"
+	@eval "$$($(LAKE) env test)" && $(PY) -m pytest -m "not integration"
 
-bench: venv  ## benchmarks; figures go to bench/results/
-	@$(PY) -m bench
+bench: venv  ## benchmarks, on a stack of their own (never your lake); figures go to bench/results/
+	@eval "$$($(LAKE) env bench)" && $(PY) -m bench
 
 lock:  ## re-resolve requirements/*.in into the lock files
 	@for n in core airflow superset; do \

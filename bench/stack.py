@@ -1,7 +1,8 @@
 """Stack start-up time and idle memory.
 
-Measures, in one process, `lake up` from a fresh state dir (servers installed, cache
-warm: the first `make demo` on a machine that has run it before) against `lake up`
+Measures, in one process, on the bench's own stack (`lake env bench`; never the user's lake),
+`lake up` from a fresh state dir (servers installed, cache warm: the first `make demo` on a machine
+that has run it before) against `lake up`
 over existing state (every later `make demo`), then the idle memory (PSS) of each
 server after a settle period, and the demo's own timings.
 
@@ -36,6 +37,8 @@ def main(settle_s: float = 30.0) -> dict:
     from lake.apps import demo
 
     s = get_settings()
+    if s.is_user_lake:  # it wipes the state dir it runs on: only ever the bench's own (`make bench`)
+        raise SystemExit('error: the stack benchmark runs on its own stack: `make bench`, or eval "$(lake env bench)"')
     stack.down(s)
     # Fresh state: wipe data, logs and app metadata (not the venvs or the download cache).
     for sub in ("airflow", "conf", "data", "logs", "run", "superset", "postgres"):

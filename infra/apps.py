@@ -93,7 +93,9 @@ class Airflow(Service):
 
     @property
     def ports(self) -> list[int]:
-        return {"api-server": [self.s.airflow_port]}.get(self.component, [])
+        s = self.s
+        ports = {"api-server": [s.airflow_port], "scheduler": [s.airflow_worker_log_port]}
+        return {**ports, "triggerer": [s.airflow_triggerer_log_port]}.get(self.component, [])
 
     @property
     def venv(self) -> Path:
@@ -150,6 +152,8 @@ class Airflow(Service):
             "AIRFLOW__API__SECRET_KEY": k["secret"],
             "AIRFLOW__API_AUTH__JWT_SECRET": k["jwt"],
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.s.log_dir / "airflow"),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(s.airflow_worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(s.airflow_triggerer_log_port),
             # Airflow tasks run Lake code with the core venv's interpreter (docs/architecture.md, "The local stack").
             "LAKE_CORE_PYTHON": str(VENVS / "core" / "bin" / "python"),
             "LAKE_REPO": str(REPO_ROOT),

@@ -162,9 +162,10 @@ def down(s: Settings, names: Iterable[str] = ()) -> list[str]:
 
 def clean(s: Settings) -> list[Path]:
     """Stop everything and delete the stack's state (data, logs, app metadata), including a
-    PostgreSQL cluster kept outside the checkout; the venvs and the download cache stay."""
+    PostgreSQL cluster kept outside the checkout; the venvs, the download cache and the tooling's own
+    stacks (.lake/stacks/: `eval "$(lake env test)"; lake clean` cleans one) stay."""
     down(s)
-    targets = [p for p in s.state_dir.glob("*") if p.name != "venvs"]
+    targets = [p for p in s.state_dir.glob("*") if p.name not in ("venvs", "stacks")]
     pg = Postgres("postgres", s).base
     if not pg.is_relative_to(s.state_dir):  # the /var/lib/lake/<key> fallback
         targets.append(pg.parent)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: lint (ruff check, ruff format --check), start the servers the tests need, run every
 # test, then stop exactly the servers this script started (also when tests fail or are interrupted).
+# The tests run on a stack of their own (`lake env test`: .lake/stacks/test, every port + 10000), never
+# on the user's lake; its fingerprint (`lake fingerprint`) is taken before and compared after.
 #
 #   infra/test.sh [pytest args...]
 set -uo pipefail
@@ -13,6 +15,12 @@ RUFF=.lake/venvs/core/bin/ruff
 $RUFF check . || { echo "error: ruff check found problems (ruff check --fix . mends most)" >&2; exit 1; }
 $RUFF format --check . || { echo "error: files not formatted: run ruff format ." >&2; exit 1; }
 
+# The user's lake, as the tests found it (its servers' contents if it runs, else its files).
+user_before=$(mktemp)
+$LAKE fingerprint --json >"$user_before" || { echo "error: could not fingerprint the user's lake" >&2; exit 1; }
+user_env=$(export -p | grep -E '^declare -x LAKE_(STATE_DIR|PORT_OFFSET)=' || true)
+eval "$($LAKE env test)"
+
 was_running=$($LAKE status --json 2>/dev/null | $PY -c \
   'import json,sys; print(" ".join(r["name"] for r in json.load(sys.stdin) if r["pid"]))' || true)
 cleanup() {
@@ -22,7 +30,14 @@ cleanup() {
   done
   if ((${#started[@]})); then $LAKE down "${started[@]}"; fi
 }
+check_user_lake() {
+  (unset LAKE_STATE_DIR LAKE_PORT_OFFSET; eval "$user_env"; $LAKE fingerprint --compare "$user_before")
+}
 trap cleanup EXIT INT TERM
 
-$LAKE up || { echo "error: the local stack did not start; see .lake/logs/" >&2; exit 1; }
+$LAKE up || { echo "error: the local stack did not start; see $LAKE_STATE_DIR/logs/" >&2; exit 1; }
 $PY -m pytest "$@"
+rc=$?
+check_user_lake || rc=1
+rm -f "$user_before"
+exit $rc

@@ -22,6 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Local-only credentials: fine on loopback, refused in any other mode.
 LOCAL_SECRETS = frozenset({"lake-local-secret", "lake-local", "changeme", ""})
+# The user's lake is <repo>/.lake; the tooling runs stacks of its own beside it (docs/architecture.md,
+# "Stacks of the tooling"): their own state dir under .lake/stacks/ and ports moved by an offset.
+USER_LAKE = REPO_ROOT / ".lake"
+TOOLING_STACKS = {"test": 10000, "bench": 20000}
+
 LOCAL_KEYS = frozenset({"lake-local-key", "lake-local-admin-key", "lake-local-claim-key"})
 
 
@@ -31,7 +36,10 @@ class Settings(BaseSettings):
     Fields (env var = ``LAKE_`` + upper-case name):
         mode (str, "local"): local | compose | cluster; secrets must be set outside local.
         host (str, "127.0.0.1"): the address local servers bind to.
-        state_dir (Path, <repo>/.lake): data, logs, pid files and venvs of the local stack.
+        state_dir (Path, <repo>/.lake): data, logs and pid files of the local stack (the user's lake; the
+            venvs stay in <repo>/.lake/venvs whatever it says).
+        port_offset (int, 0): added to every ``*_port`` not set explicitly, so a second stack (the tests',
+            the benchmarks': ``tooling_stack``) runs beside the user's without sharing a port.
         cache_dir (Path, ~/.cache/lake): downloads and builds shared by checkouts.
         kafka_port (int, 9092), kafka_bootstrap (str): the broker list clients use.
         topic_uploads, topic_uploads_dlq, topic_models_promoted (str): the topics of docs/architecture.md.
@@ -48,6 +56,8 @@ class Settings(BaseSettings):
         iceberg_catalog (str, "lake"), warehouse (str, "s3://warehouse/").
         airflow_port (int, 8080), airflow_user (str, "admin"), airflow_password (secret),
         airflow_parallelism (int, 4): LocalExecutor worker processes.
+        airflow_worker_log_port (int, 8793), airflow_triggerer_log_port (int, 8794): the log servers of
+            Airflow's task runner and triggerer.
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
         api_port (int, 8000), api_workers (int, 1): uvicorn worker processes.
@@ -73,7 +83,8 @@ class Settings(BaseSettings):
 
     mode: Literal["local", "compose", "cluster"] = "local"
     host: str = "127.0.0.1"
-    state_dir: Path = REPO_ROOT / ".lake"
+    state_dir: Path = USER_LAKE
+    port_offset: int = Field(0, ge=0, le=30000)
     cache_dir: Path = Path.home() / ".cache" / "lake"
 
     kafka_port: int = 9092
@@ -117,6 +128,8 @@ class Settings(BaseSettings):
     airflow_user: str = "admin"
     airflow_password: SecretStr = SecretStr("lake-local")
     airflow_parallelism: int = 4
+    airflow_worker_log_port: int = 8793
+    airflow_triggerer_log_port: int = 8794
     superset_port: int = 8088
     superset_user: str = "admin"
     superset_password: SecretStr = SecretStr("lake-local")
@@ -145,6 +158,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
+        # A second stack on this machine: every port not set explicitly moves by the offset.
+        for name in type(self).model_fields:
+            if name.endswith("_port") and name not in self.model_fields_set:
+                setattr(self, name, getattr(self, name) + self.port_offset)
         # Endpoints default to the local servers; compose/cluster set them explicitly.
         self.kafka_bootstrap = self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
         self.s3_endpoint = self.s3_endpoint or f"http://{self.host}:{self.s3_port}"
@@ -196,6 +213,11 @@ class Settings(BaseSettings):
         return f"s3a://{self.warehouse.removeprefix('s3://').split('/')[0]}/{CHECKPOINTS}/{name}"
 
     @property
+    def is_user_lake(self) -> bool:
+        """Whether this is the user's own lake (<repo>/.lake), which tests and benchmarks never touch."""
+        return self.state_dir.resolve() == USER_LAKE.resolve()
+
+    @property
     def postgres_dsn(self) -> str:
         pw = self.postgres_password.get_secret_value()
         return f"postgresql://{self.postgres_user}:{pw}@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
@@ -209,3 +231,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, built on first use."""
     return Settings()
+
+
+def tooling_stack(name: str) -> dict[str, str]:
+    """The environment that points Lake at the tooling stack ``name`` ("test": `make test`, "bench":
+    `make bench`): its own state dir and ports, so the user's lake is neither read nor written.
+
+        eval "$(lake env test)"     # then `lake up`, `pytest tests/...` by hand
+    """
+    return {"LAKE_STATE_DIR": str(USER_LAKE / "stacks" / name), "LAKE_PORT_OFFSET": str(TOOLING_STACKS[name])}

@@ -21,12 +21,19 @@ def settings():
 
 @pytest.fixture(scope="session")
 def stack_up(settings):
-    """Skip nothing silently: an integration test fails loudly if the stack is down."""
+    """Skip nothing silently: an integration test fails loudly if the stack is down, and refuses to run
+    on the user's own lake (tests write rows, objects, topics and DAG runs)."""
     from infra import stack
+
+    if settings.is_user_lake:
+        pytest.fail(
+            "integration tests run on a stack of their own, never on your lake: use `make test`, or "
+            '`eval "$(.lake/venvs/core/bin/lake env test)"` then `lake up` and pytest'
+        )
 
     down = [r.name for r in stack.status(settings) if r.state != "healthy"]
     if down:
-        pytest.fail(f"local stack not healthy ({', '.join(down)}): run `lake up` or use `make test`")
+        pytest.fail(f"test stack not healthy ({', '.join(down)}): use `make test`, or `lake up` in its env")
     return settings
 
 
@@ -65,9 +72,9 @@ SHORT_DEMO = [
 
 @pytest.fixture(scope="session")
 def lake_with_history(stack_up):
-    """The stack's own lake with something for every dashboard chart: images through every layer, model
-    captions, a production `compact` model with evaluations, a gate decision. A lake that has them (after
-    `make demo`) is left as it is; a fresh one gets them from a short `lake demo`. The gold views and the
+    """The test stack's lake with something for every dashboard chart: images through every layer, model
+    captions, a production `compact` model with evaluations, a gate decision. A lake that has them (an
+    earlier `make test`) is left as it is; a fresh one gets them from a short `lake demo`. The gold views and the
     Superset dashboards are then (re)made as this checkout defines them."""
     import subprocess
     import sys

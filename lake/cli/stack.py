@@ -1,9 +1,10 @@
-"""Stack commands: install, up, down, status, logs."""
+"""Stack commands: install, up, down, status, logs, env (a tooling stack), fingerprint."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -161,3 +162,45 @@ def register(app: typer.Typer) -> None:
         if not path.exists():
             _fail(StackError(f"no log yet at {path}; has `lake up` run?"))
         os.execvp("tail", ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)])
+
+    @app.command("env")
+    def env_(
+        name: Annotated[str, typer.Argument(help="The tooling stack: test (`make test`) or bench (`make bench`).")],
+    ) -> None:
+        """Print the exports that point Lake at a tooling stack (its own state dir and ports), beside yours.
+
+        eval "$(lake env test)"; lake up; pytest tests/spark_jobs -x   # tests by hand, never on your lake
+        """
+        from lake.config import TOOLING_STACKS, tooling_stack
+
+        if name not in TOOLING_STACKS:
+            _fail(ValueError(f"no tooling stack {name!r}: choose from {', '.join(TOOLING_STACKS)}"))
+        for k, v in tooling_stack(name).items():
+            print(f"export {k}={shlex.quote(v)}")
+
+    @app.command()
+    def fingerprint(
+        as_json: Annotated[bool, typer.Option("--json", help="Print the fingerprint as JSON.")] = False,
+        compare: Annotated[
+            Path | None, typer.Option(help="A fingerprint saved before: print what differs, exit 1 if anything.")
+        ] = None,
+    ) -> None:
+        """Row counts and snapshots of every table, objects per bucket, catalog and topic counts (servers
+        running) or the state dir's files (stopped): what tests and benchmarks must leave unchanged."""
+        from lake.apps.fingerprint import differences
+        from lake.apps.fingerprint import fingerprint as take
+
+        setup_logging("WARNING")
+        s = get_settings()
+        now = take(s)
+        if compare is not None:
+            diff = differences(json.loads(compare.read_text()), now)
+            for line in diff:
+                console.print(f"[red]changed[/red] {line}")
+            if diff:
+                _fail(RuntimeError(f"the lake at {_short(s.state_dir)} changed ({len(diff)} differences)"))
+            console.print(f"[green]unchanged[/green]: the lake at {_short(s.state_dir)} ({now['state']})")
+        elif as_json:
+            print(json.dumps(now, indent=2, sort_keys=True))
+        else:
+            console.print_json(json.dumps(now, sort_keys=True))

@@ -3,8 +3,8 @@
     .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/browser
 
 Playwright never downloads a browser here: ``infra.install.chromium_bin`` installs
-Debian's package when it is missing. Screenshots land in ``.lake/screenshots/``; a
-failed test leaves ``failed-<test>.png`` there too.
+Debian's package when it is missing. Screenshots land in the test stack's ``screenshots/``
+(``.lake/stacks/test/screenshots/``); a failed test leaves ``failed-<test>.png`` there too.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import re
 
 import pytest
 
-from lake.config import REPO_ROOT
-
-SHOTS = REPO_ROOT / ".lake" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 # Without the background-networking flags Chromium keeps dialling Google's hosts, and
 # this machine's closed network refuses every one of them.
@@ -39,9 +36,11 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def shots():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    return SHOTS
+def shots(settings):
+    """The test stack's screenshots folder (.lake/stacks/test/screenshots under `make test`)."""
+    folder = settings.state_dir / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

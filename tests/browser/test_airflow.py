@@ -2,7 +2,7 @@
 
     .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/browser/test_airflow.py
 
-Saves ``.lake/screenshots/airflow-dags.png`` and ``airflow-dag-<dag_id>.png``.
+Saves ``.lake/stacks/test/screenshots/airflow-dags.png`` and ``airflow-dag-<dag_id>.png``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/browser/test_superset.py
 
-Saves ``.lake/screenshots/superset-<slug>.png`` (the whole dashboard) for each one.
+Saves ``.lake/stacks/test/screenshots/superset-<slug>.png`` (the whole dashboard) for each one.
 """
 
 from __future__ import annotations

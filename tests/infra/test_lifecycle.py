@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,18 +22,10 @@ SERVICES = ["postgres", "minio", "ferretdb", "kafka"]
 
 @pytest.fixture
 def private_stack(unique):
-    # Under .lake/ rather than pytest's 0700 tmp dir: PostgreSQL runs as its own user.
-    state = REPO_ROOT / ".lake" / "test-stacks" / unique
-    env = {
-        **os.environ,
-        "LAKE_STATE_DIR": str(state),
-        "LAKE_POSTGRES_PORT": "25432",
-        "LAKE_S3_PORT": "29000",
-        "LAKE_S3_CONSOLE_PORT": "29001",
-        "LAKE_MONGO_PORT": "27117",
-        "LAKE_KAFKA_PORT": "29092",
-        "LAKE_KAFKA_CONTROLLER_PORT": "29093",
-    }
+    # Under .lake/stacks/ rather than pytest's 0700 tmp dir: PostgreSQL runs as its own user. Its ports are
+    # the defaults + 30000: clear of the user's stack, the tests' (+10000) and the benchmarks' (+20000).
+    state = REPO_ROOT / ".lake" / "stacks" / f"lifecycle-{unique}"
+    env = {**os.environ, "LAKE_STATE_DIR": str(state), "LAKE_PORT_OFFSET": "30000"}
     state.mkdir(parents=True)
 
     def lake(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -46,6 +39,7 @@ def private_stack(unique):
     yield lake
     res = lake("clean", "--yes", check=False)  # stops the servers, removes the state (also outside .lake)
     assert res.returncode == 0, res.stdout + res.stderr
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def _status(lake) -> dict[str, dict]:
@@ -80,7 +74,7 @@ def test_up_twice_kill_restart_down(private_stack):
     lake("down")
     gone, alive = psutil.wait_procs(tree, timeout=10)
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    assert not any(port_open(p) for p in (25432, 29000, 29001, 27117, 29092, 29093))
+    assert not any(port_open(p) for p in (35432, 39000, 39001, 57017, 39092, 39093))
     assert {r["state"] for r in _status(lake).values()} == {"stopped"}
 
 
@@ -88,8 +82,8 @@ def test_port_taken_gives_a_clear_error(private_stack):
     import socket
 
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 29000))
+        s.bind(("127.0.0.1", 39000))
         s.listen()
         res = private_stack("up", "minio", check=False)
     assert res.returncode == 1
-    assert "port 29000 is already taken by pid" in res.stdout
+    assert "port 39000 is already taken by pid" in res.stdout
