@@ -42,7 +42,7 @@ def tables(s: Settings) -> dict[str, dict]:
     cat = s.iceberg_catalog
     names = trino_query(
         f"SELECT table_schema, table_name FROM {cat}.information_schema.tables "
-        "WHERE table_type = 'BASE TABLE' AND table_schema <> 'information_schema' ORDER BY 1, 2",
+        "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'system') ORDER BY 1, 2",
         s=s,
     )
     out = {}
