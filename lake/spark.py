@@ -6,9 +6,13 @@ in PostgreSQL, data on MinIO through Iceberg's S3FileIO), S3A for checkpoints, K
     spark = spark_session("my-job")
     spark.table(get_settings().tables.silver).show()
 
+    stop_session(spark)     # not spark.stop(): that leaves the Iceberg catalog open (see stop_session)
+
 The connector jars come from settings (``LAKE_SPARK_JARS``) or from the list `lake install` /
 `lake up` resolved for this state dir (``jars_manifest``); the JDK from ``lake.java``. Nothing
-here installs anything.
+here installs anything. The JVM's output (log4j: Spark, Iceberg, Hadoop, Kafka; the JVM's own
+warnings; the Python workers' stderr) goes to .lake/logs/lake-spark.log, or to the console too with
+``lake --verbose`` (LAKE_VERBOSE=1).
 """
 
 from __future__ import annotations
@@ -19,8 +23,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import structlog
+
 from lake.config import Settings, get_settings
 from lake.java import java_home
+from lake.logging import SPARK_LOG, is_verbose, log_path
+
+log = structlog.get_logger("lake.spark")
 
 SECRET_SUFFIXES = ("password", "secret-access-key", "secret.key")
 SPARK_JDKS = (17, 21)  # Spark 4.1 runs on 17 or 21
@@ -106,7 +115,8 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
     for k, v in conf.items():
         if k not in secret:
             builder = builder.config(k, v)
-    spark = builder.getOrCreate()
+    with jvm_output():
+        spark = builder.getOrCreate()
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for k, v in secret.items():
         if k.startswith("spark.hadoop."):
@@ -115,6 +125,90 @@ def spark_session(app_name: str, s: Settings | None = None, **extra: str):
             spark.conf.set(k, v)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def jvm_output(log_file: Path | None = None) -> Iterator[None]:
+    """Around the start of a SparkSession: a JVM started inside writes its stderr (log4j's console, the
+    JVM's own warnings, what the Python workers print) to ``log_file`` (.lake/logs/lake-spark.log),
+    not the console, unless verbose. The JVM inherits fd 2, so it is pointed at the file while the
+    gateway starts and given back to this process after. A JVM that fails to start says why in a note
+    on the error, with the lines it wrote.
+
+        with jvm_output():
+            spark = SparkSession.builder.getOrCreate()
+    """
+    from pyspark import SparkContext
+
+    if is_verbose() or SparkContext._gateway is not None:  # a running JVM keeps the stderr it has
+        yield
+        return
+    log_file = log_file or log_path(SPARK_LOG)
+    start = log_file.stat().st_size if log_file.exists() else 0
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 2)
+        yield
+    except Exception as e:
+        with log_file.open("rb") as f:
+            f.seek(start)
+            tail = f.read().decode("utf-8", "replace").splitlines()[-15:]
+        e.add_note(f"the JVM's output (all of it in {log_file}) ends:\n" + "\n".join(tail))
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
+
+
+def stop_session(spark) -> None:
+    """``spark.stop()``, then close the Iceberg catalogs the session loaded (their S3FileIO and their
+    pool of PostgreSQL connections).
+
+    Why: Spark never closes a catalog plugin, and Iceberg's SparkCatalog has no close() of its own,
+    so every stopped session left its JdbcCatalog open. A process that runs several sessions in one
+    JVM (the demo, `lake layers run`, the tests) piled them up, and when the GC found one, S3FileIO
+    warned "Unclosed S3FileIO instance created by:" with the stack trace of SparkCatalog.initialize.
+    Both handles are private (CatalogManager.catalogs, CachingCatalog.catalog), reached by reflection;
+    if a Spark or Iceberg upgrade moves them, the session is still stopped and a warning says so.
+    """
+    try:
+        catalogs = iceberg_catalogs(spark)
+    except Exception as e:  # never keep a job from ending over its cleanup
+        log.warning("could not find the session's Iceberg catalogs to close them", error=str(e)[:200])
+        catalogs = []
+    spark.stop()
+    for catalog in catalogs:
+        try:
+            catalog.close()
+        except Exception as e:
+            log.warning("could not close an Iceberg catalog", catalog=str(catalog.name()), error=str(e)[:200])
+
+
+def iceberg_catalogs(spark) -> list:
+    """The Iceberg catalogs (py4j handles on ``org.apache.iceberg.catalog.Catalog``, each closeable) that
+    ``spark`` has loaded so far; catalogs it never used are not loaded here either."""
+    jvm = spark._jvm
+    manager = spark._jsparkSession.sessionState().catalogManager()
+    field = manager.getClass().getDeclaredField("catalogs")
+    field.setAccessible(True)
+    loaded = jvm.scala.jdk.javaapi.CollectionConverters.asJava(field.get(manager))
+    closeable = jvm.java.lang.Class.forName("java.io.Closeable")
+    out = []
+    for plugin in loaded.values():
+        if not plugin.getClass().getName().startswith("org.apache.iceberg.spark."):
+            continue
+        catalog = plugin.icebergCatalog()
+        if catalog.getClass().getName() == "org.apache.iceberg.CachingCatalog":  # not closeable: its delegate is
+            inner = catalog.getClass().getDeclaredField("catalog")
+            inner.setAccessible(True)
+            catalog = inner.get(catalog)
+        if closeable.isInstance(catalog):
+            out.append(catalog)
+    return out
 
 
 @contextmanager

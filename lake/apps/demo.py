@@ -26,19 +26,29 @@
     lake up && lake demo                       # ~40 minutes, most of it training
     lake demo --star-images 0                  # without the learning loop (~28 minutes)
     lake demo --train-images 0 --no-airflow    # without the model stages and the DAG runs (~2 minutes)
+    lake --verbose demo                        # with every library's log (Spark, Iceberg, GX) on the console
+
+Each step prints its result; the libraries' logs go to .lake/logs/ (lake-cli.log, lake-spark.log,
+dags/). A step that fails ends the demo with one line naming it and the cause, after the lines
+those logs gained meanwhile (`--verbose`: the whole trace instead).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 from lake.apps.reports import console, dags_table
 from lake.apps.serving import upload_by_api
 from lake.clients import mongo_client, trino_query
 from lake.config import get_settings
+from lake.logging import LIBRARY_LOG, SPARK_LOG, cause_of, is_verbose, log_path, sizes, written_since
 
 
 def ingest_shapes(n: int) -> dict[str, int]:
@@ -179,6 +189,34 @@ def carry_through_layers(ids: list[str]) -> dict[str, int]:
     return {"silver": silver, "gold": gold, "catalog": catalogued}
 
 
+@contextmanager
+def step(name: str, timings: dict[str, float]) -> Iterator[None]:
+    """One step of the demo: its time into ``timings[name]``; an error ends the demo with
+    ``error: demo step <name> failed: <cause>`` after the last lines the logs gained during the step
+    (the whole trace into lake-cli.log). A SystemExit (a check that failed) passes as it is.
+
+        with step("spark write", timings):
+            hello_lake.main(rows)
+    """
+    marks = sizes([log_path(LIBRARY_LOG), log_path(SPARK_LOG)])
+    t = time.monotonic()
+    try:
+        yield
+    except Exception as e:
+        if is_verbose():
+            raise
+        for path, lines in written_since(marks).items():  # what the libraries said meanwhile
+            console.print(f"[dim]{path} ends:[/dim]")
+            console.print(escape("\n".join(f"  {line}" for line in lines)), highlight=False, soft_wrap=True)
+        logging.getLogger("lake.demo").error("demo step %s failed", name, exc_info=True)
+        raise SystemExit(
+            f"error: demo step {name} failed: {cause_of(e)}\n"
+            f"  the trace is in {log_path(LIBRARY_LOG)}; `lake --verbose demo` shows everything"
+        ) from None
+    timings[name] = time.monotonic() - t
+    console.print(f"[green]done[/green] {name} ({timings[name]:.1f} s)")
+
+
 def run(
     rows: int = 1000,
     images: int = 200,
@@ -193,47 +231,46 @@ def run(
     s = get_settings()
     timings: dict[str, float] = {}
 
-    t = time.monotonic()
-    with console.status(f"Spark: writing {get_settings().tables.hello} (Iceberg on MinIO)..."):
+    with step("spark write", timings), console.status(f"Spark: writing {s.tables.hello} (Iceberg on MinIO)..."):
         written = hello_lake.main(rows)
-    timings["spark write"] = time.monotonic() - t
 
-    t = time.monotonic()
-    ((count, total),) = trino_query(f"SELECT count(*), sum(square) FROM {get_settings().tables.hello}")
-    expected = sum(i * i for i in range(rows))
-    if (count, total) != (written, expected):
-        raise SystemExit(f"Trino read {count} rows (sum {total}); Spark wrote {written} (sum {expected})")
-    by_shape = trino_query(f"SELECT shape, count(*) FROM {get_settings().tables.hello} GROUP BY shape ORDER BY shape")
-    timings["trino read"] = time.monotonic() - t
+    with step("trino read", timings):
+        ((count, total),) = trino_query(f"SELECT count(*), sum(square) FROM {s.tables.hello}")
+        expected = sum(i * i for i in range(rows))
+        if (count, total) != (written, expected):
+            raise SystemExit(f"Trino read {count} rows (sum {total}); Spark wrote {written} (sum {expected})")
+        by_shape = trino_query(f"SELECT shape, count(*) FROM {s.tables.hello} GROUP BY shape ORDER BY shape")
 
-    t = time.monotonic()
-    doc = {"_id": "demo", "written_at": datetime.now(UTC).isoformat(), "rows": written}
-    with mongo_client(s) as c:
-        c[s.mongo_db].demo.replace_one({"_id": "demo"}, doc, upsert=True)
-    got = trino_query(f'SELECT _id, written_at, "rows" FROM {s.tables.catalog}.demo WHERE _id = ?', ["demo"])
-    if got != [[doc["_id"], doc["written_at"], written]]:
-        raise SystemExit(f"Trino saw {got} in catalog.{s.mongo_db}.demo; pymongo wrote {doc}")
-    timings["mongo via trino"] = time.monotonic() - t
+    with step("mongo via trino", timings):
+        doc = {"_id": "demo", "written_at": datetime.now(UTC).isoformat(), "rows": written}
+        with mongo_client(s) as c:
+            c[s.mongo_db].demo.replace_one({"_id": "demo"}, doc, upsert=True)
+        got = trino_query(f'SELECT _id, written_at, "rows" FROM {s.tables.catalog}.demo WHERE _id = ?', ["demo"])
+        if got != [[doc["_id"], doc["written_at"], written]]:
+            raise SystemExit(f"Trino saw {got} in catalog.{s.mongo_db}.demo; pymongo wrote {doc}")
 
     landed: dict = {}
     if images:  # 0: only the stack check (what the Airflow smoke DAG runs)
-        t = time.monotonic()
-        with console.status(f"Ingest: {images} Shapes images through the API and Kafka, streamed into bronze..."):
+        with (
+            step("ingest", timings),
+            console.status(f"Ingest: {images} Shapes images through the API and Kafka, streamed into bronze..."),
+        ):
             landed = ingest_shapes(images)
-        timings["ingest"] = time.monotonic() - t
         if landed["images"] < landed["unique"]:
             raise SystemExit(f"bronze holds {landed['images']} of the {landed['unique']} demo images")
         if train_images:
-            t = time.monotonic()
-            with console.status(f"Ingest: a {train_images}-image Shapes training set (bulk, claim-check events)..."):
+            with (
+                step("training set", timings),
+                console.status(f"Ingest: a {train_images}-image Shapes training set (bulk, claim-check events)..."),
+            ):
                 training_set = ingest_training_set(train_images)
-            timings["training set"] = time.monotonic() - t
             console.print(f"training set: {training_set}")
 
-        t = time.monotonic()
-        with console.status("Spark: bronze -> silver -> gold (quality gates, catalog, Trino views)..."):
+        with (
+            step("silver+gold", timings),
+            console.status("Spark: bronze -> silver -> gold (quality gates, catalog, Trino views)..."),
+        ):
             layers = carry_through_layers(landed["ids"])
-        timings["silver+gold"] = time.monotonic() - t
         if min(layers.values()) < landed["unique"]:
             raise SystemExit(
                 f"of {landed['unique']} demo images, silver has {layers['silver']}, gold "
@@ -243,9 +280,8 @@ def run(
     model: dict = {}
     loop: dict = {}
     if images and train_images:
-        t = time.monotonic()
-        model = train_first(train_minutes)
-        timings["model"] = time.monotonic() - t
+        with step("model", timings):
+            model = train_first(train_minutes)
         overall = model["scores"]["overall"]
         if overall["CIDEr"] < 6.0:
             console.print(
@@ -256,17 +292,14 @@ def run(
         if star_images:
             from lake.apps import demo_loop
 
-            t = time.monotonic()
-            loop = demo_loop.run(star_images, retrain_minutes)
-            timings["learning loop"] = time.monotonic() - t
-        t = time.monotonic()
-        model["captioned"] = caption_silver()
-        timings["caption silver"] = time.monotonic() - t
+            with step("learning loop", timings):
+                loop = demo_loop.run(star_images, retrain_minutes)
+        with step("caption silver", timings):
+            model["captioned"] = caption_silver()
     dags: list[dict] = []
     if images and airflow:
-        t = time.monotonic()
-        dags = run_dags()
-        timings["airflow"] = time.monotonic() - t
+        with step("airflow", timings):
+            dags = run_dags()
 
     table = Table(title=f"{get_settings().tables.hello}, read back through Trino")
     table.add_column("shape")

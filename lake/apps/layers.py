@@ -63,7 +63,7 @@ def status(s: Settings | None = None) -> dict[str, Any]:
 
 def carry(silver: bool = True, gold: bool = True, max_side: int = 384) -> dict[str, dict[str, int]]:
     """Bronze -> silver -> gold in one Spark session (what `lake layers run` and the DAG do)."""
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
     from spark_jobs.gold import build_gold
     from spark_jobs.silver import normalize_images
 
@@ -76,5 +76,5 @@ def carry(silver: bool = True, gold: bool = True, max_side: int = 384) -> dict[s
         if gold:
             result["gold"] = build_gold.run(spark)
     finally:
-        spark.stop()
+        stop_session(spark)
     return result

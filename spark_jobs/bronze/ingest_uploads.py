@@ -471,7 +471,7 @@ def main(
 ) -> None:
     from lake.config import get_settings
     from lake.locks import AlreadyRunning, acquire_for_tree
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
 
     s = get_settings()
     checkpoint = checkpoint or s.checkpoint_uri("bronze_ingest_uploads")
@@ -494,7 +494,7 @@ def main(
             max_offsets=max_offsets,
         )
     finally:
-        spark.stop()
+        stop_session(spark)
         lock.close()
 
 

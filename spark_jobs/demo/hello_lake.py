@@ -33,13 +33,13 @@ def run(spark: SparkSession, *, table: str, rows: int = 100) -> int:
 
 def main(rows: int = 100, table: str | None = None) -> int:
     from lake.config import get_settings
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
 
     spark = spark_session("hello-lake")
     try:
         return run(spark, table=table or get_settings().tables.hello, rows=rows)
     finally:
-        spark.stop()
+        stop_session(spark)
 
 
 if __name__ == "__main__":

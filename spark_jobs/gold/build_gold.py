@@ -298,13 +298,13 @@ def _run(spark: SparkSession, *, tables: Tables, catalog, with_views: bool) -> d
 
 
 def main() -> dict[str, int]:
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
 
     spark = spark_session("gold-build")
     try:
         return run(spark)
     finally:
-        spark.stop()
+        stop_session(spark)
 
 
 if __name__ == "__main__":

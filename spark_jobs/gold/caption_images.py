@@ -192,13 +192,13 @@ def run(
 
 
 def main(model_dir: str, model_version: str, batch_size: int = 32, limit: int | None = None) -> dict[str, int]:
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
 
     spark = spark_session("gold-caption-images")
     try:
         return run(spark, model_dir, model_version, batch_size=batch_size, limit=limit)
     finally:
-        spark.stop()
+        stop_session(spark)
 
 
 if __name__ == "__main__":

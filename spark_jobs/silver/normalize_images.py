@@ -432,7 +432,7 @@ def _run(
 
 def main(max_side: int = 384, quality: int = 90) -> dict[str, int]:
     from lake.config import get_settings
-    from lake.spark import spark_session
+    from lake.spark import spark_session, stop_session
 
     s = get_settings()
     # Bronze objects are up to 16 MiB each: keep Arrow batches small.
@@ -440,7 +440,7 @@ def main(max_side: int = 384, quality: int = 90) -> dict[str, int]:
     try:
         return run(spark, max_side=max_side, max_pixels=s.max_image_pixels, quality=quality)
     finally:
-        spark.stop()
+        stop_session(spark)
 
 
 if __name__ == "__main__":
