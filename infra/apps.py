@@ -94,8 +94,12 @@ class Airflow(Service):
     @property
     def ports(self) -> list[int]:
         s = self.s
-        ports = {"api-server": [s.airflow_port], "scheduler": [s.airflow_worker_log_port]}
-        return {**ports, "triggerer": [s.airflow_triggerer_log_port]}.get(self.component, [])
+        by_component = {
+            "api-server": [s.airflow_port],
+            "scheduler": [s.airflow_worker_log_port],  # the log server of the tasks it runs
+            "triggerer": [s.airflow_triggerer_log_port],
+        }
+        return by_component.get(self.component, [])
 
     @property
     def venv(self) -> Path:

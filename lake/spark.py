@@ -27,7 +27,7 @@ import structlog
 
 from lake.config import Settings, get_settings
 from lake.java import java_home
-from lake.logging import SPARK_LOG, is_verbose, log_path
+from lake.logging import SPARK_LOG, is_verbose, log_path, written_since
 
 log = structlog.get_logger("lake.spark")
 
@@ -152,9 +152,7 @@ def jvm_output(log_file: Path | None = None) -> Iterator[None]:
         os.dup2(target, 2)
         yield
     except Exception as e:
-        with log_file.open("rb") as f:
-            f.seek(start)
-            tail = f.read().decode("utf-8", "replace").splitlines()[-15:]
+        tail = written_since({log_file: start}).get(log_file, [])
         e.add_note(f"the JVM's output (all of it in {log_file}) ends:\n" + "\n".join(tail))
         raise
     finally:

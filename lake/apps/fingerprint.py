@@ -105,9 +105,9 @@ def fingerprint(s: Settings) -> dict:
     from infra import stack
     from infra.services import Postgres
 
-    up = {r.name for r in stack.status(s) if r.state == "healthy"}
-    running = {r.name for r in stack.status(s) if r.pid}
-    if not running:
+    rows = stack.status(s)  # one look: each status probes every server's health
+    up = {r.name for r in rows if r.state == "healthy"}
+    if not any(r.pid for r in rows):
         out = {"state": "stopped", "files": files(s.state_dir)}
         pg = Postgres("postgres", s).base
         if not pg.is_relative_to(s.state_dir):
