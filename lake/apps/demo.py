@@ -337,7 +337,7 @@ def run(
         console.print(dags_table(dags))
         console.print(
             "[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
-            "(http://localhost:8080, `lake dags status`)."
+            f"(http://{get_settings().host}:{get_settings().airflow_port}, `lake dags status`)."
         )
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

@@ -10,6 +10,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from lake.config import get_settings
+
 console = Console()
 
 STATE_STYLE = {"success": "green", "failed": "red", "running": "yellow", "queued": "yellow", "skipped": "dim"}
@@ -55,7 +57,8 @@ def outcome(out: dict) -> str:
 
 def dags_table(rows: list[dict]) -> Table:
     """`lake.apps.orchestration.status` as a table (also the end of `make demo`)."""
-    table = Table(title="Airflow DAGs (http://localhost:8080)")
+    s = get_settings()
+    table = Table(title=f"Airflow DAGs (http://{s.host}:{s.airflow_port})")
     for col in ("DAG", "paused", "last run", "by", "state", "started (UTC)", "took"):
         table.add_column(col)
     for r in rows:

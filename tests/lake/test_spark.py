@@ -92,3 +92,14 @@ def test_stop_session_closes_the_iceberg_catalogs_it_loaded(tmp_path):
     got = json.loads(res.stdout.strip().splitlines()[-1])
     # not loaded until used; spark.stop() alone leaves it open, which S3FileIO's finalizer reports as a leak
     assert got == {"unused": 0, "catalog": "org.apache.iceberg.hadoop.HadoopCatalog", "before": False, "after": True}
+
+
+def test_the_test_stack_runs_spark_drivers_on_c1_and_the_benchmarks_as_the_user_would(monkeypatch):
+    from lake.config import Settings, tooling_stack
+    from lake.spark import spark_conf
+
+    for name, want in (("test", "-XX:TieredStopAtLevel=1"), ("bench", None)):
+        for k, v in tooling_stack(name).items():
+            monkeypatch.setenv(k, v)
+        conf = spark_conf(Settings(_env_file=None, spark_jars=""))
+        assert conf.get("spark.driver.extraJavaOptions") == want, name

@@ -44,7 +44,7 @@ def _mount(mnt: Path, *opts: str) -> None:
 
 
 def test_disk_full_then_read_only_then_retry_lands_everything_once(lane, tiny_disk):
-    n = 600
+    n = 400
     ids = lane.publish_inline(images(n))
     checkpoint = f"file://{tiny_disk}/checkpoint"
     filler = tiny_disk / "filler"

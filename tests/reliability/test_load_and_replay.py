@@ -1,6 +1,6 @@
 """A bounded load test through the real API on loopback, then a replay of the whole topic.
 
-10,000 distinct small images from 16 concurrent clients: zero errors, every one in bronze
+2,000 distinct small images from 16 concurrent clients: zero errors, every one in bronze
 after a drain; then the stream from a fresh checkpoint over the whole topic adds nothing.
 
     pytest -m reliability tests/reliability/test_load_and_replay.py -s     # -s prints the figures
@@ -19,7 +19,7 @@ from tests.reliability.lane import Uploads, api_server, images, open_lane, uploa
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
-UPLOADS, CLIENTS = 10_000, 16
+UPLOADS, CLIENTS = 2_000, 16  # the throughput figures at scale are `make bench`'s (bench/ingest)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def loaded(rel_stack, tmp_path_factory):
         yield lane, result, figures
 
 
-def test_load_10k_uploads_zero_errors_all_land(loaded):
+def test_load_uploads_zero_errors_all_land(loaded):
     lane, result, figures = loaded
     assert not result.errors, f"{len(result.errors)} errors, e.g. {result.errors[:5]}"
     assert dict(result.statuses) == {201: UPLOADS}
