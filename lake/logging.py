@@ -59,7 +59,10 @@ def setup_logging(level: str | None = None, *, log_file: Path | None = None) -> 
         h.lake = True
         root.addHandler(h)
     root.setLevel(min(logging.getLevelName(level), logging.INFO))
-    logging.captureWarnings(True)  # library warnings become records of `py.warnings`: the file in quiet mode
+    # Library warnings become records of `py.warnings` (the file in quiet mode). Off first: captureWarnings(True)
+    # is a no-op while an earlier call's capture is recorded, even after something else replaced showwarning.
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     for noisy in ("httpx", "httpcore", "py4j", "urllib3"):  # their INFO lines drown ours
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python logs every refused connection of a health probe; Lake reports those itself.

@@ -16,6 +16,7 @@ files with their SHA-256, and the latest evaluation summary.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import re
@@ -103,6 +104,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _complete(target: Path, doc: dict) -> bool:
+    """Whether ``target`` holds every file of the version ``doc`` with its registered SHA-256."""
+    return target.is_dir() and all(
+        (target / f["name"]).is_file() and _sha256(target / f["name"]) == f["sha256"] for f in doc["files"]
+    )
+
+
 @dataclass
 class Registry:
     db: Any  # the catalog's MongoDB database
@@ -137,22 +145,26 @@ class Registry:
         """A local copy of the version's files, downloaded once and checked against their SHA-256."""
         doc = self.get(spec)
         target = self.cache / doc["name"] / f"v{doc['version']}"
-        if target.is_dir() and all(
-            (target / f["name"]).is_file() and _sha256(target / f["name"]) == f["sha256"] for f in doc["files"]
-        ):
+        if _complete(target, doc):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".v{doc['version']}-"))
-        try:
-            for f in doc["files"]:
-                key = f"{doc['prefix']}{f['name']}"
-                self.mc.fget_object(BUCKET, key, str(tmp / f["name"]))
-                if _sha256(tmp / f["name"]) != f["sha256"]:
-                    raise OSError(f"{s3_uri(BUCKET, key)} does not match its registered SHA-256")
-            shutil.rmtree(target, ignore_errors=True)
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        # One download at a time per version (threads and processes sharing the cache: two model watchers, a
+        # watcher and a job): a second fetch must not replace the copy the first one's caller is loading.
+        with open(target.parent / f".v{doc['version']}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _complete(target, doc):  # fetched meanwhile
+                return target
+            tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".v{doc['version']}-"))
+            try:
+                for f in doc["files"]:
+                    key = f"{doc['prefix']}{f['name']}"
+                    self.mc.fget_object(BUCKET, key, str(tmp / f["name"]))
+                    if _sha256(tmp / f["name"]) != f["sha256"]:
+                        raise OSError(f"{s3_uri(BUCKET, key)} does not match its registered SHA-256")
+                shutil.rmtree(target, ignore_errors=True)
+                tmp.rename(target)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         return target
 
     # ---- writing ---------------------------------------------------------------------------------------------------
