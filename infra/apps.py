@@ -134,7 +134,7 @@ class Airflow(Service):
 
     def env(self) -> dict[str, str]:
         s, k = self.s, self._keys()
-        base = f"http://{s.host}:{s.airflow_port}"
+        base = s.airflow_url
         return {
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
@@ -180,7 +180,7 @@ class Airflow(Service):
         return [str(self.venv / "bin" / "airflow"), self.component]
 
     def _health(self) -> dict:
-        return httpx.get(f"http://{self.s.host}:{self.s.airflow_port}/api/v2/monitor/health", timeout=3).json()
+        return httpx.get(f"{self.s.airflow_url}/api/v2/monitor/health", timeout=3).json()
 
     def healthy(self) -> bool:
         h = self._health()

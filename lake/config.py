@@ -206,6 +206,11 @@ class Settings(BaseSettings):
 
     # Paths of the local stack (all under state_dir).
     @property
+    def airflow_url(self) -> str:
+        """The Airflow UI and REST API of this stack."""
+        return f"http://{self.host}:{self.airflow_port}"
+
+    @property
     def run_dir(self) -> Path:
         return self.state_dir / "run"
 

@@ -65,6 +65,11 @@ def spark_jars(s: Settings) -> list[str]:
     return jars
 
 
+def driver_conf(s: Settings) -> dict[str, str]:
+    """The driver JVM's own options (`spark_java_options`), for Lake's sessions and the plain local ones."""
+    return {"spark.driver.extraJavaOptions": s.spark_java_options} if s.spark_java_options else {}
+
+
 def spark_conf(s: Settings) -> dict[str, str]:
     """Every Spark setting Lake relies on, as plain data (also used by spark-submit)."""
     cat = f"spark.sql.catalog.{s.iceberg_catalog}"
@@ -72,7 +77,7 @@ def spark_conf(s: Settings) -> dict[str, str]:
     return {
         "spark.jars": ",".join(spark_jars(s)),
         "spark.driver.memory": s.spark_driver_memory,
-        **({"spark.driver.extraJavaOptions": s.spark_java_options} if s.spark_java_options else {}),
+        **driver_conf(s),
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.session.timeZone": "UTC",
@@ -225,9 +230,7 @@ def local_session(app: str, cores: int = 2, conf: dict[str, str] | None = None) 
     os.environ["JAVA_HOME"] = str(java_home(*SPARK_JDKS))
     os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = SparkSession.builder.master(f"local[{cores}]").appName(app).config("spark.ui.enabled", "false")
-    if java_options := get_settings().spark_java_options:
-        builder = builder.config("spark.driver.extraJavaOptions", java_options)
-    for k, v in (conf or {}).items():
+    for k, v in {**driver_conf(get_settings()), **(conf or {})}.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

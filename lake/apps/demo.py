@@ -337,7 +337,7 @@ def run(
         console.print(dags_table(dags))
         console.print(
             "[green]ok[/green]: the Airflow REST API shows the last run of every DAG succeeded "
-            f"(http://{get_settings().host}:{get_settings().airflow_port}, `lake dags status`)."
+            f"({s.airflow_url}, `lake dags status`)."
         )
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return timings

@@ -51,7 +51,7 @@ class AirflowApi:
         from infra.apps import ui_password
 
         s = s or get_settings()
-        self.http = httpx.Client(base_url=f"http://{s.host}:{s.airflow_port}", timeout=timeout)
+        self.http = httpx.Client(base_url=s.airflow_url, timeout=timeout)
         try:
             r = self.http.post("/auth/token", json={"username": s.airflow_user, "password": ui_password(s, "airflow")})
         except httpx.HTTPError as e:

@@ -57,8 +57,7 @@ def outcome(out: dict) -> str:
 
 def dags_table(rows: list[dict]) -> Table:
     """`lake.apps.orchestration.status` as a table (also the end of `make demo`)."""
-    s = get_settings()
-    table = Table(title=f"Airflow DAGs (http://{s.host}:{s.airflow_port})")
+    table = Table(title=f"Airflow DAGs ({get_settings().airflow_url})")
     for col in ("DAG", "paused", "last run", "by", "state", "started (UTC)", "took"):
         table.add_column(col)
     for r in rows:
