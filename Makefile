@@ -5,7 +5,7 @@ VENV := .lake/venvs/core
 LAKE := $(VENV)/bin/lake
 PY := $(VENV)/bin/python
 
-.PHONY: help venv venvs install up down status demo test test-unit bench lock clean
+.PHONY: help venv venvs install up down status demo test test-all test-unit bench lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ demo: venv  ## start the stack and run the main job end to end
 	@$(LAKE) up
 	@$(LAKE) demo
 
-test: venv  ## start what the tests need, run them all, stop what was started
+test: venv  ## lint, start the test stack, run every test not marked slow, stop it; ALL=1: every test (CI)
+	@infra/test.sh $(if $(ALL),,-m "not slow")
+
+test-all: venv  ## every test, the slow ones too (what CI runs)
 	@infra/test.sh
 
 test-unit: venv  ## only the tests that need no server

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: lint (ruff check, ruff format --check), start the servers the tests need, run every
-# test, then stop exactly the servers this script started (also when tests fail or are interrupted).
+# `make test`: lint (ruff check, ruff format --check), start the servers the tests need, run pytest with
+# the arguments given (the Makefile gives -m "not slow" unless ALL=1), then stop exactly the servers this
+# script started (also when tests fail or are interrupted).
 # The tests run on a stack of their own (`lake env test`: .lake/stacks/test, every port + 10000), never
 # on the user's lake; its fingerprint (`lake fingerprint`) is taken before and compared after.
 #

@@ -125,6 +125,7 @@ def superset(superset_api):
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # the lake with a history: a short demo on a fresh test stack
 @pytest.mark.parametrize("slug", SLUGS)
 def test_dashboard_is_there_with_its_charts(superset, slug):
     r = superset.get(f"/api/v1/dashboard/{slug}")
@@ -135,6 +136,7 @@ def test_dashboard_is_there_with_its_charts(superset, slug):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_datasets_declare_the_columns_trino_has(superset):
     from lake.clients import trino_query
 
