@@ -293,7 +293,8 @@ def run(
             from lake.apps import demo_loop
 
             with step("learning loop", timings):
-                loop = demo_loop.run(star_images, retrain_minutes)
+                # the drill only has to be rejected: it never trains longer than the retrain
+                loop = demo_loop.run(star_images, retrain_minutes, drill_minutes=min(1.5, retrain_minutes))
         with step("caption silver", timings):
             model["captioned"] = caption_silver()
     dags: list[dict] = []

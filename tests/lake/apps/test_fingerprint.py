@@ -50,7 +50,8 @@ def test_fingerprint_of_a_running_lake_sees_a_new_object(stack_up, unique):
     before = fingerprint(stack_up)
     assert before["state"] == "running"
     assert {"tables", "buckets", "collections", "topics", "dag_runs"} <= before.keys()
-    assert "bronze.upload_events" in before["tables"] and "bronze" in before["buckets"]
+    assert "bronze" in before["buckets"]  # `lake up` makes the buckets; the tables come with the first job
+    assert all({"rows", "snapshot"} <= t.keys() for t in before["tables"].values())
     mc = minio_client(stack_up)
     mc.make_bucket(unique)
     try:
@@ -59,3 +60,23 @@ def test_fingerprint_of_a_running_lake_sees_a_new_object(stack_up, unique):
     finally:
         mc.remove_object(unique, "one")
         mc.remove_bucket(unique)
+
+
+@pytest.mark.integration
+def test_fingerprint_sees_a_new_table_and_its_next_snapshot(stack_up, unique):
+    """A table in a scratch schema (Trino's Iceberg connector): new, then a row more and a new snapshot."""
+    from lake.apps.fingerprint import tables
+    from lake.clients import trino_query
+
+    cat = stack_up.iceberg_catalog
+    trino_query(f"CREATE SCHEMA {cat}.{unique}")
+    try:
+        trino_query(f"CREATE TABLE {cat}.{unique}.one AS SELECT 1 AS x")
+        first = tables(stack_up)[f"{unique}.one"]
+        assert first["rows"] == 1 and first["snapshot"]
+        trino_query(f"INSERT INTO {cat}.{unique}.one VALUES 2")
+        second = tables(stack_up)[f"{unique}.one"]
+        assert second["rows"] == 2 and second["snapshot"] != first["snapshot"]
+    finally:
+        trino_query(f"DROP TABLE IF EXISTS {cat}.{unique}.one")
+        trino_query(f"DROP SCHEMA {cat}.{unique}")
