@@ -36,29 +36,55 @@ def log_path(name: str) -> Path:
     return folder / name
 
 
+# Lake's own loggers (structlog's, named after the module): every other stdlib logger is a library's.
+OURS = frozenset({"lake", "infra", "spark_jobs", "services", "models", "bench"})
+
+
+class _Owner(logging.Filter):
+    """Passes Lake's own records (``ours``) or only the libraries'."""
+
+    def __init__(self, ours: bool):
+        super().__init__()
+        self.ours = ours
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.name.split(".", 1)[0] in OURS) == self.ours
+
+
 def setup_logging(level: str | None = None, *, log_file: Path | None = None) -> Path:
-    """Lake's structured lines on the console at ``level`` (LAKE_LOG_LEVEL, INFO); every stdlib logger's
-    record at INFO+ (the libraries': Great Expectations, py4j, urllib3, Python warnings) in ``log_file``
-    (.lake/logs/lake-cli.log), and on the console too only when verbose. Returns ``log_file``.
+    """Lake's structured lines on the console (stdout) at ``level`` (LAKE_LOG_LEVEL, INFO; a command that
+    prints its own summary passes WARNING, and ``--verbose`` brings its INFO lines back); the libraries'
+    records (Great Expectations, py4j, urllib3, Python warnings) on the console (stderr) only when verbose.
+    Both, at INFO and up, always go to ``log_file`` (.lake/logs/lake-cli.log). Returns ``log_file``.
     Calling it again replaces what an earlier call set up."""
+    import sys
+
     level = (level or os.environ.get("LAKE_LOG_LEVEL", "INFO")).upper()
+    levelno = logging.getLevelName(level)
+    if is_verbose():
+        levelno = min(levelno, logging.getLevelName(os.environ.get("LAKE_LOG_LEVEL", "INFO").upper()))
     log_file = log_file or log_path(LIBRARY_LOG)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "lake", False)]:
         root.removeHandler(old)
         old.close()
-    console = logging.StreamHandler()
-    # Quiet: Lake speaks through structlog; stdlib records are the libraries' (GX's hundreds of "Skipping
-    # registering function" lines, its "Created temporary directory"), so only a CRITICAL one reaches the console.
-    console.setLevel(level if is_verbose() else logging.CRITICAL)
-    console.setFormatter(logging.Formatter("%(message)s"))
+    ours = logging.StreamHandler(sys.stdout)
+    ours.setLevel(levelno)
+    ours.addFilter(_Owner(True))
+    # Quiet: stdlib records are the libraries' (GX's hundreds of "Skipping registering function" lines,
+    # its "Created temporary directory"), so only a CRITICAL one reaches the console.
+    libraries = logging.StreamHandler()
+    libraries.setLevel(levelno if is_verbose() else logging.CRITICAL)
+    libraries.addFilter(_Owner(False))
+    for h in (ours, libraries):
+        h.setFormatter(logging.Formatter("%(message)s"))
     to_file = logging.FileHandler(log_file, encoding="utf-8")
     to_file.setLevel(logging.INFO)
     to_file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-    for h in (console, to_file):
+    for h in (ours, libraries, to_file):
         h.lake = True
         root.addHandler(h)
-    root.setLevel(min(logging.getLevelName(level), logging.INFO))
+    root.setLevel(min(levelno, logging.INFO))
     # Library warnings become records of `py.warnings` (the file in quiet mode). Off first: captureWarnings(True)
     # is a no-op while an earlier call's capture is recorded, even after something else replaced showwarning.
     logging.captureWarnings(False)
@@ -67,6 +93,10 @@ def setup_logging(level: str | None = None, *, log_file: Path | None = None) -> 
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # kafka-python logs every refused connection of a health probe; Lake reports those itself.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    if not is_verbose():
+        # Hugging Face's own tqdm bars ("Writing model shards" at every save_pretrained): Lake draws its
+        # own progress. Read when huggingface_hub is imported (later, here); Spark's workers inherit it.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     renderer = (
         structlog.processors.JSONRenderer()
         if os.environ.get("LAKE_LOG_JSON") == "1"
@@ -74,7 +104,10 @@ def setup_logging(level: str | None = None, *, log_file: Path | None = None) -> 
     )
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        # through the stdlib logger of the module's name: the console and the file handlers above
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(min(levelno, logging.INFO)),
+        cache_logger_on_first_use=False,
     )
     return log_file
 

@@ -81,7 +81,7 @@ def test_quiet_libraries_write_to_the_log_file_not_the_console(logs, capsys):
     text = logs.read_text()
     assert text.count("Skipping registering function") == 1  # one handler, not two
     assert "ephemeral docs site" in text and "a library's deprecation" in text
-    assert sum(getattr(h, "lake", False) for h in logging.getLogger().handlers) == 2
+    assert sum(getattr(h, "lake", False) for h in logging.getLogger().handlers) == 3  # ours, libraries', file
 
 
 def test_verbose_shows_them_on_the_console_too(logs, capsys, monkeypatch):
@@ -99,6 +99,24 @@ def test_lakes_own_lines_stay_on_the_console_when_quiet(logs, capsys):
     setup_logging(log_file=logs)
     structlog.get_logger("lake.silver").info("silver normalize done", normalized=3)
     assert "silver normalize done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("verbose", "on_console"), [("", False), ("1", True)])
+def test_a_command_with_its_own_summary_keeps_lakes_info_lines_in_the_file(
+    logs, capsys, monkeypatch, verbose, on_console
+):
+    """`lake up` and `lake demo` pass WARNING: their per-service and per-job lines go to the file only,
+    unless --verbose; a warning still reaches the console."""
+    import structlog
+
+    monkeypatch.setenv(VERBOSE, verbose)
+    setup_logging("WARNING", log_file=logs)
+    structlog.get_logger("infra.stack").info("healthy", service="kafka")
+    structlog.get_logger("lake.retrain").warning("something to see")
+    out = capsys.readouterr().out
+    assert ("healthy" in out) is on_console and "something to see" in out
+    text = logs.read_text()
+    assert "healthy" in text and "infra.stack" in text and "something to see" in text
 
 
 def test_written_since_gives_the_lines_a_log_gained(tmp_path):
@@ -122,3 +140,23 @@ def test_the_verbose_option_reaches_child_processes(monkeypatch):
     assert os.environ[VERBOSE] == "1"
     child = subprocess.run(["sh", "-c", f"echo ${VERBOSE}"], capture_output=True, text=True, check=True)
     assert child.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(("verbose", "bars"), [("", "False"), ("1", "True")])
+def test_hugging_faces_own_progress_bars_only_when_verbose(tmp_path, verbose, bars):
+    """transformers' tqdm bars ("Writing model shards" at every save) stay off the console when quiet."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, pathlib; from lake.logging import setup_logging\n"
+        "setup_logging(log_file=pathlib.Path(sys.argv[1]))\n"
+        "from transformers.utils import logging as tl; print(tl.is_progress_bar_enabled())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (VERBOSE, "HF_HUB_DISABLE_PROGRESS_BARS")}
+    env[VERBOSE] = verbose
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "x.log")], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == bars
