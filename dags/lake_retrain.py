@@ -2,7 +2,8 @@
 ### Lake retrain: new human captions -> candidate -> promotion gate -> production -> API
 
 Runs whenever `lake_ingest` freezes a new `training_examples` data set (data-aware scheduling on
-the asset), or by hand (parameters: model name, `min_new`, the step budget).
+the asset), or by hand (parameters: model name, `min_new`, the budget; their defaults are the settings
+`LAKE_RETRAIN_MIN_NEW`, `LAKE_RETRAIN_MINUTES` and `LAKE_RETRAIN_STEPS`).
 
 1. **check**: counts the train examples that reached gold since the production model's data set
    (Iceberg time travel on both snapshots); below `min_new` the rest of the run is **skipped**.
@@ -23,7 +24,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from _lake import CORE, PRODUCTION_MODEL, SKIPPED, START, TRAINING_EXAMPLES, policy
+from _lake import (
+    CORE,
+    PRODUCTION_MODEL,
+    RETRAIN_MIN_NEW,
+    RETRAIN_MINUTES,
+    RETRAIN_STEPS,
+    SKIPPED,
+    START,
+    TRAINING_EXAMPLES,
+    policy,
+)
 from airflow.sdk import Param, dag, task
 
 # Parameters reach the commands as environment variables: a trigger's text is never shell code.
@@ -47,9 +58,9 @@ RETRAIN = f'{CORE} -m lake.cli model retrain --name "$LAKE_DAG_MODEL" --min-new 
     default_args=policy(retries=1, retry_minutes=2, timeout_hours=1),
     params={
         "model": Param("compact", type="string", pattern=r"^[A-Za-z0-9_-]+$", description="registry name"),
-        "min_new": Param(100, type="integer", minimum=1, description="new train examples needed"),
-        "minutes": Param(5.0, type="number", exclusiveMinimum=0, description="training wall-clock budget"),
-        "steps": Param(0, type="integer", minimum=0, description="training step budget (0: none)"),
+        "min_new": Param(RETRAIN_MIN_NEW, type="integer", minimum=1, description="new train examples needed"),
+        "minutes": Param(RETRAIN_MINUTES, type="number", exclusiveMinimum=0, description="training wall-clock budget"),
+        "steps": Param(RETRAIN_STEPS, type="integer", minimum=0, description="training step budget (0: none)"),
     },
 )
 def lake_retrain():

@@ -141,6 +141,8 @@ class Airflow(Service):
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(s.airflow_parallelism),
+            # Live by default: the pipeline runs by itself once parsed; a DAG a user paused stays paused.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": str(not s.dags_live),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",  # new DAG files show up within 30 s
             "AIRFLOW__CORE__FERNET_KEY": k["fernet"],
             "AIRFLOW__CORE__AUTH_MANAGER": (
@@ -161,6 +163,13 @@ class Airflow(Service):
             # Airflow tasks run Lake code with the core venv's interpreter (docs/architecture.md, "The local stack").
             "LAKE_CORE_PYTHON": str(VENVS / "core" / "bin" / "python"),
             "LAKE_REPO": str(REPO_ROOT),
+            # What the DAG files schedule by (they import no Lake code: dags/_lake.py reads these).
+            "LAKE_INGEST_INTERVAL": str(s.ingest_interval),
+            "LAKE_RETRAIN_MIN_NEW": str(s.retrain_min_new),
+            "LAKE_RETRAIN_MINUTES": str(s.retrain_minutes),
+            "LAKE_RETRAIN_STEPS": str(s.retrain_steps),
+            # A task waits for a writer typed by hand meanwhile (`lake layers run`) instead of failing red.
+            "LAKE_LOCK_WAIT_SECONDS": str(s.task_lock_wait_seconds),
             "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         }
 

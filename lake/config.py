@@ -27,9 +27,15 @@ LOCAL_SECRETS = frozenset({"lake-local-secret", "lake-local", "changeme", ""})
 USER_LAKE = REPO_ROOT / ".lake"
 TOOLING_STACKS = {"test": 10000, "bench": 20000}
 # Settings of a tooling stack beyond its state dir and ports. The benchmarks run as the user's lake would.
+# Their DAGs stay paused: a scheduler running the pipeline would race the tests' and benchmarks' own runs.
 TOOLING_SETTINGS = {
-    "test": {"LAKE_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"},
-    "bench": {"LAKE_SPARK_JAVA_OPTIONS": ""},
+    # a test that unpauses lake_ingest (tests/dags/test_scheduler.py) sees its first run within 2 minutes
+    "test": {
+        "LAKE_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
+        "LAKE_DAGS_LIVE": "false",
+        "LAKE_INGEST_INTERVAL": "2",
+    },
+    "bench": {"LAKE_SPARK_JAVA_OPTIONS": "", "LAKE_DAGS_LIVE": "false"},
 }
 
 LOCAL_KEYS = frozenset({"lake-local-key", "lake-local-admin-key", "lake-local-claim-key"})
@@ -66,6 +72,15 @@ class Settings(BaseSettings):
         airflow_parallelism (int, 4): LocalExecutor worker processes.
         airflow_worker_log_port (int, 8793), airflow_triggerer_log_port (int, 8794): the log servers of
             Airflow's task runner and triggerer.
+        dags_live (bool, True): the pipeline DAGs (lake_ingest, lake_caption, lake_index, lake_retrain) run
+            by themselves: Airflow creates them unpaused and `make demo` ends by unpausing them (`lake dags
+            pause NAME` stops one). The tooling's stacks set it false.
+        ingest_interval (float, 10): minutes between two scheduled lake_ingest runs.
+        lock_wait_seconds (float, 0): how long a writer waits for another one on the same table (lake.locks)
+            before it gives up with a clear error; task_lock_wait_seconds (float, 900): the same for
+            Airflow's tasks, which wait for a `lake layers run` typed meanwhile instead of failing red.
+        retrain_min_new (int, 100), retrain_minutes (float, 5), retrain_steps (int, 0: no step budget): the
+            defaults of a lake_retrain run (new train examples needed, training budget).
         superset_port (int, 8088), superset_user (str, "admin"), superset_password (secret),
         superset_secret_key (secret).
         api_port (int, 8000), api_workers (int, 1): uvicorn worker processes.
@@ -139,6 +154,13 @@ class Settings(BaseSettings):
     airflow_parallelism: int = 4
     airflow_worker_log_port: int = 8793
     airflow_triggerer_log_port: int = 8794
+    dags_live: bool = True
+    ingest_interval: float = Field(10.0, gt=0)
+    lock_wait_seconds: float = Field(0.0, ge=0)
+    task_lock_wait_seconds: float = Field(900.0, ge=0)
+    retrain_min_new: int = Field(100, ge=1)
+    retrain_minutes: float = Field(5.0, gt=0)
+    retrain_steps: int = Field(0, ge=0)
     superset_port: int = 8088
     superset_user: str = "admin"
     superset_password: SecretStr = SecretStr("lake-local")

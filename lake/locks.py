@@ -1,7 +1,8 @@
 """One writer at a time, across processes and machines: PostgreSQL advisory locks.
 
     with single_writer("silver:lake.silver.images"):
-        ...   # a second holder of the same name is refused at once, with a clear error
+        ...   # a second holder of the same name is refused at once, with a clear error ...
+    LAKE_LOCK_WAIT_SECONDS=900 ...  # ... or after waiting that long for the first (Airflow's tasks do)
 
     lock = acquire_for_tree(checkpoint)        # a driver that starts a JVM (pyspark) or other children
     spark = spark_session(...)
@@ -35,9 +36,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import structlog
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
 from lake.config import Settings, get_settings
 
+log = structlog.get_logger("lake.locks")
+
 POLL_SECONDS = 0.1  # how often the holder looks at the tree it guards
+RETRY_SECONDS = 2.0  # how often a waiting writer asks again
 _LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext(%s))"
 _UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext(%s))"
 
@@ -50,11 +57,37 @@ def _refused(name: str) -> AlreadyRunning:
     return AlreadyRunning(f"another writer holds {name!r}; one at a time (wait for it, or stop it)")
 
 
-def acquire(name: str, s: Settings | None = None):
-    """Take the lock ``name`` or raise AlreadyRunning; the lock lives as long as the returned connection."""
+def _patiently(take, name: str, wait: float):
+    """``take()``; while another writer holds ``name``, asked again every RETRY_SECONDS for up to ``wait`` s."""
+    if wait <= 0:
+        return take()
+
+    def said(state) -> None:
+        if state.attempt_number == 1:
+            log.info("another writer holds the lock: waiting", lock=name, up_to_s=wait)
+
+    try:
+        return Retrying(
+            retry=retry_if_exception_type(AlreadyRunning),
+            stop=stop_after_delay(wait),
+            wait=wait_fixed(RETRY_SECONDS),
+            before_sleep=said,
+            reraise=True,
+        )(take)
+    except AlreadyRunning as e:
+        raise AlreadyRunning(f"{e}; still held after {wait:.0f} s of waiting") from None
+
+
+def acquire(name: str, s: Settings | None = None, wait: float | None = None):
+    """Take the lock ``name`` or raise AlreadyRunning, after waiting up to ``wait`` seconds for its holder
+    (default: the setting ``lock_wait_seconds``); the lock lives as long as the returned connection."""
+    s = s or get_settings()
+    return _patiently(lambda: _acquire(name, s), name, s.lock_wait_seconds if wait is None else wait)
+
+
+def _acquire(name: str, s: Settings):
     import psycopg
 
-    s = s or get_settings()
     conn = psycopg.connect(s.postgres_dsn, autocommit=True)
     (got,) = conn.execute(_LOCK_SQL, [name]).fetchone()
     if not got:
@@ -64,8 +97,8 @@ def acquire(name: str, s: Settings | None = None):
 
 
 @contextmanager
-def single_writer(name: str, s: Settings | None = None) -> Iterator[None]:
-    conn = acquire(name, s)
+def single_writer(name: str, s: Settings | None = None, wait: float | None = None) -> Iterator[None]:
+    conn = acquire(name, s, wait)
     try:
         yield
     finally:
@@ -123,13 +156,18 @@ class TreeLock:
         self.close()
 
 
-def acquire_for_tree(name: str, s: Settings | None = None) -> TreeLock:
-    """Take the lock ``name`` for this process and every process it starts, or raise AlreadyRunning.
+def acquire_for_tree(name: str, s: Settings | None = None, wait: float | None = None) -> TreeLock:
+    """Take the lock ``name`` for this process and every process it starts, or raise AlreadyRunning
+    (after waiting up to ``wait`` seconds, as `acquire`).
 
     Released by ``close()``, or, if this process dies first (SIGKILL included), once it and every
     watched process and their descendants have exited.
     """
     s = s or get_settings()
+    return _patiently(lambda: _acquire_for_tree(name, s), name, s.lock_wait_seconds if wait is None else wait)
+
+
+def _acquire_for_tree(name: str, s: Settings) -> TreeLock:
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     holder = subprocess.Popen(

@@ -21,7 +21,8 @@
 7. Airflow runs each DAG once (`airflow dags test`, recorded like any run: lake_stack_smoke,
    lake_ingest, lake_caption, lake_retrain, lake_index; with nothing new their work tasks are
    skipped, the index is built), and the demo checks through the Airflow REST API that the
-   last run of every DAG succeeded.
+   last run of every DAG succeeded. The pipeline DAGs are paused while the demo runs and live
+   at its end (`LAKE_DAGS_LIVE`): from then on the scheduler runs them by itself.
 
     lake up && lake demo                       # ~40 minutes, most of it training
     lake demo --star-images 0                  # without the learning loop (~28 minutes)
@@ -225,6 +226,30 @@ def run(
     star_images: int = 3000,
     retrain_minutes: float = 5.0,
     airflow: bool = True,
+) -> dict[str, float]:
+    """Every step (see the module); with ``airflow``, the pipeline DAGs stay paused meanwhile (the scheduler
+    would race the demo's own runs) and are live at the end (`LAKE_DAGS_LIVE`)."""
+    from lake.apps.orchestration import PIPELINE, AirflowError, hold_pipeline
+
+    s = get_settings()
+    if not (images and airflow):
+        return _steps(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
+    try:
+        with hold_pipeline(s, say=console.print):
+            timings = _steps(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
+    except AirflowError as e:
+        raise SystemExit(f"error: {e}") from None
+    if s.dags_live:
+        console.print(
+            f"[green]live[/green]: the scheduler runs {', '.join(PIPELINE)} by themselves from now on (lake_ingest "
+            f"every {s.ingest_interval:g} min, the rest when their inputs change): watch them at "
+            f"{s.airflow_url}/dags or with `lake dags status`; `lake dags pause` stops them."
+        )
+    return timings
+
+
+def _steps(
+    rows: int, images: int, train_images: int, train_minutes: float, star_images: int, retrain_minutes: float, airflow
 ) -> dict[str, float]:
     from spark_jobs.demo import hello_lake
 

@@ -1,7 +1,8 @@
 """A fingerprint of a lake: what `make test` and `make bench` must leave exactly as they found it.
 
 With its servers running: every Iceberg table's row count and current snapshot, every bucket's object
-count, every catalog collection's document count, every topic's end offsets and Airflow's DAG runs.
+count, every catalog collection's document count, every topic's end offsets and Airflow's DAG runs
+(asked for, and the scheduler's: while those ran, the lake's own DAGs may have changed the rest, `compare`).
 With them stopped: every file of its state dir (path, size, mtime; the venvs, the tooling's stacks, logs
 and pid files aside) and of a PostgreSQL cluster kept outside it.
 
@@ -85,12 +86,21 @@ def topics(s: Settings) -> dict[str, int]:
         consumer.close()
 
 
-def dag_runs(s: Settings) -> int:
+# Runs the lake's own scheduler starts (its DAGs are live, `LAKE_DAGS_LIVE`); any other run was asked for.
+SCHEDULER_RUNS = ("scheduled", "asset_triggered", "asset_materialization")
+# What the scheduler's runs write: while they ran, a change there may be the lake's own.
+SCHEDULER_WRITES = ("tables", "buckets", "collections", "topics")
+
+
+def dag_runs(s: Settings) -> dict[str, int]:
+    """Airflow's DAG runs: those asked for (by hand, `airflow dags test`, the REST API) and the scheduler's."""
     from lake.apps.orchestration import AirflowApi
 
     api = AirflowApi(s)
     try:
-        return api.get("/dags/~/dagRuns", limit=1)["total_entries"]
+        total = api.get("/dags/~/dagRuns", limit=1)["total_entries"]
+        scheduler = api.get("/dags/~/dagRuns", limit=1, run_type=list(SCHEDULER_RUNS))["total_entries"]
+        return {"asked": total - scheduler, "scheduler": scheduler}
     finally:
         api.close()
 
@@ -114,6 +124,19 @@ def fingerprint(s: Settings) -> dict:
             out["postgres_outside"] = files(pg.parent, frozenset())
         return out
     return {"state": "running", **{name: part(s) for name, part in PARTS.items() if NEEDS[name] in up}}
+
+
+def compare(before: dict, after: dict) -> tuple[list[str], list[str], int]:
+    """What differs between two fingerprints of a lake: (the changes nothing explains, those its own
+    scheduler may have made, how many runs the scheduler started in between). A live lake changes by
+    itself: while its scheduler ran, changes to what its DAGs write are the lake's, not the tooling's;
+    a DAG run asked for, or any change while the scheduler was idle, is never explained away."""
+    diff = differences(before, after)
+    ran = (after.get("dag_runs") or {}).get("scheduler", 0) - (before.get("dag_runs") or {}).get("scheduler", 0)
+    if ran <= 0:
+        return diff, [], 0
+    own = [d for d in diff if d.startswith(("dag_runs.scheduler:", *(f"{p}." for p in SCHEDULER_WRITES)))]
+    return [d for d in diff if d not in own], own, ran
 
 
 def differences(before: dict, after: dict, path: str = "") -> list[str]:

@@ -3,6 +3,11 @@
     lake dags run lake_ingest                         # `airflow dags test`: every task, in order, now
     lake dags run lake_caption --conf '{"model": "compact-v3"}'
     lake dags status                                  # last run of every DAG (REST API)
+    lake dags pause lake_retrain                      # the scheduler leaves it alone; `unpause` resumes it
+
+The pipeline DAGs (`PIPELINE`) are live by default (`LAKE_DAGS_LIVE`): Airflow creates them unpaused and
+the scheduler runs them by themselves. `hold_pipeline` pauses them while a command drives the pipeline
+itself (the demo) and waits for the runs in flight, then gives them back.
 
 A run here is `airflow dags test` in the Airflow venv with the stack's Airflow settings: the
 tasks run the same commands the scheduler would run, against the same stack, and the run is
@@ -17,6 +22,7 @@ import json
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +30,9 @@ from pathlib import Path
 import httpx
 
 from lake.config import Settings, get_settings
+
+# The DAGs that carry data through the lake; lake_stack_smoke is a check, run by hand.
+PIPELINE = ("lake_ingest", "lake_caption", "lake_index", "lake_retrain")
 
 
 class AirflowError(RuntimeError):
@@ -64,6 +73,17 @@ class AirflowApi:
         r = self.http.get(f"/api/v2{path}", params=params)
         r.raise_for_status()
         return r.json()
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        r = self.http.patch(f"/api/v2/dags/{dag_id}", params={"update_mask": "is_paused"}, json={"is_paused": paused})
+        if r.status_code == 404:
+            raise AirflowError(f"Airflow knows no DAG {dag_id!r} (yet: its file is parsed within 30 s of `lake up`)")
+        r.raise_for_status()
+
+    def running(self, dag_ids: tuple[str, ...]) -> list[dict]:
+        """Runs in flight (a queued run of a paused DAG waits until it is unpaused: not one of them)."""
+        got = self.get("/dags/~/dagRuns", state=["running"], limit=100)["dag_runs"]
+        return [r for r in got if r["dag_id"] in dag_ids]
 
     def dags(self) -> list[dict]:
         return self.get("/dags", limit=100, order_by="dag_id")["dags"]
@@ -106,6 +126,54 @@ def status(s: Settings | None = None) -> list[dict]:
         return out
     finally:
         api.close()
+
+
+def set_paused(dag_ids: tuple[str, ...], paused: bool, s: Settings | None = None) -> dict[str, bool]:
+    """Pause or unpause ``dag_ids``; each one's paused state before."""
+    api = AirflowApi(s)
+    try:
+        known = {d["dag_id"]: d["is_paused"] for d in api.dags()}
+        for dag_id in dag_ids:
+            api.set_paused(dag_id, paused)
+        return {d: known.get(d, True) for d in dag_ids}
+    finally:
+        api.close()
+
+
+@contextmanager
+def hold_pipeline(s: Settings | None = None, parse_timeout: float = 180, drain_timeout: float = 1800, say=print):
+    """Pause the pipeline DAGs while the caller drives the pipeline itself, once Airflow has parsed them (a
+    DAG parsed later would start unpaused) and their runs in flight are over; then unpause them if the
+    lake is live, else give each its state from before. Yields the DAGs that were unpaused."""
+    s = s or get_settings()
+    api = AirflowApi(s)
+    try:
+        deadline = time.monotonic() + parse_timeout
+        while not set(PIPELINE) <= {d["dag_id"] for d in api.dags()}:
+            if time.monotonic() > deadline:
+                raise AirflowError(f"Airflow has not parsed {', '.join(PIPELINE)} after {parse_timeout:.0f} s")
+            time.sleep(2)
+        before = {d["dag_id"]: d["is_paused"] for d in api.dags()}
+        for dag_id in PIPELINE:
+            api.set_paused(dag_id, True)
+        deadline, said = time.monotonic() + drain_timeout, False
+        while busy := api.running(PIPELINE):
+            if not said:
+                say(f"waiting for the scheduler's runs in flight: {', '.join(r['dag_run_id'] for r in busy)}")
+                said = True
+            if time.monotonic() > deadline:
+                raise AirflowError(f"runs still in flight after {drain_timeout:.0f} s: see the Airflow UI")
+            time.sleep(5)
+    finally:
+        api.close()
+    was_live = [d for d in PIPELINE if not before[d]]
+    ok = False
+    try:
+        yield was_live
+        ok = True
+    finally:
+        live = PIPELINE if s.dags_live and ok else was_live
+        set_paused(tuple(live), False, s)
 
 
 def run_dag(dag_id: str, conf: dict | None = None, s: Settings | None = None, timeout: float = 3600) -> DagRun:

@@ -4,6 +4,8 @@ lake dags status                 # every DAG: paused?, last run, state, when, ho
 lake dags status --json
 lake dags run lake_ingest        # all its tasks now (`airflow dags test`); exit 1 unless it succeeded
 lake dags run lake_retrain --conf '{"min_new": 50, "minutes": 2}'
+lake dags pause lake_retrain     # the scheduler stops starting it (runs in flight finish); no name: the pipeline
+lake dags unpause                # the pipeline DAGs run by themselves again
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from rich.console import Console
 from lake.apps.reports import dags_table, styled
 
 console = Console()
-dags_app = typer.Typer(help="Airflow DAGs: run one now, show the last run of each.", no_args_is_help=True)
+dags_app = typer.Typer(
+    help="Airflow DAGs: run one now, show the last run of each, pause or unpause them.", no_args_is_help=True
+)
+NAMES = typer.Argument(help="DAG ids (default: the pipeline: lake_ingest, lake_caption, lake_index, lake_retrain).")
 
 
 @dags_app.command("status")
@@ -62,3 +67,28 @@ def run(
     console.print(f"{dag_id} {done.run_id}: {styled(done.state)} in {done.seconds:.0f} s ({tasks}); log {done.log}")
     if not done.ok:
         raise typer.Exit(1)
+
+
+def _pause(dag_ids: list[str] | None, paused: bool) -> None:
+    from lake.apps.orchestration import PIPELINE, AirflowError, set_paused
+
+    try:
+        before = set_paused(tuple(dag_ids or PIPELINE), paused)
+    except AirflowError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    word = "paused" if paused else "live"
+    for dag_id, was in before.items():
+        console.print(f"{dag_id}: {word}" + ("" if was != paused else " (already)"))
+
+
+@dags_app.command("pause")
+def pause(dag_ids: Annotated[list[str] | None, NAMES] = None) -> None:
+    """Pause DAGs: the scheduler starts no new run of them (a run in flight finishes)."""
+    _pause(dag_ids, True)
+
+
+@dags_app.command("unpause")
+def unpause(dag_ids: Annotated[list[str] | None, NAMES] = None) -> None:
+    """Unpause DAGs: the scheduler runs them on their schedule and assets again."""
+    _pause(dag_ids, False)

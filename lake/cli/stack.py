@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -49,12 +50,17 @@ def register(app: typer.Typer) -> None:
         """Start the local stack (installing what is missing). Running twice is harmless."""
         from infra import stack
 
-        setup_logging()
+        setup_logging("WARNING")  # each server's started/healthy line: .lake/logs/lake-cli.log (--verbose: here)
+        s = get_settings()
+        t0 = time.monotonic()
         try:
-            started = stack.up(get_settings(), services or [])
+            started = stack.up(s, services or [])
         except StackError as e:
             _fail(e)
-        console.print(f"[green]up[/green]: started {', '.join(started) or 'nothing (all running)'}")
+        console.print(
+            f"[green]up[/green]: started {', '.join(started) or 'nothing (all running)'}"
+            + (f" in {time.monotonic() - t0:.0f} s (`lake status`; logs in {_short(s.log_dir)}/)" if started else "")
+        )
 
     @app.command()
     def down(services: Services = None) -> None:
@@ -142,7 +148,7 @@ def register(app: typer.Typer) -> None:
         """Run the main job end to end on the running stack (see `make demo`)."""
         from lake.apps import demo as demo_mod
 
-        setup_logging()
+        setup_logging("WARNING")  # the jobs' own lines: .lake/logs/lake-cli.log; each step prints its result
         demo_mod.run(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
 
     @app.command()
@@ -187,14 +193,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Row counts and snapshots of every table, objects per bucket, catalog and topic counts (servers
         running) or the state dir's files (stopped): what tests and benchmarks must leave unchanged."""
-        from lake.apps.fingerprint import differences
+        from lake.apps.fingerprint import compare as compare_prints
         from lake.apps.fingerprint import fingerprint as take
 
         setup_logging("WARNING")
         s = get_settings()
         now = take(s)
         if compare is not None:
-            diff = differences(json.loads(compare.read_text()), now)
+            diff, own, ran = compare_prints(json.loads(compare.read_text()), now)
+            for line in own:
+                console.print(f"[yellow]changed by the lake's scheduler[/yellow] {line}")
+            if ran:
+                console.print(
+                    f"the lake's scheduler started {ran} DAG runs meanwhile (its DAGs are live): what they write "
+                    "may change by itself; `lake dags pause` holds them"
+                )
             for line in diff:
                 console.print(f"[red]changed[/red] {line}")
             if diff:

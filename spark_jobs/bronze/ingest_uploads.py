@@ -409,9 +409,9 @@ def run(
     trigger_seconds: int = 5,
     max_offsets: int = 1000,
     store_factory: StoreFactory = MinioStore,
-) -> None:
+) -> int:
     """Read ``images.uploaded`` from the checkpoint on (or the earliest offset) into ``tables``:
-    drain what is there and stop, or keep running with ``continuous``."""
+    drain what is there and stop, or keep running with ``continuous``. The events read (0: nothing new)."""
     from lake.config import get_settings
     from lake.tables import ensure_tables
 
@@ -435,6 +435,7 @@ def run(
         max_inline_bytes=s.max_inline_bytes,
         max_pixels=s.max_image_pixels,
     )
+    read = 0
     for attempt in range(1, 4):
         writer = (
             stream.writeStream.foreachBatch(sink)
@@ -446,10 +447,12 @@ def run(
             if continuous
             else writer.trigger(availableNow=True)
         )
+        query = writer.start()
         try:
-            writer.start().awaitTermination()
-            return
+            query.awaitTermination()
+            return read + _events_read(query)
         except StreamingQueryException as e:
+            read += _events_read(query)
             # Spark 4.1.1 (SPARK-55271): the first batch after a restart from an uncommitted
             # offset log entry can fail in KafkaMicroBatchStream.metrics() with an NPE, *after*
             # the batch ran. Starting again from the same checkpoint proceeds; MERGEs are idempotent.
@@ -462,13 +465,18 @@ def run(
             log.warning("restarting the stream after Spark's Kafka metrics NPE (SPARK-55271)", attempt=attempt)
 
 
+def _events_read(query) -> int:
+    """Kafka records a query's micro-batches read (its recent progress: enough to tell none from some)."""
+    return sum(p.numInputRows for p in query.recentProgress)
+
+
 def main(
     continuous: bool = False,
     trigger_seconds: int = 5,
     checkpoint: str | None = None,
     max_offsets: int = 1000,
     tables: Tables | None = None,
-) -> None:
+) -> int:
     from lake.config import get_settings
     from lake.locks import AlreadyRunning, acquire_for_tree
     from lake.spark import spark_session, stop_session
@@ -485,7 +493,7 @@ def main(
     spark = spark_session("bronze-ingest-uploads", **{"spark.sql.execution.arrow.maxRecordsPerBatch": "64"})
     lock.watch(spark.sparkContext._gateway.proc.pid)  # a JVM started earlier in this process (the demo) too
     try:
-        run(
+        return run(
             spark,
             tables=tables or s.tables,
             checkpoint=checkpoint,
@@ -513,10 +521,16 @@ if __name__ == "__main__":
         default=None,
         help="Iceberg namespace of upload_events and rejected_events (tests, replays; default the lake's)",
     )
+    ap.add_argument(
+        "--idle-exit-code",
+        type=int,
+        default=0,
+        help="exit code when the topic had no new event (Airflow's lake_ingest: 99 = skipped, no asset event)",
+    )
     a = ap.parse_args()
     lake = get_settings().tables
     try:
-        main(
+        read = main(
             a.continuous,
             a.trigger_seconds,
             a.checkpoint,
@@ -525,3 +539,6 @@ if __name__ == "__main__":
         )
     except StreamFailed as e:
         raise SystemExit(f"error: {e}") from None
+    print(f"bronze stream: {read} events read")
+    if not read:
+        raise SystemExit(a.idle_exit_code)

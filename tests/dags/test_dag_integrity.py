@@ -61,3 +61,61 @@ def test_helpers_are_ignored_by_the_dag_processor():
     ignore = (REPO_ROOT / "dags" / ".airflowignore").read_text()
     helpers = [p.name for p in (REPO_ROOT / "dags").glob("_*.py")]
     assert helpers and all(name.replace(".", "\\.") in ignore for name in helpers)
+
+
+SETTINGS_PROBE = r"""
+import json, sys
+from airflow.dag_processing.dagbag import BundleDagBag
+bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=sys.argv[1])
+ingest, retrain = bag.dags["lake_ingest"], bag.dags["lake_retrain"]
+print(json.dumps({
+    "interval": ingest.schedule.total_seconds(),
+    "params": {k: retrain.params[k] for k in ("min_new", "minutes", "steps")},
+    "bronze_skips_on": ingest.get_task("bronze").skip_on_exit_code,
+    "silver_after": ingest.get_task("silver").trigger_rule,
+}))
+"""
+
+
+def test_schedules_and_budgets_come_from_the_settings(airflow_python, tmp_path):
+    """What `lake up` exports (infra/apps.py) is what the DAGs run by: the ingest interval, the retrain's
+    defaults; and an idle bronze is skipped (no asset event) without holding silver back."""
+    env = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+        "PATH": "/usr/bin:/bin",
+        "LAKE_INGEST_INTERVAL": "0.5",
+        "LAKE_RETRAIN_MIN_NEW": "7",
+        "LAKE_RETRAIN_MINUTES": "1.5",
+        "LAKE_RETRAIN_STEPS": "40",
+    }
+    res = subprocess.run(
+        [str(airflow_python), "-c", SETTINGS_PROBE, str(REPO_ROOT / "dags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["interval"] == 30.0  # seconds
+    assert out["params"] == {"min_new": 7, "minutes": 1.5, "steps": 40}
+    assert out["bronze_skips_on"] == [99] and out["silver_after"] == "none_failed"
+
+
+def test_the_stack_exports_the_settings_to_airflow(tmp_path):
+    from infra.apps import Airflow
+    from lake.config import Settings
+
+    live = Airflow("airflow-api", Settings(state_dir=tmp_path, ingest_interval=0.5, retrain_min_new=7)).env()
+    assert live["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
+    assert (live["LAKE_INGEST_INTERVAL"], live["LAKE_RETRAIN_MIN_NEW"]) == ("0.5", "7")
+    held = Airflow("airflow-api", Settings(state_dir=tmp_path, dags_live=False)).env()
+    assert held["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
+
+
+def test_the_tooling_stacks_keep_their_dags_paused():
+    from lake.config import tooling_stack
+
+    assert tooling_stack("test")["LAKE_DAGS_LIVE"] == tooling_stack("bench")["LAKE_DAGS_LIVE"] == "false"

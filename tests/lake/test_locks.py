@@ -111,6 +111,25 @@ def test_a_tree_lock_is_the_same_lock_and_a_normal_close_frees_it_at_once(stack_
     assert free(name)
 
 
+def test_a_waiting_writer_gets_the_lock_when_it_frees_and_a_bounded_wait_ends_clearly(stack_up, unique):
+    """What a scheduled task does beside a run typed by hand (LAKE_LOCK_WAIT_SECONDS): it waits for the
+    holder and goes on; once the wait is over it gives up with the reason, never before."""
+    import threading
+
+    name = f"test:{unique}"
+    first = acquire(name)
+    threading.Timer(1.5, first.close).start()
+    t0 = time.monotonic()
+    with single_writer(name, wait=30):
+        waited = time.monotonic() - t0
+        assert 1.0 < waited < 10
+        t0 = time.monotonic()
+        with pytest.raises(AlreadyRunning, match="still held after 3 s of waiting"):
+            acquire_for_tree(name, wait=3)
+        assert time.monotonic() - t0 >= 3
+    assert free(name)
+
+
 @pytest.mark.parametrize("how", ["watch", "follow"])
 def test_a_killed_driver_keeps_the_lock_until_its_children_exit(stack_up, unique, how):
     """SIGKILL the driver: the lock stays while a child it started lives (watched, or followed

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from lake.apps.fingerprint import differences, files, fingerprint
+from lake.apps.fingerprint import compare, differences, files, fingerprint
 
 
 def test_files_sees_data_and_skips_what_is_not(tmp_path):
@@ -40,6 +40,22 @@ def test_differences_names_each_change():
         "tables.bronze.upload_events.snapshot: 1 -> 2",
     ]
     assert differences(after, after) == []
+
+
+def test_a_live_lakes_own_changes_are_told_apart():
+    """While the lake's scheduler ran, what its DAGs write may change by itself; a run asked for, a file,
+    or any change while the scheduler was idle still fails."""
+    before = {
+        "tables": {"bronze.upload_events": {"rows": 5}},
+        "collections": {"runs": 3},
+        "dag_runs": {"asked": 2, "scheduler": 10},
+    }
+    quiet = {**before, "collections": {"runs": 4}}
+    assert compare(before, quiet) == (["collections.runs: 3 -> 4"], [], 0)
+    live = {**quiet, "dag_runs": {"asked": 2, "scheduler": 12}}
+    assert compare(before, live) == ([], ["collections.runs: 3 -> 4", "dag_runs.scheduler: 10 -> 12"], 2)
+    asked = {**live, "dag_runs": {"asked": 3, "scheduler": 12}}
+    assert compare(before, asked)[0] == ["dag_runs.asked: 2 -> 3"]
 
 
 @pytest.mark.integration

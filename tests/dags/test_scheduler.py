@@ -1,0 +1,48 @@
+"""The real scheduler, not `airflow dags test`: unpaused, `lake_ingest` runs by itself on its interval
+(the test stack's is 2 minutes) and carries images uploaded through the API to silver with no command
+typed; paused again, it starts nothing more (integration, slow: one scheduled run, ~3 minutes).
+
+    .lake/venvs/core/bin/python -m pytest -q -p no:cacheprovider tests/dags/test_scheduler.py
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.dags.test_dag_runs import ids_in, upload
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_the_scheduler_carries_uploads_to_silver_by_itself(stack_up):
+    from lake.apps.orchestration import AirflowApi, set_paused
+
+    images = upload(3, seed=4242)
+    since = datetime.now(UTC).isoformat()
+    api = AirflowApi(stack_up)
+    try:
+        before = set_paused(("lake_ingest",), False, stack_up)
+        try:
+            deadline, run = time.monotonic() + 900, None
+            while time.monotonic() < deadline:
+                runs = api.get(
+                    "/dags/lake_ingest/dagRuns", run_type=["scheduled"], start_date_gte=since, order_by="start_date"
+                )["dag_runs"]
+                if runs and runs[0]["state"] in ("success", "failed"):
+                    run = runs[0]
+                    break
+                time.sleep(5)
+        finally:
+            set_paused(("lake_ingest",), before["lake_ingest"], stack_up)
+            while api.running(("lake_ingest",)):  # nothing of the scheduler's overlaps the next test
+                time.sleep(5)
+        assert run is not None, "no scheduled lake_ingest run ended within 15 minutes of the unpause"
+        tasks = api.tasks("lake_ingest", run["dag_run_id"])
+        assert run["state"] == "success", tasks
+        assert tasks["bronze"] == "success" and tasks["silver"] in ("success", "skipped"), tasks
+    finally:
+        api.close()
+    assert ids_in(stack_up.tables.silver, images) == set(images)
