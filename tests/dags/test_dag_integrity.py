@@ -108,7 +108,9 @@ def test_the_stack_exports_the_settings_to_airflow(tmp_path):
     from infra.apps import Airflow
     from lake.config import Settings
 
-    live = Airflow("airflow-api", Settings(state_dir=tmp_path, ingest_interval=0.5, retrain_min_new=7)).env()
+    # explicit values: the test stack's own environment says LAKE_DAGS_LIVE=false
+    on = Settings(state_dir=tmp_path, dags_live=True, ingest_interval=0.5, retrain_min_new=7)
+    live = Airflow("airflow-api", on).env()
     assert live["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
     assert (live["LAKE_INGEST_INTERVAL"], live["LAKE_RETRAIN_MIN_NEW"]) == ("0.5", "7")
     held = Airflow("airflow-api", Settings(state_dir=tmp_path, dags_live=False)).env()
