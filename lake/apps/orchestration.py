@@ -81,7 +81,8 @@ class AirflowApi:
         r.raise_for_status()
 
     def running(self, dag_ids: tuple[str, ...]) -> list[dict]:
-        """Runs in flight (a queued run of a paused DAG waits until it is unpaused: not one of them)."""
+        """Runs in flight (a queued run of a paused DAG waits until it is unpaused: not one of them; a
+        running one stops where it is, its next tasks unscheduled)."""
         got = self.get("/dags/~/dagRuns", state=["running"], limit=100)["dag_runs"]
         return [r for r in got if r["dag_id"] in dag_ids]
 
@@ -140,11 +141,32 @@ def set_paused(dag_ids: tuple[str, ...], paused: bool, s: Settings | None = None
         api.close()
 
 
+def pause_and_drain(dag_ids: tuple[str, ...], api: AirflowApi, timeout: float = 1800, say=print) -> None:
+    """Pause ``dag_ids`` and wait until none has a run in flight. The scheduler does not go on with a
+    run of a paused DAG, so a DAG with a run in flight is unpaused again until that run is over (its
+    `max_active_runs=1` starts no second one meanwhile), then paused."""
+    for dag_id in dag_ids:
+        api.set_paused(dag_id, True)
+    deadline = time.monotonic() + timeout
+    while busy := api.running(dag_ids):
+        ids = {r["dag_run_id"] for r in busy}
+        say(f"waiting for the scheduler's runs in flight: {', '.join(sorted(ids))}")
+        for dag_id in {r["dag_id"] for r in busy}:
+            api.set_paused(dag_id, False)
+        while any(r["dag_run_id"] in ids for r in api.running(dag_ids)):
+            if time.monotonic() > deadline:
+                raise AirflowError(f"runs still in flight after {timeout:.0f} s: see the Airflow UI")
+            time.sleep(5)
+        for dag_id in {r["dag_id"] for r in busy}:
+            api.set_paused(dag_id, True)
+
+
 @contextmanager
 def hold_pipeline(s: Settings | None = None, parse_timeout: float = 180, drain_timeout: float = 1800, say=print):
     """Pause the pipeline DAGs while the caller drives the pipeline itself, once Airflow has parsed them (a
-    DAG parsed later would start unpaused) and their runs in flight are over; then unpause them if the
-    lake is live, else give each its state from before. Yields the DAGs that were unpaused."""
+    DAG parsed later would start unpaused) and their runs in flight are over (`pause_and_drain`); then
+    unpause them if the lake is live, else give each its state from before. Yields the DAGs that were
+    unpaused."""
     s = s or get_settings()
     api = AirflowApi(s)
     try:
@@ -154,16 +176,7 @@ def hold_pipeline(s: Settings | None = None, parse_timeout: float = 180, drain_t
                 raise AirflowError(f"Airflow has not parsed {', '.join(PIPELINE)} after {parse_timeout:.0f} s")
             time.sleep(2)
         before = {d["dag_id"]: d["is_paused"] for d in api.dags()}
-        for dag_id in PIPELINE:
-            api.set_paused(dag_id, True)
-        deadline, said = time.monotonic() + drain_timeout, False
-        while busy := api.running(PIPELINE):
-            if not said:
-                say(f"waiting for the scheduler's runs in flight: {', '.join(r['dag_run_id'] for r in busy)}")
-                said = True
-            if time.monotonic() > deadline:
-                raise AirflowError(f"runs still in flight after {drain_timeout:.0f} s: see the Airflow UI")
-            time.sleep(5)
+        pause_and_drain(PIPELINE, api, drain_timeout, say)
     finally:
         api.close()
     was_live = [d for d in PIPELINE if not before[d]]

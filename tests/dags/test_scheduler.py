@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_the_scheduler_carries_uploads_to_silver_by_itself(stack_up):
-    from lake.apps.orchestration import AirflowApi, set_paused
+    from lake.apps.orchestration import AirflowApi, pause_and_drain, set_paused
 
     images = upload(3, seed=4242)
     since = datetime.now(UTC).isoformat()
@@ -36,9 +36,8 @@ def test_the_scheduler_carries_uploads_to_silver_by_itself(stack_up):
                     break
                 time.sleep(5)
         finally:
+            pause_and_drain(("lake_ingest",), api)  # nothing of the scheduler's overlaps the next test
             set_paused(("lake_ingest",), before["lake_ingest"], stack_up)
-            while api.running(("lake_ingest",)):  # nothing of the scheduler's overlaps the next test
-                time.sleep(5)
         assert run is not None, "no scheduled lake_ingest run ended within 15 minutes of the unpause"
         tasks = api.tasks("lake_ingest", run["dag_run_id"])
         assert run["state"] == "success", tasks
