@@ -84,7 +84,7 @@ def print_summary(loop: dict, out: Console | None = None) -> None:
         out.print(f"learning loop: {ret['message']} (the stars were learned by an earlier run)")
         return
     out.print(gate_table(ret, drill))
-    out.print(f"gate drill: {outcome(drill)}")
+    out.print(f"gate drill: {outcome(drill, most=2)} (the table's drill column)")
     out.print(f"retrain ({ret['new_examples']} new + {ret['replay_examples']} replayed examples): {outcome(ret)}")
     if loop["swap_s"] is not None:
         out.print(

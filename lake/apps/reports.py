@@ -49,10 +49,13 @@ def gate_table(out: dict, drill: dict | None = None) -> Table:
     return table
 
 
-def outcome(out: dict) -> str:
-    """One line: the candidate, what became of it, and the gate's reasons."""
+def outcome(out: dict, most: int | None = None) -> str:
+    """One line: the candidate, what became of it, and the gate's reasons (the first ``most`` of them, and
+    how many more, where a table beside it shows them all)."""
     colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
-    return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + "; ".join(out["reasons"])
+    reasons = "; ".join(out["reasons"]).split("; ")
+    shown = "; ".join(reasons[:most]) + (f"; and {len(reasons) - most} more" if most and len(reasons) > most else "")
+    return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + shown
 
 
 def dags_table(rows: list[dict]) -> Table:

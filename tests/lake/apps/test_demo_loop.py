@@ -48,4 +48,5 @@ def test_the_summary_shows_both_candidates_side_by_side():
     assert "compact-v3 vs compact-v1 on training_examples@2" in text and "drill compact-v2" in text
     assert "+176.9%" in text and "0.500" in text and "7.200" in text
     assert "gate drill: compact-v2 drill passed" in text and "retrain (300 new + 300 replayed examples)" in text
+    assert "; and 1 more (the table's drill column)" in text  # the drill line: two reasons, the table has all
     assert "0.3 s after" in text and "a small red circle on the left (compact-v1)" in text and "warning" not in text
