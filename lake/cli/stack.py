@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         """Stop every server Lake started (or the ones named)."""
         from infra import stack
 
-        setup_logging()
+        setup_logging("WARNING")  # each server's stopped line: .lake/logs/lake-cli.log (--verbose: here)
         try:
             stopped = stack.down(get_settings(), services or [])
         except StackError as e:
