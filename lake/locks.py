@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -57,10 +58,12 @@ def _refused(name: str) -> AlreadyRunning:
     return AlreadyRunning(f"another writer holds {name!r}; one at a time (wait for it, or stop it)")
 
 
-def _patiently(take, name: str, wait: float):
-    """``take()``; while another writer holds ``name``, asked again every RETRY_SECONDS for up to ``wait`` s."""
+def _patiently(take, name: str, s: Settings, wait: float | None):
+    """``take(s)``; while another writer holds ``name``, asked again every RETRY_SECONDS for up to ``wait``
+    seconds (None: the setting ``lock_wait_seconds``)."""
+    wait = s.lock_wait_seconds if wait is None else wait
     if wait <= 0:
-        return take()
+        return take(s)
 
     def said(state) -> None:
         if state.attempt_number == 1:
@@ -73,7 +76,7 @@ def _patiently(take, name: str, wait: float):
             wait=wait_fixed(RETRY_SECONDS),
             before_sleep=said,
             reraise=True,
-        )(take)
+        )(take, s)
     except AlreadyRunning as e:
         raise AlreadyRunning(f"{e}; still held after {wait:.0f} s of waiting") from None
 
@@ -81,8 +84,7 @@ def _patiently(take, name: str, wait: float):
 def acquire(name: str, s: Settings | None = None, wait: float | None = None):
     """Take the lock ``name`` or raise AlreadyRunning, after waiting up to ``wait`` seconds for its holder
     (default: the setting ``lock_wait_seconds``); the lock lives as long as the returned connection."""
-    s = s or get_settings()
-    return _patiently(lambda: _acquire(name, s), name, s.lock_wait_seconds if wait is None else wait)
+    return _patiently(partial(_acquire, name), name, s or get_settings(), wait)
 
 
 def _acquire(name: str, s: Settings):
@@ -163,8 +165,7 @@ def acquire_for_tree(name: str, s: Settings | None = None, wait: float | None = 
     Released by ``close()``, or, if this process dies first (SIGKILL included), once it and every
     watched process and their descendants have exited.
     """
-    s = s or get_settings()
-    return _patiently(lambda: _acquire_for_tree(name, s), name, s.lock_wait_seconds if wait is None else wait)
+    return _patiently(partial(_acquire_for_tree, name), name, s or get_settings(), wait)
 
 
 def _acquire_for_tree(name: str, s: Settings) -> TreeLock:

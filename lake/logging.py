@@ -59,10 +59,10 @@ def setup_logging(level: str | None = None, *, log_file: Path | None = None) -> 
     Calling it again replaces what an earlier call set up."""
     import sys
 
-    level = (level or os.environ.get("LAKE_LOG_LEVEL", "INFO")).upper()
-    levelno = logging.getLevelName(level)
+    default = os.environ.get("LAKE_LOG_LEVEL", "INFO").upper()
+    levelno = logging.getLevelName((level or default).upper())
     if is_verbose():
-        levelno = min(levelno, logging.getLevelName(os.environ.get("LAKE_LOG_LEVEL", "INFO").upper()))
+        levelno = min(levelno, logging.getLevelName(default))
     log_file = log_file or log_path(LIBRARY_LOG)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "lake", False)]:

@@ -41,6 +41,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 from rich.markup import escape
 from rich.table import Table
@@ -232,11 +233,12 @@ def run(
     from lake.apps.orchestration import PIPELINE, AirflowError, hold_pipeline
 
     s = get_settings()
+    steps = partial(_steps, rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
     if not (images and airflow):
-        return _steps(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
+        return steps()
     try:
         with hold_pipeline(s, say=console.print):
-            timings = _steps(rows, images, train_images, train_minutes, star_images, retrain_minutes, airflow)
+            timings = steps()
     except AirflowError as e:
         raise SystemExit(f"error: {e}") from None
     if s.dags_live:

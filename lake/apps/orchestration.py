@@ -171,11 +171,10 @@ def hold_pipeline(s: Settings | None = None, parse_timeout: float = 180, drain_t
     api = AirflowApi(s)
     try:
         deadline = time.monotonic() + parse_timeout
-        while not set(PIPELINE) <= {d["dag_id"] for d in api.dags()}:
+        while not set(PIPELINE) <= (before := {d["dag_id"]: d["is_paused"] for d in api.dags()}).keys():
             if time.monotonic() > deadline:
                 raise AirflowError(f"Airflow has not parsed {', '.join(PIPELINE)} after {parse_timeout:.0f} s")
             time.sleep(2)
-        before = {d["dag_id"]: d["is_paused"] for d in api.dags()}
         pause_and_drain(PIPELINE, api, drain_timeout, say)
     finally:
         api.close()

@@ -53,7 +53,7 @@ def outcome(out: dict, most: int | None = None) -> str:
     """One line: the candidate, what became of it, and the gate's reasons (the first ``most`` of them, and
     how many more, where a table beside it shows them all)."""
     colour = {"promoted": "green", "drill passed": "green", "drill failed": "red"}.get(out["status"], "yellow")
-    reasons = "; ".join(out["reasons"]).split("; ")
+    reasons = "; ".join(out["reasons"]).split("; ")  # a drill's reasons are one line: count its parts
     shown = "; ".join(reasons[:most]) + (f"; and {len(reasons) - most} more" if most and len(reasons) > most else "")
     return f"[{colour}]{out['candidate']} {out['status']}[/{colour}]: " + shown
 

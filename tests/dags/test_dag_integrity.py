@@ -35,20 +35,26 @@ def airflow_python(tmp_path_factory):
     return AIRFLOW_PY
 
 
-@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_integrity(airflow_python, dag_file: Path, tmp_path):
+def probe(airflow_python, code: str, path: Path, tmp_path, **env: str) -> dict:
+    """Run ``code`` on ``path`` in the Airflow venv, on a scratch AIRFLOW_HOME (plus ``env``); its JSON line."""
     env = {
         "AIRFLOW_HOME": str(tmp_path),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
         "PATH": "/usr/bin:/bin",
+        **env,
     }
     res = subprocess.run(
-        [str(airflow_python), "-c", PROBE, str(dag_file)], capture_output=True, text=True, env=env, timeout=300
+        [str(airflow_python), "-c", code, str(path)], capture_output=True, text=True, env=env, timeout=300
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_integrity(airflow_python, dag_file: Path, tmp_path):
+    out = probe(airflow_python, PROBE, dag_file, tmp_path)
     assert out["errors"] == {}
     assert out["dags"] == {dag_file.stem: dag_file.name}, "one DAG per file, named after the file"
 
@@ -80,25 +86,16 @@ print(json.dumps({
 def test_schedules_and_budgets_come_from_the_settings(airflow_python, tmp_path):
     """What `lake up` exports (infra/apps.py) is what the DAGs run by: the ingest interval, the retrain's
     defaults; and an idle bronze is skipped (no asset event) without holding silver back."""
-    env = {
-        "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
-        "PATH": "/usr/bin:/bin",
-        "LAKE_INGEST_INTERVAL": "0.5",
-        "LAKE_RETRAIN_MIN_NEW": "7",
-        "LAKE_RETRAIN_MINUTES": "1.5",
-        "LAKE_RETRAIN_STEPS": "40",
-    }
-    res = subprocess.run(
-        [str(airflow_python), "-c", SETTINGS_PROBE, str(REPO_ROOT / "dags")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    out = probe(
+        airflow_python,
+        SETTINGS_PROBE,
+        REPO_ROOT / "dags",
+        tmp_path,
+        LAKE_INGEST_INTERVAL="0.5",
+        LAKE_RETRAIN_MIN_NEW="7",
+        LAKE_RETRAIN_MINUTES="1.5",
+        LAKE_RETRAIN_STEPS="40",
     )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["interval"] == 30.0  # seconds
     assert out["params"] == {"min_new": 7, "minutes": 1.5, "steps": 40}
     assert out["bronze_skips_on"] == [99] and out["silver_after"] == "none_failed"
