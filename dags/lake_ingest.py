@@ -16,6 +16,9 @@ Every 10 minutes (`LAKE_INGEST_INTERVAL`), or by hand ("Trigger DAG"):
    changed.
 4. **quality_report**: the gates' latest results, per expectation, in this task's log.
 
+Beside them, **record** copies every DAG's finished task runs from Airflow's REST API into the
+catalog (`lake dags record`), where `lake.gold.pipeline_runs` and the dashboard count them.
+
 Each step is idempotent: a re-run with nothing new commits nothing, and a skipped step emits no
 asset event. Downstream DAGs schedule
 on the assets these tasks update: `lake_caption` on silver images, `lake_retrain` and
@@ -72,7 +75,13 @@ def lake_ingest():
         """The quality gates' latest results (lake quality report)."""
         return f"{CORE} -m lake.cli quality report"
 
+    @task.bash(retries=0, execution_timeout=timedelta(minutes=5))
+    def record() -> str:
+        """Airflow's finished task runs -> catalog.lake.pipeline_runs (lake.gold.pipeline_runs)."""
+        return f"{CORE} -m lake.cli dags record"
+
     bronze() >> silver() >> gold() >> quality_report()
+    record()
 
 
 lake_ingest()

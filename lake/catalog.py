@@ -9,6 +9,8 @@ Collections:
 - `quality`: one validation result summary per gate run (the full result JSON is in MinIO).
 - `models`: the model registry, one document per version (lake/registry.py).
 - `evaluations`: one summary per model evaluation (the rows are in `lake.gold.model_evaluations`).
+- `promotions`: every promotion gate decision, promotion by hand and rollback.
+- `pipeline_runs`: Airflow's task runs (from its REST API, `lake dags record`), one per try.
 
     from lake.catalog import Catalog
     cat = Catalog.connect()
@@ -43,6 +45,7 @@ INDEXES: dict[str, list[tuple[str | list[tuple[str, int]], dict]]] = {
     "models": [([("name", 1), ("version", -1)], {}), ([("stage", 1)], {})],
     "evaluations": [([("model", 1), ("evaluated_at", -1)], {})],
     "captions": [([("model_version", 1)], {})],
+    "pipeline_runs": [([("finished_at", -1)], {}), ([("state", 1)], {})],
 }
 
 
@@ -114,6 +117,19 @@ TRINO_COLUMNS: dict[str, dict[str, str]] = {
         "filtered": _S,
         "source": _S,
         "created_at": _TS,
+    },
+    # Airflow's task runs (lake.apps.orchestration.record_task_runs); read by the view lake.gold.pipeline_runs
+    "pipeline_runs": {
+        "_id": _S,
+        "dag_id": _S,
+        "run_id": _S,
+        "task_id": _S,
+        "try_number": _N,
+        "state": _S,
+        "started_at": _TS,
+        "finished_at": _TS,
+        "duration_s": "double",
+        "recorded_at": _TS,
     },
     # every gate decision (lake.retrain) and rollback; read by the view lake.gold.model_promotions
     "promotions": {

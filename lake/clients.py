@@ -98,6 +98,14 @@ def trino_connection(s: Settings | None = None, catalog: str | None = None, sche
     )
 
 
+def no_tables_yet(e: Exception) -> bool:
+    """A Trino error that means the lake has no Iceberg tables yet: a table or schema not found, or, on a
+    brand-new lake, the Iceberg JDBC catalog's own tables not made yet (Spark's first write makes them; until
+    then Trino answers "Cannot check and eventually update SQL schema")."""
+    name = getattr(e, "error_name", "")
+    return name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND") or "eventually update SQL schema" in str(e)
+
+
 def trino_query(sql: str, params: tuple | list | None = None, s: Settings | None = None) -> list[list]:
     """Run one statement through Trino (parameters bound, never formatted in)."""
     with trino_connection(s) as conn:

@@ -29,11 +29,13 @@ TOOLING_STACKS = {"test": 10000, "bench": 20000}
 # Settings of a tooling stack beyond its state dir and ports. The benchmarks run as the user's lake would.
 # Their DAGs stay paused: a scheduler running the pipeline would race the tests' and benchmarks' own runs.
 TOOLING_SETTINGS = {
-    # a test that unpauses lake_ingest (tests/dags/test_scheduler.py) sees its first run within 2 minutes
+    # a test that unpauses lake_ingest (tests/dags/test_scheduler.py) sees its first run within 2 minutes, and a
+    # scheduled retrain (tests/dags/test_autonomy.py) trains 1.5 minutes
     "test": {
         "LAKE_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
         "LAKE_DAGS_LIVE": "false",
         "LAKE_INGEST_INTERVAL": "2",
+        "LAKE_RETRAIN_MINUTES": "1.5",
     },
     "bench": {"LAKE_SPARK_JAVA_OPTIONS": "", "LAKE_DAGS_LIVE": "false"},
 }

@@ -50,8 +50,11 @@ _LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext(%s))"
 _UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext(%s))"
 
 
+BUSY_EXIT = 75  # what a command exits with when another writer holds its lock (sysexits' EX_TEMPFAIL: try later)
+
+
 class AlreadyRunning(RuntimeError):
-    pass
+    """Another writer (a command, or the scheduler's task) holds the lock; nothing was done."""
 
 
 def _refused(name: str) -> AlreadyRunning:

@@ -230,8 +230,10 @@ class Registry:
                 )
         return s3_uri(BUCKET, prefix + "index.html")
 
-    def record_evaluation(self, spec: str, summary: dict) -> None:
-        self.db.models.update_one({"_id": self.get(spec)["_id"]}, {"$set": {"evaluation": summary}})
+    def record(self, spec: str, key: str, value: Any) -> None:
+        """Set one field of a version's document (``evaluation``: its latest score; ``retrain``: the plan of the
+        retrain that trained it)."""
+        self.db.models.update_one({"_id": self.get(spec)["_id"]}, {"$set": {key: value}})
 
     def set_stage(self, spec: str, stage: str, *, by: str, reason: str) -> dict:
         """Move a version to ``stage``; promoting one archives the production version before it."""

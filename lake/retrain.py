@@ -36,6 +36,7 @@ from pathlib import Path
 import structlog
 
 from lake.catalog import Catalog
+from lake.config import get_settings
 from lake.events import ModelPromoted, utcnow
 from lake.tables import EXAMPLE_SELECT, TrainingExample
 from lake.training import DatasetError, as_of, for_target, read_examples, resolve_dataset
@@ -168,7 +169,6 @@ def publish_promoted(
 ) -> ModelPromoted:
     """Send `models.promoted` (key = model name) and wait for the broker's acknowledgement."""
     from lake.bus import get_producer
-    from lake.config import get_settings
 
     event = ModelPromoted(
         model_version=model["_id"],
@@ -184,6 +184,236 @@ def publish_promoted(
 
 
 # ---- retrain and rollback ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a retrain of ``name`` would train on now: the production version, its data set (``since``), the
+    latest one (``dataset``) and the train examples new since."""
+
+    name: str
+    production: dict
+    since: dict
+    dataset: dict
+    fresh: list[TrainingExample]
+    min_new: int
+    target: str = "first"
+
+    @property
+    def due(self) -> bool:
+        return len(self.fresh) >= self.min_new
+
+    def summary(self) -> dict:
+        n, since = len(self.fresh), self.since["_id"]
+        return {
+            "status": "due" if self.due else "nothing to do",
+            "new": n,
+            "production": self.production["_id"],
+            "message": f"retrain due: {n} new examples in {self.dataset['_id']} since {since} (need {self.min_new})"
+            if self.due
+            else f"nothing to do: {n} new examples since {since} (need {self.min_new})",
+        }
+
+
+def plan(
+    *, name: str = "compact", min_new: int = 100, target: str = "first", catalog: Catalog | None = None, registry=None
+) -> Plan:
+    """The check step: the train examples new since the production model's data set (Iceberg time travel)."""
+    from lake.registry import Registry
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    prod = reg.get(f"{name}:production")
+    old_ds, new_ds = resolve_dataset(cat, prod["dataset"]["id"]), resolve_dataset(cat, None)
+    fresh = new_examples(old_ds, new_ds, target) if new_ds["_id"] != old_ds["_id"] else []
+    return Plan(name, prod, old_ds, new_ds, fresh, min_new, target)
+
+
+def train_candidate(
+    p: Plan,
+    *,
+    replay: float = 1.0,
+    config=None,
+    tolerance: float = 0.05,
+    focus: Sequence[str] | None = None,
+    seed: int = 0,
+    drill: bool = False,
+    progress=None,
+    catalog: Catalog | None = None,
+    registry=None,
+) -> dict:
+    """The train step: warm-start from production on the new examples plus a seeded replay sample of older ones;
+    the candidate's registry document, whose ``retrain`` field carries the plan to the later steps."""
+    from lake.registry import Registry
+    from lake.training import train_from_lake
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    fresh_keys = {(e.image_id, e.caption_index) for e in p.fresh}
+    older = [
+        e
+        for e in for_target(read_examples(p.dataset, ["train"]), p.target)
+        if (e.image_id, e.caption_index) not in fresh_keys
+    ]
+    sample = random.Random(seed).sample(older, min(len(older), round(replay * len(p.fresh))))
+    focus = list(focus) if focus is not None else focus_slices(p.fresh, older)
+    plan_doc = {
+        "production": p.production["_id"],
+        "dataset": p.dataset["_id"],
+        "since": p.since["_id"],
+        "min_new": p.min_new,
+        "replay": replay,
+        "tolerance": tolerance,
+        "focus": focus,
+        "seed": seed,
+        "drill": drill,
+    }
+    with cat.run(RETRAIN_JOB, plan_doc) as rec:
+        examples = shuffle_captions(p.fresh + sample, seed) if drill else p.fresh + sample
+        cand = train_from_lake(
+            dataset=p.dataset["_id"],
+            name=p.name,
+            config=config,
+            target=p.target,
+            init_from=p.production["_id"],
+            progress=progress,
+            catalog=cat,
+            registry=reg,
+            examples=examples,
+            run_inputs={"new_examples": len(p.fresh), "replay_examples": len(sample), "drill": drill},
+        )
+        counts = {"new_examples": len(p.fresh), "replay_examples": len(sample)}
+        reg.record(cand["_id"], "retrain", {**plan_doc, **counts, "run_id": rec.run_id})
+        rec.outputs, rec.counts = {"candidate": cand["_id"]}, counts
+    return reg.get(cand["_id"])
+
+
+def _retrain_of(reg, candidate: str) -> dict:
+    doc = reg.get(candidate)
+    if "retrain" not in doc:
+        raise LookupError(f"{doc['_id']} was not trained by a retrain (`lake model retrain`): no gate to pass")
+    return doc
+
+
+def evaluate_candidate(
+    candidate: str, *, meteor: bool = False, catalog: Catalog | None = None, registry=None, report_root=None
+) -> dict[str, dict]:
+    """The evaluate step: the candidate and the production version it started from, on the same test split
+    (the candidate's data set); {version: report}, each also in ``lake.gold.model_evaluations``."""
+    from lake.registry import Registry
+    from lake.training import evaluate_version
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    doc = _retrain_of(reg, candidate)
+    return {
+        m: evaluate_version(
+            m,
+            dataset=doc["retrain"]["dataset"],
+            meteor=meteor,
+            catalog=cat,
+            registry=reg,
+            report_dir=report_root / m if report_root else None,
+        )
+        for m in (doc["_id"], doc["retrain"]["production"])
+    }
+
+
+def _stored_report(cat: Catalog, model: str, dataset: str) -> dict:
+    """The latest full test-split evaluation of ``model`` on ``dataset`` (what `evaluate_candidate` left)."""
+    doc = cat.db.evaluations.find_one(
+        {"model": model, "dataset": dataset, "split": "test", "limit": 0}, sort=[("evaluated_at", -1)]
+    )
+    if doc is None:
+        raise LookupError(f"{model} has no evaluation on {dataset}'s test split: run the evaluate step first")
+    return {**doc, "local_report": str(get_settings().state_dir / "reports" / model)}
+
+
+def decide(
+    candidate: str,
+    reports: dict[str, dict] | None = None,
+    *,
+    catalog: Catalog | None = None,
+    registry=None,
+) -> dict:
+    """The gate step: `gate` on the two evaluations (``reports`` from `evaluate_candidate`, else the stored ones),
+    ``gate.png``, and the decision in ``catalog.lake.promotions``; nothing is promoted or rejected yet."""
+    from lake.registry import Registry
+
+    cat = catalog or Catalog.connect()
+    reg = registry or Registry.connect(db=cat.db)
+    cand = _retrain_of(reg, candidate)
+    r = cand["retrain"]
+    prod, drill = r["production"], r["drill"]
+    reports = reports or {m: _stored_report(cat, m, r["dataset"]) for m in (cand["_id"], prod)}
+    decision = gate(reports[cand["_id"]], reports[prod], r["tolerance"], r["focus"])
+    chart = gate_chart(decision, cand["_id"], prod, reports[cand["_id"]]["local_report"], reg, drill)
+    promote = decision.promote and not drill  # a drill candidate is never promoted
+    reasons = (
+        decision.reasons
+        if not drill
+        else [
+            (
+                "DRILL FAILED: the gate passed a candidate trained on shuffled captions: "
+                if decision.promote
+                else "drill (shuffled captions): "
+            )
+            + "; ".join(decision.reasons)
+        ]
+    )
+    doc = {
+        "_id": r["run_id"],
+        "kind": "drill" if drill else "retrain",
+        "model": cand["name"],
+        "candidate": cand["_id"],
+        "production": prod,
+        "decision": "promote" if promote else "reject",
+        **asdict(decision),
+        "promote": promote,
+        "reasons": reasons,
+        "tolerance": r["tolerance"],
+        "focus_slices": r["focus"],
+        "metric": METRIC,
+        "dataset": r["dataset"],
+        "since": r["since"],
+        "new_examples": r["new_examples"],
+        "replay_examples": r["replay_examples"],
+        "run_id": r["run_id"],
+        "chart": chart,
+        "at": utcnow(),
+    }
+    cat.db.promotions.replace_one({"_id": doc["_id"]}, doc, upsert=True)  # a retried gate step decides again
+    log.info("promotion gate", candidate=cand["_id"], production=prod, decision=doc["decision"], drill=drill)
+    status = (
+        ("drill failed" if decision.promote else "drill passed") if drill else ("promoted" if promote else "rejected")
+    )
+    return {"status": status, **doc}
+
+
+def decision_of(candidate: str, catalog: Catalog | None = None) -> dict:
+    """The gate's decision on ``candidate`` (`decide` recorded it); LookupError if the gate has not run."""
+    cat = catalog or Catalog.connect()
+    doc = cat.db.promotions.find_one({"candidate": candidate, "kind": {"$in": ["retrain", "drill"]}}, sort=[("at", -1)])
+    if doc is None:
+        raise LookupError(f"the gate has not decided on {candidate}: run the gate step first")
+    return doc
+
+
+def conclude(decision: dict, *, registry=None, producer=None) -> str:
+    """The promote or reject step: the candidate's stage as the gate decided (promotion archives production and
+    publishes `models.promoted`); the stage set."""
+    from lake.registry import Registry
+
+    reg = registry or Registry.connect()
+    why = "; ".join(decision["reasons"])
+    stage = "production" if decision["promote"] else "rejected"
+    if reg.get(decision["candidate"])["stage"] == stage:
+        return stage  # a retried step: done already
+    reg.set_stage(decision["candidate"], stage, by=decision["run_id"], reason=f"promotion gate: {why}")
+    if decision["promote"]:
+        cand = reg.get(decision["candidate"])
+        publish_promoted(cand, decision["production"], (cand.get("evaluation") or {}).get("overall"), producer)
+    return stage
 
 
 def retrain(
@@ -203,131 +433,35 @@ def retrain(
     registry=None,
     producer=None,
     report_root: Path | None = None,
-    check_only: bool = False,
 ) -> dict:
-    """One turn of the loop; a summary dict (``status``: ``nothing to do``, ``promoted``, ``rejected``, or for a
-    drill ``drill passed`` / ``drill failed``; with ``check_only``, ``due`` instead of training).
-    ``focus``: None picks the focus slices from the new examples, ``[]`` means none. ``report_root``: a folder
-    for the evaluation reports (default: the usual ``.lake/reports/<name>-v<N>``)."""
+    """One turn of the loop, every step in this process (Airflow's lake_retrain runs them as tasks): a summary
+    dict (``status``: ``nothing to do``, ``promoted``, ``rejected``, or for a drill ``drill passed`` /
+    ``drill failed``). ``focus``: None picks the focus slices
+    from the new examples, ``[]`` means none. ``report_root``: a folder for the evaluation reports (default: the
+    usual ``.lake/reports/<name>-v<N>``)."""
     from lake.registry import Registry
-    from lake.training import evaluate_version, train_from_lake
 
     cat = catalog or Catalog.connect()
     reg = registry or Registry.connect(db=cat.db)
-    prod = reg.get(f"{name}:production")
-    old_ds, new_ds = resolve_dataset(cat, prod["dataset"]["id"]), resolve_dataset(cat, None)
-    fresh = new_examples(old_ds, new_ds, target) if new_ds["_id"] != old_ds["_id"] else []
-    if len(fresh) < min_new:
-        return {
-            "status": "nothing to do",
-            "new": len(fresh),
-            "production": prod["_id"],
-            "message": f"nothing to do: {len(fresh)} new examples since {old_ds['_id']} (need {min_new})",
-        }
-    if check_only:
-        return {
-            "status": "due",
-            "new": len(fresh),
-            "production": prod["_id"],
-            "message": f"retrain due: {len(fresh)} new examples in {new_ds['_id']} since {old_ds['_id']} "
-            f"(need {min_new})",
-        }
-    fresh_keys = {(e.image_id, e.caption_index) for e in fresh}
-    older = [
-        e
-        for e in for_target(read_examples(new_ds, ["train"]), target)
-        if (e.image_id, e.caption_index) not in fresh_keys
-    ]
-    sample = random.Random(seed).sample(older, min(len(older), round(replay * len(fresh))))
-    focus = list(focus) if focus is not None else focus_slices(fresh, older)
-    with cat.run(
-        RETRAIN_JOB,
-        {
-            "production": prod["_id"],
-            "dataset": new_ds["_id"],
-            "since": old_ds["_id"],
-            "min_new": min_new,
-            "replay": replay,
-            "tolerance": tolerance,
-            "focus": focus,
-            "seed": seed,
-            "drill": drill,
-        },
-    ) as rec:
-        examples = shuffle_captions(fresh + sample, seed) if drill else fresh + sample
-        cand = train_from_lake(
-            dataset=new_ds["_id"],
-            name=name,
-            config=config,
-            target=target,
-            init_from=prod["_id"],
-            progress=progress,
-            catalog=cat,
-            registry=reg,
-            examples=examples,
-            run_inputs={"new_examples": len(fresh), "replay_examples": len(sample), "drill": drill},
-        )
-        reports = {
-            m: evaluate_version(
-                m,
-                dataset=new_ds["_id"],
-                meteor=meteor,
-                catalog=cat,
-                registry=reg,
-                report_dir=report_root / m if report_root else None,
-            )
-            for m in (cand["_id"], prod["_id"])
-        }
-        decision = gate(reports[cand["_id"]], reports[prod["_id"]], tolerance, focus)
-        chart = gate_chart(decision, cand["_id"], prod["_id"], reports[cand["_id"]]["local_report"], reg, drill)
-        promote = decision.promote and not drill  # a drill candidate is never promoted
-        reasons = (
-            decision.reasons
-            if not drill
-            else [
-                (
-                    "DRILL FAILED: the gate passed a candidate trained on shuffled captions: "
-                    if decision.promote
-                    else "drill (shuffled captions): "
-                )
-                + "; ".join(decision.reasons)
-            ]
-        )
-        doc = {
-            "_id": rec.run_id,
-            "kind": "drill" if drill else "retrain",
-            "model": name,
-            "candidate": cand["_id"],
-            "production": prod["_id"],
-            "decision": "promote" if promote else "reject",
-            **asdict(decision),
-            "promote": promote,
-            "reasons": reasons,
-            "tolerance": tolerance,
-            "focus_slices": focus,
-            "metric": METRIC,
-            "dataset": new_ds["_id"],
-            "since": old_ds["_id"],
-            "new_examples": len(fresh),
-            "replay_examples": len(sample),
-            "run_id": rec.run_id,
-            "chart": chart,
-            "at": utcnow(),
-        }
-        cat.db.promotions.insert_one(doc)
-        log.info("promotion gate", candidate=cand["_id"], production=prod["_id"], decision=doc["decision"], drill=drill)
-        why = "; ".join(reasons)
-        if promote:
-            reg.set_stage(cand["_id"], "production", by=rec.run_id, reason=f"promotion gate: {why}")
-            publish_promoted(cand, prod["_id"], reports[cand["_id"]]["overall"], producer)
-        else:
-            reg.set_stage(cand["_id"], "rejected", by=rec.run_id, reason=f"promotion gate: {why}")
-        rec.outputs = {"candidate": cand["_id"], "decision": doc["decision"], "chart": chart}
-        rec.counts = {"new_examples": len(fresh), "replay_examples": len(sample)}
-    status = (
-        ("drill failed" if decision.promote else "drill passed") if drill else ("promoted" if promote else "rejected")
+    p = plan(name=name, min_new=min_new, target=target, catalog=cat, registry=reg)
+    if not p.due:
+        return p.summary()
+    cand = train_candidate(
+        p,
+        replay=replay,
+        config=config,
+        tolerance=tolerance,
+        focus=focus,
+        seed=seed,
+        drill=drill,
+        progress=progress,
+        catalog=cat,
+        registry=reg,
     )
-    return {"status": status, **doc}
+    reports = evaluate_candidate(cand["_id"], meteor=meteor, catalog=cat, registry=reg, report_root=report_root)
+    out = decide(cand["_id"], reports, catalog=cat, registry=reg)
+    conclude(out, registry=reg, producer=producer)
+    return out
 
 
 def gate_chart(decision: Decision, candidate: str, production: str, report: str, reg, drill: bool = False) -> str:

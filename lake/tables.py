@@ -170,6 +170,16 @@ class Tables:
         return f"{self.catalog}.promotions"
 
     @property
+    def runs(self) -> str:
+        """The catalog's job runs (every Lake job records one), through Trino's mongodb connector."""
+        return f"{self.catalog}.runs"
+
+    @property
+    def task_runs(self) -> str:
+        """Airflow's task runs as the catalog keeps them (`lake dags record`, from Airflow's REST API)."""
+        return f"{self.catalog}.pipeline_runs"
+
+    @property
     def namespaces(self) -> list[str]:
         return sorted(
             {t.rsplit(".", 1)[0] for t in (self.events, self.rejected, self.silver, self.quarantine)} | {self.gold}

@@ -289,7 +289,7 @@ def evaluate_version(
         if not limit:  # a sample is not the version's score; the rows and the report still are written
             write_evaluations(table, rows, evaluated_at.isoformat())
             if ds["_id"] == model["dataset"]["id"] and split == "test":
-                reg.record_evaluation(model["_id"], summary)  # the version's own score, what `model list` shows
+                reg.record(model["_id"], "evaluation", summary)  # the version's own score, what `model list` shows
         cat.db.evaluations.insert_one({"_id": rec.run_id, "model": model["_id"], **summary})
         rec.outputs = {"table": table, "report": summary["report"], "local_report": str(folder / "index.html")}
         rec.counts = {"images": len(ids), "rows": len(rows)}

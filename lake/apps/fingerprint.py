@@ -38,14 +38,21 @@ def files(root: Path, skip: frozenset[str] = SKIP) -> dict[str, dict]:
 
 def tables(s: Settings) -> dict[str, dict]:
     """``schema.table`` -> row count and current snapshot id, for every Iceberg table (views aside)."""
-    from lake.clients import trino_query
+    from trino.exceptions import TrinoQueryError
+
+    from lake.clients import no_tables_yet, trino_query
 
     cat = s.iceberg_catalog
-    names = trino_query(
-        f"SELECT table_schema, table_name FROM {cat}.information_schema.tables "
-        "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'system') ORDER BY 1, 2",
-        s=s,
-    )
+    try:
+        names = trino_query(
+            f"SELECT table_schema, table_name FROM {cat}.information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('information_schema', 'system') ORDER BY 1, 2",
+            s=s,
+        )
+    except TrinoQueryError as e:
+        if not no_tables_yet(e):  # a brand-new lake: no tables
+            raise
+        return {}
     out = {}
     for schema, name in names:
         t = f'{cat}."{schema}"."{name}"'

@@ -4,6 +4,7 @@
     lake dags run lake_caption --conf '{"model": "compact-v3"}'
     lake dags status                                  # last run of every DAG (REST API)
     lake dags pause lake_retrain                      # the scheduler leaves it alone; `unpause` resumes it
+    lake dags record                                  # Airflow's finished task runs -> catalog.lake.pipeline_runs
 
 The pipeline DAGs (`PIPELINE`) are live by default (`LAKE_DAGS_LIVE`): Airflow creates them unpaused and
 the scheduler runs them by themselves. `hold_pipeline` pauses them while a command drives the pipeline
@@ -24,7 +25,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -97,6 +98,18 @@ class AirflowApi:
         got = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
         return {t["task_id"]: t["state"] for t in got}
 
+    def finished_tasks(self, since: datetime | None = None, page: int = 100) -> list[dict]:
+        """Every task instance of every DAG that ended at or after ``since`` (all of them without), oldest first."""
+        params: dict = {"limit": page, "order_by": "end_date"}
+        if since is not None:
+            params["end_date_gte"] = since.isoformat()
+        out: list[dict] = []
+        while True:
+            got = self.get("/dags/~/dagRuns/~/taskInstances", **params, offset=len(out))
+            out += got["task_instances"]
+            if not got["task_instances"] or len(out) >= got["total_entries"]:
+                return [t for t in out if t.get("end_date")]
+
     def import_errors(self) -> list[dict]:
         return self.get("/importErrors", limit=100)["import_errors"]
 
@@ -127,6 +140,51 @@ def status(s: Settings | None = None) -> list[dict]:
         return out
     finally:
         api.close()
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def task_run(ti: dict) -> dict:
+    """A task instance of the REST API as a `pipeline_runs` document (one per try)."""
+    return {
+        "_id": f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']}/{ti.get('map_index', -1)}/{ti['try_number']}",
+        "dag_id": ti["dag_id"],
+        "run_id": ti["dag_run_id"],
+        "task_id": ti["task_id"],
+        "try_number": ti["try_number"],
+        "state": ti["state"],
+        "started_at": _when(ti.get("start_date")),
+        "finished_at": _when(ti.get("end_date")),
+        "duration_s": ti.get("duration"),
+    }
+
+
+def record_task_runs(s: Settings | None = None, catalog=None, overlap: timedelta = timedelta(minutes=10)) -> int:
+    """Copy Airflow's finished task runs into the catalog's `pipeline_runs` (read by `lake.gold.pipeline_runs`):
+    those that ended since the last one recorded, less ``overlap`` (an upsert per try: a re-run records nothing
+    twice). How many documents were written."""
+    from pymongo import ReplaceOne
+
+    from lake.catalog import Catalog
+    from lake.events import utcnow
+
+    s = s or get_settings()
+    cat = catalog or Catalog.connect(s)
+    last = cat.db.pipeline_runs.find_one({}, sort=[("finished_at", -1)])
+    since = last["finished_at"].replace(tzinfo=UTC) - overlap if last else None
+    api = AirflowApi(s)
+    try:
+        docs = [task_run(ti) for ti in api.finished_tasks(since)]
+    finally:
+        api.close()
+    now = utcnow()
+    if docs:
+        cat.db.pipeline_runs.bulk_write(
+            [ReplaceOne({"_id": d["_id"]}, {**d, "recorded_at": now}, upsert=True) for d in docs]
+        )
+    return len(docs)
 
 
 def set_paused(dag_ids: tuple[str, ...], paused: bool, s: Settings | None = None) -> dict[str, bool]:

@@ -49,6 +49,17 @@ def gate_table(out: dict, drill: dict | None = None) -> Table:
     return table
 
 
+def gate_summary(out: dict) -> dict:
+    """The gate's decision and table, compact enough for an Airflow XCom: {slice: [production, candidate, ok]}."""
+    return {
+        "candidate": out["candidate"],
+        "production": out["production"],
+        "decision": out["decision"],
+        "focus": out["focus_slices"],
+        "slices": {r["slice"]: [r["production"], r["candidate"], r["ok"]] for r in out["table"]},
+    }
+
+
 def outcome(out: dict, most: int | None = None) -> str:
     """One line: the candidate, what became of it, and the gate's reasons (the first ``most`` of them, and
     how many more, where a table beside it shows them all)."""

@@ -6,6 +6,7 @@ lake dags run lake_ingest        # all its tasks now (`airflow dags test`); exit
 lake dags run lake_retrain --conf '{"min_new": 50, "minutes": 2}'
 lake dags pause lake_retrain     # the scheduler stops starting it (runs in flight finish); no name: the pipeline
 lake dags unpause                # the pipeline DAGs run by themselves again
+lake dags record                 # Airflow's finished task runs -> catalog.lake.pipeline_runs (lake.gold.pipeline_runs)
 """
 
 from __future__ import annotations
@@ -92,3 +93,17 @@ def pause(dag_ids: Annotated[list[str] | None, NAMES] = None) -> None:
 def unpause(dag_ids: Annotated[list[str] | None, NAMES] = None) -> None:
     """Unpause DAGs: the scheduler runs them on their schedule and assets again."""
     _pause(dag_ids, False)
+
+
+@dags_app.command("record")
+def record() -> None:
+    """Copy Airflow's finished task runs (REST API) into the catalog, where `lake.gold.pipeline_runs` reads them
+    (lake_ingest does it on every run)."""
+    from lake.apps.orchestration import AirflowError, record_task_runs
+
+    try:
+        n = record_task_runs()
+    except AirflowError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+    console.print(f"{n} task runs recorded in catalog.lake.pipeline_runs")

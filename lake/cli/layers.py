@@ -29,10 +29,15 @@ def run_layers(
 ) -> None:
     """Carry what is new in bronze through silver and gold. Re-runs with nothing new change nothing."""
     from lake.apps.layers import carry
+    from lake.locks import BUSY_EXIT, AlreadyRunning
 
     setup_logging("WARNING")
-    with console.status("Spark: bronze -> silver -> gold..."):
-        result = carry(silver=silver, gold=gold, max_side=max_side)
+    try:
+        with console.status("Spark: bronze -> silver -> gold..."):
+            result = carry(silver=silver, gold=gold, max_side=max_side)
+    except AlreadyRunning as e:
+        console.print(f"[yellow]not run:[/yellow] {e}; the scheduler's lake_ingest may be at it (`lake dags status`)")
+        raise typer.Exit(BUSY_EXIT) from e
     for layer, counts in result.items():
         console.print(f"[green]{layer}[/green]: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 

@@ -15,7 +15,7 @@ Training straight from a Shapes folder, without the lake: `python -m models.capt
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lake.apps.reports import gate_table, outcome
+from lake.apps.reports import gate_summary, gate_table, outcome
 from lake.config import get_settings
 from lake.tables import MODELS_BUCKET, s3_uri
 
@@ -223,6 +223,25 @@ def promote(
     console.print(f"[green]{doc['_id']}[/green] is production")
 
 
+@contextmanager
+def training_bar():
+    """A progress callback for training whose bar opens with the first step (none when nothing trains)."""
+    from models.captioner.train import progress_bar
+
+    with ExitStack() as stack:
+        bars: list = []
+
+        def report(p) -> None:
+            if not bars:
+                bars.append(stack.enter_context(progress_bar(console)))
+            bars[0](p)
+
+        yield report
+
+
+STEPS = ("all", "check", "train", "evaluate", "gate", "promote", "reject")
+
+
 @model_app.command()
 def retrain(
     name: Annotated[str, typer.Option(help="Model name in the registry.")] = "compact",
@@ -253,49 +272,67 @@ def retrain(
             help="Exit code when there is nothing to do (Airflow's lake_retrain uses 99: the task shows skipped)."
         ),
     ] = 0,
-    check: Annotated[
-        bool,
+    step: Annotated[
+        str,
         typer.Option(
-            "--check", help="Only say whether a retrain is due (exit 0) or not (the idle exit code); train nothing."
+            help="One step of the loop, as Airflow's lake_retrain runs them: check (is one due?), train (prints "
+            "the candidate), evaluate, gate (records the decision), promote or reject (applies it, or exits with "
+            "the idle exit code when the gate decided the other way). Default: all of them."
         ),
-    ] = False,
+    ] = "all",
+    candidate: Annotated[
+        str | None, typer.Option(help="The candidate of the evaluate/gate/promote/reject steps (compact-vN).")
+    ] = None,
 ) -> None:
     """Warm-start the production model on new gold examples plus a replay sample; promote it if the gate holds."""
-    from lake.retrain import retrain as run_retrain
+    from lake import retrain as loop
     from lake.training import DatasetError
-    from models.captioner.train import TrainConfig, progress_bar
+    from models.captioner.train import TrainConfig
 
+    if step not in STEPS:
+        raise _fail(ValueError(f"--step must be one of {', '.join(STEPS)}"))
+    if step in STEPS[3:] and not candidate:
+        raise _fail(ValueError(f"--step {step} needs --candidate"))
     config = TrainConfig(minutes=minutes or None, steps=steps or None, batch_size=batch_size, lr=lr, seed=seed)
+    train = dict(replay=replay, config=config, tolerance=tolerance, focus=focus_slice or None, seed=seed, drill=drill)
     try:
-        with ExitStack() as stack:
-            bars: list = []  # the bar opens with the first step: none when there is nothing to do
-
-            def report(p) -> None:
-                if not bars:
-                    bars.append(stack.enter_context(progress_bar(console)))
-                bars[0](p)
-
-            out = run_retrain(
-                name=name,
-                min_new=min_new,
-                replay=replay,
-                config=config,
-                tolerance=tolerance,
-                focus=focus_slice or None,
-                seed=seed,
-                drill=drill,
-                progress=report,
-                check_only=check,
-            )
+        if step in ("check", "train"):
+            plan = loop.plan(name=name, min_new=min_new)
+            console.print(plan.summary()["message"])
+            if not plan.due:
+                raise typer.Exit(idle_exit_code)
+            if step == "train":
+                with training_bar() as report:
+                    cand = loop.train_candidate(plan, **train, progress=report)
+                print(cand["_id"])  # after the bar's last frame: the last line is Airflow's XCom for the next steps
+            return
+        if step == "evaluate":
+            for m, r in loop.evaluate_candidate(candidate).items():
+                console.print(f"{m}: CIDEr {r['overall']['CIDEr']:.3f} on {r['n']} test images")
+            return
+        if step in ("promote", "reject"):
+            decision = loop.decision_of(candidate)
+            if decision["decision"] != step:
+                console.print(f"{candidate}: the gate decided to {decision['decision']}, not to {step}")
+                raise typer.Exit(idle_exit_code)
+            console.print(f"{candidate} is {loop.conclude(decision)}: {'; '.join(decision['reasons'])}")
+            return
+        if step == "gate":
+            out = loop.decide(candidate)
+        else:
+            with training_bar() as report:
+                out = loop.retrain(name=name, min_new=min_new, **train, progress=report)
     except (DatasetError, LookupError, ValueError) as e:
         raise _fail(e) from e
-    if out["status"] in ("nothing to do", "due"):
+    if out["status"] == "nothing to do":
         console.print(out["message"])
-        raise typer.Exit(idle_exit_code if out["status"] == "nothing to do" else 0)
+        raise typer.Exit(idle_exit_code)
     console.print(f"{out['new_examples']} new + {out['replay_examples']} replayed examples since {out['since']}")
     console.print(gate_table(out))
     console.print(outcome(out))
     console.print(f"chart: {out['chart']}")
+    if step == "gate":  # the last line: Airflow's XCom, the decision and the table in one JSON value
+        print(json.dumps(gate_summary(out), separators=(",", ":")))
     if out["status"] == "drill failed":
         raise typer.Exit(1)
 

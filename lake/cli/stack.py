@@ -88,6 +88,27 @@ def register(app: typer.Typer) -> None:
             _fail(e)
         console.print(f"[green]clean[/green]: removed {len(removed)} paths")
 
+    def _waiting_line() -> str:
+        """How far silver is behind the front door: the oldest upload event not yet in silver."""
+        from datetime import UTC, datetime
+
+        from lake.apps.layers import oldest_waiting
+        from lake.clients import no_tables_yet
+
+        try:
+            w = oldest_waiting()
+        except Exception as e:
+            if no_tables_yet(e):
+                return "oldest event not yet in silver: none, nothing ingested yet"  # noqa: BLE001 - a status line, never a reason for `lake status` to fail
+            return f"[yellow]oldest event not yet in silver: unknown[/yellow] ({type(e).__name__}: {str(e)[:120]})"
+        if w is None:
+            return "[green]silver is up to date[/green]: every upload event is in silver (or quarantined)"
+        age = (datetime.now(UTC) - w["since"]).total_seconds()
+        return (
+            f"oldest event not yet in silver: {age / 60:.1f} min old ({w['since']:%Y-%m-%d %H:%M:%S} UTC); "
+            f"{w['in_kafka']} in Kafka not yet in bronze, {w['in_bronze']} images in bronze not yet in silver"
+        )
+
     @app.command()
     def status(
         services: Services = None,
@@ -120,6 +141,9 @@ def register(app: typer.Typer) -> None:
             for r in rows:
                 if r.detail:
                     console.print(f"[red]{r.name}[/red]: {r.detail} (log: {_short(r.log)})")
+            healthy = {r.name for r in rows if r.state == "healthy"}
+            if {"kafka", "trino"} <= healthy:
+                console.print(_waiting_line())
         if any(r.state != "healthy" for r in rows):
             raise typer.Exit(1)
 

@@ -103,6 +103,24 @@ PROMOTION_FIELDS = {
 }
 
 
+# Freshness: the stages an image passes, each with the server time it got there (NULL: not yet).
+FRESHNESS_STAGES = ("bronze", "silver", "gold", "captioned", "searchable")
+
+
+def _utc(col: str) -> str:
+    """An Iceberg timestamp (with time zone) as a UTC timestamp(6), comparable with the catalog's times."""
+    return f"CAST({col} AT TIME ZONE 'UTC' AS timestamp(6))"
+
+
+def _first_run_after(job: str, since: str, runs: str) -> str:
+    """The end of the first succeeded run of ``job`` that started at or after ``since`` (a run reads what is there
+    when it starts: the earliest run whose output holds what arrived at ``since``)."""
+    return (
+        f"(SELECT min(CAST(r.finished_at AS timestamp(6))) FROM {runs} r WHERE r.job = '{job}' "
+        f"AND r.status = 'succeeded' AND CAST(r.started_at AS timestamp(6)) >= {since})"
+    )
+
+
 def _words(col: str) -> str:
     return f"regexp_extract_all(lower({col}), '[a-z0-9]+')"
 
@@ -111,6 +129,7 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
     """name -> Trino SELECT of each gold view, in creation order (later ones may read earlier ones);
     ``promotions=False``: `model_promotions` as an empty stand-in (see PROMOTION_COLUMNS)."""
     from lake.events import Reason
+    from lake.search_index import JOB as INDEX_JOB
 
     q = "'bronze.ingest_uploads'"  # the bronze job's stage, for rejected events
     known_reasons = ", ".join(f"'{r}'" for r in sorted({*map(str, Reason), "quality_gate"}))
@@ -181,6 +200,45 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
                    CAST(evaluated_at AT TIME ZONE 'UTC' AS timestamp(6)) AS evaluated_at, run_id
             FROM {t.model_evaluations}""",
         "model_promotions": f"SELECT {promoted}",
+        # Per image, the server time of each stage: upload (the API's Kafka record time), bronze (ingested_at),
+        # silver (normalized_at), gold (the gold run that took it in, for images with a human caption),
+        # captioned (its first model caption), searchable (the index run that took the caption in).
+        "image_freshness": f"""
+            WITH up AS (SELECT image_id, min({_utc("kafka_timestamp")}) AS uploaded_at,
+                               min({_utc("ingested_at")}) AS bronze_at
+                        FROM {t.events} GROUP BY image_id),
+            cap AS (SELECT image_id, min({_utc("generated_at")}) AS captioned_at FROM {t.captions} GROUP BY image_id),
+            s AS (SELECT up.image_id, up.uploaded_at, up.bronze_at, {_utc("si.normalized_at")} AS silver_at,
+                         ex.image_id IS NOT NULL AS human, cap.captioned_at
+                  FROM up LEFT JOIN {t.silver} si ON si.image_id = up.image_id
+                  LEFT JOIN (SELECT DISTINCT image_id FROM {t.training_examples}) ex ON ex.image_id = up.image_id
+                  LEFT JOIN cap ON cap.image_id = up.image_id)
+            SELECT image_id, uploaded_at, bronze_at, silver_at,
+                   IF(human, {_first_run_after(STAGE, "silver_at", t.runs)}) AS gold_at, captioned_at,
+                   {_first_run_after(INDEX_JOB, "captioned_at", t.runs)} AS searchable_at
+            FROM s""",
+        # p50/p95 seconds from upload to each stage, per hour of upload: what `lake.gold.freshness` charts.
+        "freshness": f"""
+            SELECT date_trunc('hour', f.uploaded_at) AS hour, st.stage, count(st.at) AS images,
+                   approx_percentile(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0, 0.5) AS p50_s,
+                   approx_percentile(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0, 0.95) AS p95_s,
+                   max(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0) AS max_s
+            FROM {t.view("image_freshness")} f
+            CROSS JOIN UNNEST(ARRAY[{", ".join(f"'{x}'" for x in FRESHNESS_STAGES)}],
+                              ARRAY[{", ".join(f"f.{x}_at" for x in FRESHNESS_STAGES)}]) AS st(stage, at)
+            WHERE st.at IS NOT NULL AND f.uploaded_at IS NOT NULL
+            GROUP BY 1, 2""",
+        # Every run: Airflow's task runs (one row per try, kept by `lake dags record`) and the catalog's job runs
+        # (what each Lake job recorded, whoever started it).
+        "pipeline_runs": f"""
+            SELECT 'airflow' AS source, dag_id AS dag, task_id AS task, state, duration_s,
+                   CAST(started_at AS timestamp(6)) AS started_at, CAST(finished_at AS timestamp(6)) AS finished_at,
+                   run_id, try_number
+            FROM {t.task_runs}
+            UNION ALL
+            SELECT 'job', NULL, job, status, duration_s, CAST(started_at AS timestamp(6)),
+                   CAST(finished_at AS timestamp(6)), _id, 1
+            FROM {t.runs}""",
         # Words: runs of [a-z0-9] in the lower-cased caption; human = the gold training examples.
         "caption_lengths": f"""
             SELECT captioner, cardinality(words) AS words, count(*) AS captions
@@ -201,12 +259,14 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
 def create_views(t: Tables | None = None) -> list[str]:
     """(Re)create the gold views through Trino (the engine users query them with); cheap, so
     also run on its own (`python -c "from spark_jobs.gold.build_gold import create_views; create_views()"`)."""
+    from lake.catalog import Catalog
     from lake.clients import trino_query
     from lake.config import get_settings
     from lake.training import ensure_evaluations_table
 
     t = t or get_settings().tables
     ensure_evaluations_table(t.model_evaluations)  # model_metrics reads it before any evaluation
+    Catalog.connect().ensure_indexes()  # the catalog's collections the views read (runs, pipeline_runs) exist
     catalog, db = t.catalog.split(".")
     fields = {
         r[0]

@@ -79,6 +79,10 @@ print(json.dumps({
     "params": {k: retrain.params[k] for k in ("min_new", "minutes", "steps")},
     "bronze_skips_on": ingest.get_task("bronze").skip_on_exit_code,
     "silver_after": ingest.get_task("silver").trigger_rule,
+    "retrain": {t.task_id: sorted(t.downstream_task_ids) for t in retrain.tasks},
+    "retrain_skips": {t.task_id: t.skip_on_exit_code for t in retrain.tasks},
+    "retrain_outlets": {t.task_id: [a.uri for a in t.outlets] for t in retrain.tasks if t.outlets},
+    "serving_after": retrain.get_task("serving").trigger_rule,
 }))
 """
 
@@ -99,6 +103,24 @@ def test_schedules_and_budgets_come_from_the_settings(airflow_python, tmp_path):
     assert out["interval"] == 30.0  # seconds
     assert out["params"] == {"min_new": 7, "minutes": 1.5, "steps": 40}
     assert out["bronze_skips_on"] == [99] and out["silver_after"] == "none_failed"
+
+
+def test_the_retrain_is_a_task_per_step(airflow_python, tmp_path):
+    """The grid shows each step of the loop; the step the gate did not choose is skipped (a rejected
+    candidate is a skipped promote); only a promotion updates the production-model asset."""
+    out = probe(airflow_python, SETTINGS_PROBE, REPO_ROOT / "dags", tmp_path)
+    assert out["retrain"] == {
+        "check": ["train"],
+        "train": ["evaluate"],
+        "evaluate": ["gate"],
+        "gate": ["promote", "reject"],
+        "promote": ["serving"],
+        "reject": ["serving"],
+        "serving": [],
+    }
+    assert all(out["retrain_skips"][t] == [99] for t in ("check", "promote", "reject", "serving"))
+    assert out["retrain_outlets"] == {"promote": ["lake://models/production"]}
+    assert out["serving_after"] == "none_failed_min_one_success"
 
 
 def test_the_stack_exports_the_settings_to_airflow(tmp_path):

@@ -118,7 +118,7 @@ def lake(stack_up, tmp_path_factory):
 
 def test_lake_ingest_carries_uploads_through_every_layer(lake):
     done, ids = lake["ingest_a"], lake["a"]
-    assert done.tasks == {"bronze": "success", "silver": "success", "gold": "success", "quality_report": "success"}
+    assert done.tasks == {t: "success" for t in ("bronze", "silver", "gold", "quality_report", "record")}
     assert ids_in("lake.bronze.upload_events", ids) == set(ids)
     assert ids_in("lake.silver.images", ids) == set(ids)
     assert ids_in("lake.gold.training_examples", ids) == set(ids)  # the gate passed them all
@@ -145,20 +145,26 @@ def test_lake_caption_captions_with_the_chosen_version(lake):
 
 def test_lake_retrain_skips_when_nothing_is_new(lake):
     done = ran("lake_retrain", {"model": NAME, "min_new": 1})
-    assert done.tasks == {"check": "skipped", "retrain": "skipped", "serving": "skipped"}
+    assert set(done.tasks) == {"check", "train", "evaluate", "gate", "promote", "reject", "serving"}
+    assert set(done.tasks.values()) == {"skipped"}
 
 
 def test_lake_retrain_trains_evaluates_and_gates_new_data(lake):
     from lake.catalog import Catalog
     from lake.clients import trino_query
+    from lake.registry import Registry
 
     b = upload(8, lake["seed"] + 1)
     ran("lake_ingest")
     done = ran("lake_retrain", {"model": NAME, "min_new": 1, "minutes": 1.0, "steps": 2})
-    assert done.tasks["check"] == "success" and done.tasks["retrain"] == "success"
-    assert done.tasks["serving"] in ("success", "skipped")  # skipped on a lake with no production `compact` yet
+    assert all(done.tasks[t] == "success" for t in ("check", "train", "evaluate", "gate")), done.tasks
     decision = Catalog.connect().db.promotions.find_one({"candidate": f"{NAME}-v2"})
     assert decision and decision["decision"] in ("promote", "reject") and decision["reasons"]
+    chosen, other = ("promote", "reject") if decision["decision"] == "promote" else ("reject", "promote")
+    assert done.tasks[chosen] == "success" and done.tasks[other] == "skipped"
+    assert done.tasks["serving"] in ("success", "skipped")  # skipped on a lake with no production `compact` yet
+    stage = Registry.connect().get(f"{NAME}-v2")["stage"]
+    assert stage == ("production" if chosen == "promote" else "rejected")
     assert decision["production"] == f"{NAME}-v1" and decision["new_examples"] >= 1
     assert ids_in("lake.gold.training_examples", b) == set(b)
     versions = {

@@ -105,6 +105,35 @@ def test_dashboard_views_answer_through_trino(built):
     assert columns == [c for c, _, _ in gold.PROMOTION_COLUMNS]
 
 
+def test_freshness_has_each_images_stage_times(built):
+    """Upload -> bronze -> silver -> gold from the tables' server times and the catalog's runs; no model caption
+    and no index run yet, so no image is captioned or searchable."""
+    lake, _, _ = built
+    ns = lake.gold.gold
+    counts = trino_query(
+        f"SELECT count(*), count(silver_at), count(gold_at), count(captioned_at), count(searchable_at) "
+        f"FROM {ns}.image_freshness"
+    )
+    assert counts == [[10, 10, 10, 0, 0]]
+    ((late,),) = trino_query(f"SELECT count(*) FROM {ns}.image_freshness WHERE NOT (silver_at <= gold_at)")
+    assert late == 0  # the gold run that took an image in ended after silver normalized it
+    per_stage: dict[str, int] = {}
+    for stage, images, p50, p95 in trino_query(f"SELECT stage, images, p50_s, p95_s FROM {ns}.freshness"):
+        per_stage[stage] = per_stage.get(stage, 0) + images
+        assert 0 <= p50 <= p95, (stage, p50, p95)
+    assert per_stage == {"bronze": 10, "silver": 10, "gold": 10}
+
+
+def test_pipeline_runs_has_the_catalogs_job_runs(built):
+    lake, _, _ = built
+    rows = trino_query(
+        f"SELECT task, state, duration_s FROM {lake.gold.gold}.pipeline_runs WHERE source = 'job' AND state = ?",
+        ["succeeded"],
+    )
+    assert {"silver.normalize_images", "gold.build"} <= {r[0] for r in rows}
+    assert all(r[2] is not None and r[2] >= 0 for r in rows)
+
+
 def test_rerun_commits_nothing(spark, built):
     lake, _, _ = built
     tables = [lake.gold.training_examples, lake.gold.ingest_daily, lake.silver.silver]
