@@ -27,6 +27,7 @@ INGEST_INTERVAL = timedelta(minutes=float(os.environ.get("LAKE_INGEST_INTERVAL",
 RETRAIN_MIN_NEW = int(os.environ.get("LAKE_RETRAIN_MIN_NEW", "100"))
 RETRAIN_MINUTES = float(os.environ.get("LAKE_RETRAIN_MINUTES", "5"))
 RETRAIN_STEPS = int(os.environ.get("LAKE_RETRAIN_STEPS", "0"))
+RETRAIN_TOLERANCE = float(os.environ.get("LAKE_RETRAIN_TOLERANCE", "0.05"))
 
 # Data-aware scheduling: a DAG runs when a task of another one updated what it reads.
 UPLOAD_EVENTS = Asset("lake://bronze/upload_events")

@@ -2,9 +2,10 @@
 ### Lake retrain: new human captions -> candidate -> promotion gate -> production -> API
 
 Runs whenever `lake_ingest` freezes a new `training_examples` data set (data-aware scheduling on
-the asset), or by hand (parameters: model name, `min_new`, the budget; their defaults are the settings
-`LAKE_RETRAIN_MIN_NEW`, `LAKE_RETRAIN_MINUTES` and `LAKE_RETRAIN_STEPS`). Each step of the loop is a
-task (`lake model retrain --step ...`), so the grid shows where a run is and what it decided:
+the asset), or by hand (parameters: model name, `min_new`, the budget, the gate's tolerance; their
+defaults are the settings `LAKE_RETRAIN_MIN_NEW`, `LAKE_RETRAIN_MINUTES`, `LAKE_RETRAIN_STEPS` and
+`LAKE_RETRAIN_TOLERANCE`). Each step of the loop is a task (`lake model retrain --step ...`), so
+the grid shows where a run is and what it decided:
 
 1. **check**: counts the train examples that reached gold since the production model's data set
    (Iceberg time travel on both snapshots); below `min_new` the rest of the run is **skipped**.
@@ -33,6 +34,7 @@ from _lake import (
     RETRAIN_MIN_NEW,
     RETRAIN_MINUTES,
     RETRAIN_STEPS,
+    RETRAIN_TOLERANCE,
     SKIPPED,
     START,
     TRAINING_EXAMPLES,
@@ -46,6 +48,7 @@ ENV = {
     "LAKE_DAG_MIN_NEW": "{{ params.min_new }}",
     "LAKE_DAG_MINUTES": "{{ params.minutes }}",
     "LAKE_DAG_STEPS": "{{ params.steps }}",
+    "LAKE_DAG_TOLERANCE": "{{ params.tolerance }}",
     "LAKE_DAG_CANDIDATE": "{{ ti.xcom_pull(task_ids='train') }}",
 }
 RETRAIN = f'{CORE} -m lake.cli model retrain --name "$LAKE_DAG_MODEL" --min-new "$LAKE_DAG_MIN_NEW"'
@@ -66,6 +69,9 @@ STEP = f'{RETRAIN} --candidate "$LAKE_DAG_CANDIDATE" --step'
         "min_new": Param(RETRAIN_MIN_NEW, type="integer", minimum=1, description="new train examples needed"),
         "minutes": Param(RETRAIN_MINUTES, type="number", exclusiveMinimum=0, description="training wall-clock budget"),
         "steps": Param(RETRAIN_STEPS, type="integer", minimum=0, description="training step budget (0: none)"),
+        "tolerance": Param(
+            RETRAIN_TOLERANCE, type="number", minimum=0, description="the gate's largest relative drop on a slice"
+        ),
     },
 )
 def lake_retrain():
@@ -77,7 +83,10 @@ def lake_retrain():
     @task.bash(env=ENV, append_env=True)
     def train() -> str:
         """Train and register a candidate; the last line of the log (its id) is the XCom the next steps read."""
-        return f'{RETRAIN} --step train --minutes "$LAKE_DAG_MINUTES" --steps "$LAKE_DAG_STEPS"'
+        return (
+            f'{RETRAIN} --step train --minutes "$LAKE_DAG_MINUTES" --steps "$LAKE_DAG_STEPS" '
+            '--tolerance "$LAKE_DAG_TOLERANCE"'
+        )
 
     @task.bash(env=ENV, append_env=True, execution_timeout=timedelta(minutes=30))
     def evaluate() -> str:

@@ -168,6 +168,7 @@ class Airflow(Service):
             "LAKE_RETRAIN_MIN_NEW": str(s.retrain_min_new),
             "LAKE_RETRAIN_MINUTES": str(s.retrain_minutes),
             "LAKE_RETRAIN_STEPS": str(s.retrain_steps),
+            "LAKE_RETRAIN_TOLERANCE": str(s.retrain_tolerance),
             # A task waits for a writer typed by hand meanwhile (`lake layers run`) instead of failing red.
             "LAKE_LOCK_WAIT_SECONDS": str(s.task_lock_wait_seconds),
             "PATH": f"{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",

@@ -8,6 +8,11 @@ and roll back.
 
     from lake.retrain import gate, retrain, rollback
 
+The steps, each its own call (Airflow's lake_retrain runs one per task; `retrain` runs them in a row):
+``plan`` (what is new: the check), ``train_candidate`` (its registry document carries the plan as
+``retrain``), ``evaluate_candidate``, ``decide`` (the gate; the decision in ``catalog.lake.promotions``)
+and ``conclude`` (the stage the gate chose; a promotion publishes `models.promoted`).
+
 New examples are the train-split rows of the latest ``training_examples`` data set that are not in
 the production model's data set (an ``EXCEPT`` of the two Iceberg snapshots through Trino). The
 candidate starts from the production weights and trains on them plus a seeded replay sample of
@@ -64,11 +69,36 @@ def _change(c: float, p: float) -> float | None:
     return (c - p) / p if p > 1e-6 else None  # from (about) zero a relative change means nothing
 
 
+def change_interval(
+    candidate: dict, production: dict, name: str, metric: str = METRIC, level: float = 0.8, draws: int = 2000
+) -> tuple[float, float] | None:
+    """The ``level`` bootstrap interval of slice ``name``'s relative change in mean per-image ``metric``, the two
+    models paired on the images both reports scored (``per_image`` of `lake.training.evaluate_version`); None
+    without per-image scores. Seeded: the same reports give the same interval."""
+    import numpy as np
+
+    c, p = candidate.get("per_image") or {}, production.get("per_image") or {}
+    ids = [i for i in sorted(c.keys() & p.keys()) if name == "overall" or name in c[i]["slices"]]
+    if len(ids) < 2:
+        return None
+    cv, pv = (np.array([r[i][metric] for i in ids]) for r in (c, p))
+    pick = np.random.default_rng(0).integers(0, len(ids), size=(draws, len(ids)))
+    pm, cm = pv[pick].mean(axis=1), cv[pick].mean(axis=1)
+    rel = cm[pm > 1e-6] / pm[pm > 1e-6] - 1
+    if rel.size < draws // 2:
+        return None
+    lo, hi = np.quantile(rel, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def gate(
     candidate: dict, production: dict, tolerance: float = 0.05, focus_slices: Sequence[str] = (), metric: str = METRIC
 ) -> Decision:
     """Promote only if neither ``overall`` nor any slice drops ``metric`` by more than ``tolerance``
-    (relative to production) and every focus slice improves. Reports as from `evaluate_version`."""
+    (relative to production) and every focus slice improves. Reports as from `evaluate_version`; where both carry
+    per-image scores, a drop past the tolerance fails the slice only if it is beyond noise too: the 80 % paired
+    bootstrap interval of the change (`change_interval`) lies wholly below zero (a drop at least 90 % sure).
+    A small slice's drop that chance explains (an interval that holds zero) is shown, not a reason to reject."""
     slices = {"overall": (candidate["overall"], production["overall"])}
     for name in sorted(set(candidate.get("slices", {})) | set(production.get("slices", {})) | set(focus_slices)):
         slices[name] = (candidate.get("slices", {}).get(name), production.get("slices", {}).get(name))
@@ -92,8 +122,12 @@ def gate(
             continue
         cv, pv = float(c[metric]), float(p[metric])
         ok = cv >= pv * (1 - tolerance)
-        if not ok:
-            reasons.append(f"{name}: {metric} {pv:.3f} -> {cv:.3f}, drops more than {tolerance:.0%}")
+        interval = change_interval(candidate, production, name, metric) if not ok else None
+        if not ok and interval is not None and interval[1] >= 0:
+            ok = True  # past the tolerance, but within noise: no change is inside the interval
+        elif not ok:
+            beyond = f" (80% interval {interval[0]:+.1%} to {interval[1]:+.1%})" if interval else ""
+            reasons.append(f"{name}: {metric} {pv:.3f} -> {cv:.3f}, drops more than {tolerance:.0%}{beyond}")
         if focus and not cv > pv:
             ok = False
             reasons.append(f"focus slice {name}: {metric} {pv:.3f} -> {cv:.3f}, does not improve")
@@ -106,6 +140,7 @@ def gate(
                 "focus": focus,
                 "ok": ok,
                 "n": c.get("n", candidate.get("n")),
+                "interval": list(interval) if interval else None,
             }
         )
     promote = not reasons

@@ -268,6 +268,7 @@ def evaluate_version(
         captioner = load(model_dir)
         predictions = captioner.caption(images, batch_size=batch_size)
         report = score(predictions, refs, meteor=meteor)
+        report["per_image"] = dict(zip(ids, report["per_image"]))  # by image id: the gate pairs two models by it
         evaluated_at = utcnow()
         table = evaluations_table(ds)
         rows = evaluation_rows(report, model=model, dataset=ds, split=split, run_id=rec.run_id)
@@ -290,7 +291,8 @@ def evaluate_version(
             write_evaluations(table, rows, evaluated_at.isoformat())
             if ds["_id"] == model["dataset"]["id"] and split == "test":
                 reg.record(model["_id"], "evaluation", summary)  # the version's own score, what `model list` shows
-        cat.db.evaluations.insert_one({"_id": rec.run_id, "model": model["_id"], **summary})
+        per_image = {"per_image": report["per_image"]}  # in the catalog's evaluation, not the registry's summary
+        cat.db.evaluations.insert_one({"_id": rec.run_id, "model": model["_id"], **summary, **per_image})
         rec.outputs = {"table": table, "report": summary["report"], "local_report": str(folder / "index.html")}
         rec.counts = {"images": len(ids), "rows": len(rows)}
     report.update(model=model["_id"], dataset=ds["_id"], report=summary["report"], local_report=str(folder))

@@ -87,6 +87,11 @@ class AirflowApi:
         got = self.get("/dags/~/dagRuns", state=["running"], limit=100)["dag_runs"]
         return [r for r in got if r["dag_id"] in dag_ids]
 
+    def active_tasks(self, dag_ids: tuple[str, ...]) -> list[dict]:
+        """Task instances of ``dag_ids`` running or queued to run."""
+        got = self.get("/dags/~/dagRuns/~/taskInstances", state=["running", "queued"], limit=100)["task_instances"]
+        return [t for t in got if t["dag_id"] in dag_ids]
+
     def dags(self) -> list[dict]:
         return self.get("/dags", limit=100, order_by="dag_id")["dags"]
 
@@ -200,23 +205,35 @@ def set_paused(dag_ids: tuple[str, ...], paused: bool, s: Settings | None = None
 
 
 def pause_and_drain(dag_ids: tuple[str, ...], api: AirflowApi, timeout: float = 1800, say=print) -> None:
-    """Pause ``dag_ids`` and wait until none has a run in flight. The scheduler does not go on with a
-    run of a paused DAG, so a DAG with a run in flight is unpaused again until that run is over (its
-    `max_active_runs=1` starts no second one meanwhile), then paused."""
+    """Pause ``dag_ids`` and wait until none of their tasks runs. The scheduler does not go on with a run of
+    a paused DAG, so a DAG with a run that was in flight before the pause is unpaused again until that run is
+    over (its `max_active_runs=1` starts no second one meanwhile), then paused. A run the scheduler started in
+    that window (the next interval came due) is not waited for: it stops after the tasks it had started, and
+    goes on when the DAG is unpaused; otherwise a DAG whose runs take its interval would never drain."""
     for dag_id in dag_ids:
         api.set_paused(dag_id, True)
     deadline = time.monotonic() + timeout
-    while busy := api.running(dag_ids):
+    waited: set[str] = set()
+    while True:
+        busy = [r for r in api.running(dag_ids) if r["dag_run_id"] not in waited]
+        if not busy:
+            break
         ids = {r["dag_run_id"] for r in busy}
+        waited |= ids
         say(f"waiting for the scheduler's runs in flight: {', '.join(sorted(ids))}")
         for dag_id in {r["dag_id"] for r in busy}:
             api.set_paused(dag_id, False)
         while any(r["dag_run_id"] in ids for r in api.running(dag_ids)):
             if time.monotonic() > deadline:
                 raise AirflowError(f"runs still in flight after {timeout:.0f} s: see the Airflow UI")
-            time.sleep(5)
+            time.sleep(2)
         for dag_id in {r["dag_id"] for r in busy}:
             api.set_paused(dag_id, True)
+        waited |= {r["dag_run_id"] for r in api.running(dag_ids)}  # started while unpaused: they stop where they are
+    while api.active_tasks(dag_ids):  # the tasks such a run had started finish
+        if time.monotonic() > deadline:
+            raise AirflowError(f"tasks still running after {timeout:.0f} s: see the Airflow UI")
+        time.sleep(2)
 
 
 @contextmanager

@@ -43,7 +43,7 @@ def gate_table(out: dict, drill: dict | None = None) -> Table:
             _num(r["candidate"]),
             "-" if r["change"] is None else f"{r['change']:+.1%}",
             "yes" if r["focus"] else "",
-            "[green]ok[/green]" if r["ok"] else "[red]no[/red]",
+            ("[yellow]noise[/yellow]" if r.get("interval") else "[green]ok[/green]") if r["ok"] else "[red]no[/red]",
             *((_num(drilled.get(r["slice"])),) if drill else ()),
         )
     return table

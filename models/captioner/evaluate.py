@@ -62,7 +62,8 @@ def evaluate(
     meteor: bool = True,
     tokenize: str = "simple",
 ) -> dict:
-    """``{"overall": {metric: value}, "slices": {slice: {metric: value, "n": count}}, "n": count}``.
+    """``{"overall": {metric: value}, "slices": {slice: {metric: value, "n": count}}, "n": count, "per_image":
+    [{"CIDEr": value, "slices": [...]}, ...]}``.
 
     ``references[i]`` are all ground-truth captions of image ``i``; ``slices[i]`` the slice labels of image
     ``i``. A slice is scored on its own images; its CIDEr is the mean per-image CIDEr with the document
@@ -84,6 +85,10 @@ def evaluate(
     try:
         cider = cider_per_image(gts, res)
         report: dict = {"n": len(predictions), "overall": _scores(gts, res, scorer, cider), "slices": {}}
+        # each image's CIDEr and slices, in input order: what a paired comparison of two models needs
+        report["per_image"] = [
+            {"CIDEr": cider[i], "slices": list(slices[i]) if slices else []} for i in range(len(predictions))
+        ]
         groups: dict[str, list[int]] = defaultdict(list)
         for i, labels in enumerate(slices or []):
             for label in labels:

@@ -111,3 +111,16 @@ def test_dag_page_shows_its_tasks(airflow_ui, parsed_dags, context, page, shots)
     page.wait_for_load_state("networkidle")
     page.screenshot(path=shots / f"airflow-dag-{dag_id}.png")
     assert not missing, f"{dag_id}'s page never showed tasks {missing} (of {tasks})"
+
+
+def test_the_retrain_grid_shows_each_step(airflow_ui, parsed_dags, context, page, shots):
+    """lake_retrain's grid has a row per step of the loop (README's screenshot of a scheduler-driven run is
+    this page after tests/dags/test_autonomy.py)."""
+    steps = ["check", "train", "evaluate", "gate", "promote", "reject", "serving"]
+    tasks = [t["task_id"] for t in api(context, airflow_ui, "/dags/lake_retrain/tasks")["tasks"]]
+    assert sorted(tasks) == sorted(steps)
+    page.goto(f"{airflow_ui}/dags/lake_retrain")
+    for task_id in steps:
+        page.get_by_text(task_id, exact=True).first.wait_for(timeout=15_000)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=shots / "airflow-dag-lake_retrain.png")

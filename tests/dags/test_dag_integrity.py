@@ -76,7 +76,7 @@ bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=sys.argv[1])
 ingest, retrain = bag.dags["lake_ingest"], bag.dags["lake_retrain"]
 print(json.dumps({
     "interval": ingest.schedule.total_seconds(),
-    "params": {k: retrain.params[k] for k in ("min_new", "minutes", "steps")},
+    "params": {k: retrain.params[k] for k in ("min_new", "minutes", "steps", "tolerance")},
     "bronze_skips_on": ingest.get_task("bronze").skip_on_exit_code,
     "silver_after": ingest.get_task("silver").trigger_rule,
     "retrain": {t.task_id: sorted(t.downstream_task_ids) for t in retrain.tasks},
@@ -99,9 +99,10 @@ def test_schedules_and_budgets_come_from_the_settings(airflow_python, tmp_path):
         LAKE_RETRAIN_MIN_NEW="7",
         LAKE_RETRAIN_MINUTES="1.5",
         LAKE_RETRAIN_STEPS="40",
+        LAKE_RETRAIN_TOLERANCE="0.1",
     )
     assert out["interval"] == 30.0  # seconds
-    assert out["params"] == {"min_new": 7, "minutes": 1.5, "steps": 40}
+    assert out["params"] == {"min_new": 7, "minutes": 1.5, "steps": 40, "tolerance": 0.1}
     assert out["bronze_skips_on"] == [99] and out["silver_after"] == "none_failed"
 
 

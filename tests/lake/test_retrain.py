@@ -63,6 +63,43 @@ def test_a_good_candidate_is_promoted():
     assert gate(PROD, PROD, 0.0, []).promote  # no focus: "does not get worse" is enough
 
 
+def per_image(values: dict[str, tuple[float, list[str]]]) -> dict:
+    """A report with per-image scores (as `lake.training.evaluate_version` gives): slice means from them."""
+    import numpy as np
+
+    slices = sorted({s for _, labels in values.values() for s in labels})
+    mean = lambda ids: float(np.mean([values[i][0] for i in ids]))  # noqa: E731
+    return {
+        "n": len(values),
+        "overall": {"CIDEr": mean(list(values))},
+        "slices": {
+            s: {"n": len(m), "CIDEr": mean(m)} for s in slices if (m := [i for i in values if s in values[i][1]])
+        },
+        "per_image": {i: {"CIDEr": v, "slices": labels} for i, (v, labels) in values.items()},
+    }
+
+
+def test_a_drop_that_chance_explains_is_shown_not_rejected():
+    """23 circle images, the candidate better on some and worse on others: -5.5 % on the mean, but the paired
+    interval holds no change, so the slice passes (shown as noise); the same drop on every image is real."""
+    import random
+
+    rng = random.Random(3)
+    prod = {f"c{i}": (rng.uniform(0.5, 4.0), ["shape=circle"]) for i in range(23)}
+    prod |= {f"s{i}": (2.0, ["shape=square"]) for i in range(40)}
+    noisy = {i: (v * rng.uniform(0.45, 1.45) if "c" in i else v * 1.01, s) for i, (v, s) in prod.items()}
+    scale = (sum(prod[i][0] for i in prod if "c" in i) * 0.945) / sum(noisy[i][0] for i in noisy if "c" in i)
+    noisy = {i: (v * scale if "c" in i else v, s) for i, (v, s) in noisy.items()}  # exactly -5.5 % on circles
+    d = gate(per_image(noisy), per_image(prod), 0.05, [])
+    row = next(r for r in d.table if r["slice"] == "shape=circle")
+    assert row["change"] == pytest.approx(-0.055) and row["ok"] and row["interval"][0] < 0 < row["interval"][1]
+    assert d.promote
+    every = {i: (v * 0.9 if "c" in i else v, s) for i, (v, s) in prod.items()}  # -10 % on each circle image
+    d = gate(per_image(every), per_image(prod), 0.05, [])
+    assert not d.promote and d.reasons[0].startswith("shape=circle: CIDEr") and "80% interval" in d.reasons[0]
+    assert gate(per_image(every), per_image(prod), 0.05, []).table == d.table  # seeded: the same every time
+
+
 def test_focus_slices_are_those_over_represented_among_the_new_examples():
     def ex(caption: str) -> TrainingExample:
         return TrainingExample.from_row((uuid.uuid4().hex, caption, 0, "train", "k"))
