@@ -119,7 +119,8 @@ def test_the_retrain_grid_shows_each_step(airflow_ui, parsed_dags, context, page
     steps = ["check", "train", "evaluate", "gate", "promote", "reject", "serving"]
     tasks = [t["task_id"] for t in api(context, airflow_ui, "/dags/lake_retrain/tasks")["tasks"]]
     assert sorted(tasks) == sorted(steps)
-    page.goto(f"{airflow_ui}/dags/lake_retrain")
+    runs = api(context, airflow_ui, "/dags/lake_retrain/dagRuns?order_by=-start_date&limit=1")["dag_runs"]
+    page.goto(f"{airflow_ui}/dags/lake_retrain" + (f"/runs/{runs[0]['dag_run_id']}" if runs else ""))
     for task_id in steps:
         page.get_by_text(task_id, exact=True).first.wait_for(timeout=15_000)
     page.wait_for_load_state("networkidle")
