@@ -147,6 +147,7 @@ def gate(
     if promote:
         reasons.append(
             f"no slice drops more than {tolerance:.0%}"
+            + (" beyond noise" if any(r.get("interval") for r in table) else "")
             + (f"; {', '.join(focus_slices)} improve" if focus_slices else "; no focus slices")
         )
     return Decision(promote, reasons, table)
@@ -436,15 +437,29 @@ def decision_of(candidate: str, catalog: Catalog | None = None) -> dict:
 
 def conclude(decision: dict, *, registry=None, producer=None) -> str:
     """The promote or reject step: the candidate's stage as the gate decided (promotion archives production and
-    publishes `models.promoted`); the stage set."""
-    from lake.registry import Registry
+    publishes `models.promoted`); the stage set. A promotion is refused when production is no longer the version
+    the gate compared with (a rollback or a promotion by hand came in between); a retried promotion sends the
+    event again (the first send may be what failed)."""
+    from lake.registry import ModelNotFound, Registry
 
     reg = registry or Registry.connect()
     why = "; ".join(decision["reasons"])
     stage = "production" if decision["promote"] else "rejected"
-    if reg.get(decision["candidate"])["stage"] == stage:
+    current = reg.get(decision["candidate"])["stage"]
+    if current == stage and not decision["promote"]:
         return stage  # a retried step: done already
-    reg.set_stage(decision["candidate"], stage, by=decision["run_id"], reason=f"promotion gate: {why}")
+    if current != stage and decision["promote"]:
+        try:
+            now = reg.get(f"{decision['model']}:production")["_id"]
+        except ModelNotFound:
+            now = None
+        if now != decision["production"]:
+            raise LookupError(
+                f"production is {now} now, not {decision['production']} that the gate compared "
+                f"{decision['candidate']} with: retrain again (or `lake model promote {decision['candidate']}`)"
+            )
+    if current != stage:
+        reg.set_stage(decision["candidate"], stage, by=decision["run_id"], reason=f"promotion gate: {why}")
     if decision["promote"]:
         cand = reg.get(decision["candidate"])
         publish_promoted(cand, decision["production"], (cand.get("evaluation") or {}).get("overall"), producer)

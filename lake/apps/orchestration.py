@@ -115,6 +115,13 @@ class AirflowApi:
             if not got["task_instances"] or len(out) >= got["total_entries"]:
                 return [t for t in out if t.get("end_date")]
 
+    def tries(self, ti: dict) -> list[dict]:
+        """Every try of one task instance (the latest one too)."""
+        mapped = f"/{ti['map_index']}" if ti.get("map_index", -1) >= 0 else ""
+        return self.get(f"/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}{mapped}/tries")[
+            "task_instances"
+        ]
+
     def import_errors(self) -> list[dict]:
         return self.get("/importErrors", limit=100)["import_errors"]
 
@@ -181,7 +188,11 @@ def record_task_runs(s: Settings | None = None, catalog=None, overlap: timedelta
     since = last["finished_at"].replace(tzinfo=UTC) - overlap if last else None
     api = AirflowApi(s)
     try:
-        docs = [task_run(ti) for ti in api.finished_tasks(since)]
+        docs = []
+        for ti in api.finished_tasks(since):
+            # the endpoint has a task's latest try only: earlier ones (failed, then retried) from its tries
+            tries = [ti] if ti["try_number"] <= 1 else api.tries(ti)
+            docs += [task_run({**ti, **t}) for t in tries if t.get("end_date")]
     finally:
         api.close()
     now = utcnow()

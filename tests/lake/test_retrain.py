@@ -100,6 +100,23 @@ def test_a_drop_that_chance_explains_is_shown_not_rejected():
     assert gate(per_image(every), per_image(prod), 0.05, []).table == d.table  # seeded: the same every time
 
 
+def test_a_promotion_is_refused_when_production_changed_since_the_gate():
+    from lake.retrain import conclude
+
+    class Registry:  # compact-v3 became production (a rollback, a promotion by hand) after the gate compared v1
+        docs = {"compact-v2": {"_id": "compact-v2", "stage": "candidate"}, "compact:production": {"_id": "compact-v3"}}
+
+        def get(self, spec):
+            return self.docs[spec]
+
+        def set_stage(self, *args, **kw):
+            raise AssertionError("no stage may change")
+
+    decision = {"candidate": "compact-v2", "production": "compact-v1", "model": "compact", "promote": True}
+    with pytest.raises(LookupError, match="production is compact-v3 now, not compact-v1"):
+        conclude({**decision, "reasons": ["ok"], "run_id": "r"}, registry=Registry())
+
+
 def test_focus_slices_are_those_over_represented_among_the_new_examples():
     def ex(caption: str) -> TrainingExample:
         return TrainingExample.from_row((uuid.uuid4().hex, caption, 0, "train", "k"))
