@@ -260,13 +260,14 @@ def create_views(t: Tables | None = None) -> list[str]:
     """(Re)create the gold views through Trino (the engine users query them with); cheap, so
     also run on its own (`python -c "from spark_jobs.gold.build_gold import create_views; create_views()"`)."""
     from lake.catalog import Catalog
-    from lake.clients import trino_query
+    from lake.clients import mongo_client, trino_query
     from lake.config import get_settings
     from lake.training import ensure_evaluations_table
 
     t = t or get_settings().tables
     ensure_evaluations_table(t.model_evaluations)  # model_metrics reads it before any evaluation
-    Catalog.connect().ensure_indexes()  # the catalog's collections the views read (runs, pipeline_runs) exist
+    # the catalog's collections the views read (runs, pipeline_runs) exist, in the database t.catalog names
+    Catalog(mongo_client()[t.catalog.split(".", 1)[1]]).ensure_indexes()
     catalog, db = t.catalog.split(".")
     fields = {
         r[0]

@@ -7,7 +7,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -105,7 +105,8 @@ def scratch_lake(spark, name: str) -> Iterator[Scratch]:
     from spark_jobs.gold import build_gold
 
     ns = f"lake.{name}"
-    tables = get_settings().tables.under(ns)
+    # the views read the catalog through Trino too (runs, promotions): this lake's own database
+    tables = replace(get_settings().tables.under(ns), catalog=f"catalog.{name}")
     ensure_tables(spark, tables, "bronze")
     schema = spark.table(tables.events).schema
 
