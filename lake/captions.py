@@ -48,6 +48,8 @@ def batch_caption(*, table: str, image_id: str, model_version: str, query: Query
     whose gold tables do not exist yet has none."""
     from trino.exceptions import TrinoUserError
 
+    from lake.clients import no_tables_yet
+
     if query is None:
         from lake.clients import trino_query as query
     try:
@@ -55,7 +57,7 @@ def batch_caption(*, table: str, image_id: str, model_version: str, query: Query
             f"SELECT caption FROM {table} WHERE image_id = ? AND model_version = ? LIMIT 1", [image_id, model_version]
         )
     except TrinoUserError as e:
-        if e.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):  # before the first gold run
+        if no_tables_yet(e):  # before the first gold run
             return None
         raise
     if not rows:

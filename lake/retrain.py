@@ -362,7 +362,9 @@ def _stored_report(cat: Catalog, model: str, dataset: str) -> dict:
     )
     if doc is None:
         raise LookupError(f"{model} has no evaluation on {dataset}'s test split: run the evaluate step first")
-    return {**doc, "local_report": str(get_settings().state_dir / "reports" / model)}
+    from lake.training import report_folder
+
+    return {**doc, "local_report": str(report_folder(model))}
 
 
 def decide(

@@ -231,6 +231,11 @@ def write_evaluations(table: str, rows: list[list[Any]], evaluated_at: str) -> i
     return len(rows)
 
 
+def report_folder(version: str) -> Path:
+    """Where `evaluate_version` writes a version's evaluation report by default (``.lake/reports/<version>``)."""
+    return get_settings().state_dir / "reports" / version
+
+
 def evaluate_version(
     spec: str,
     *,
@@ -272,7 +277,7 @@ def evaluate_version(
         evaluated_at = utcnow()
         table = evaluations_table(ds)
         rows = evaluation_rows(report, model=model, dataset=ds, split=split, run_id=rec.run_id)
-        folder = report_dir or get_settings().state_dir / "reports" / model["_id"]
+        folder = report_dir or report_folder(model["_id"])
         write_report(report, model, ds, list(zip(ids, images, predictions, refs)), folder, model_dir)
         summary = {
             "dataset": ds["_id"],

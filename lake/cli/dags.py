@@ -12,6 +12,7 @@ lake dags record                 # Airflow's finished task runs -> catalog.lake.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -26,16 +27,25 @@ dags_app = typer.Typer(
 NAMES = typer.Argument(help="DAG ids (default: the pipeline: lake_ingest, lake_caption, lake_index, lake_retrain).")
 
 
-@dags_app.command("status")
-def status_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The last run of every DAG, from the Airflow REST API."""
-    from lake.apps.orchestration import AirflowError, status
+@contextmanager
+def airflow_errors():
+    """Airflow down or refusing: the reason in one line, exit 2."""
+    from lake.apps.orchestration import AirflowError
 
     try:
-        rows = status()
+        yield
     except AirflowError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from e
+
+
+@dags_app.command("status")
+def status_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The last run of every DAG, from the Airflow REST API."""
+    from lake.apps.orchestration import status
+
+    with airflow_errors():
+        rows = status()
     if as_json:
         print(json.dumps(rows, indent=1))
         return
@@ -49,7 +59,7 @@ def run(
 ) -> None:
     """Run every task of a DAG now (`airflow dags test`, recorded in Airflow like any run); exit 1 unless it
     succeeded."""
-    from lake.apps.orchestration import AirflowError, run_dag
+    from lake.apps.orchestration import run_dag
 
     try:
         params = json.loads(conf)
@@ -58,12 +68,8 @@ def run(
     except ValueError as e:
         console.print(f"[red]error:[/red] bad --conf: {e}")
         raise typer.Exit(2) from e
-    try:
-        with console.status(f"running {dag_id} ..."):
-            done = run_dag(dag_id, params)
-    except AirflowError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
+    with airflow_errors(), console.status(f"running {dag_id} ..."):
+        done = run_dag(dag_id, params)
     tasks = ", ".join(f"{t} {styled(st)}" for t, st in done.tasks.items())
     console.print(f"{dag_id} {done.run_id}: {styled(done.state)} in {done.seconds:.0f} s ({tasks}); log {done.log}")
     if not done.ok:
@@ -71,13 +77,10 @@ def run(
 
 
 def _pause(dag_ids: list[str] | None, paused: bool) -> None:
-    from lake.apps.orchestration import PIPELINE, AirflowError, set_paused
+    from lake.apps.orchestration import PIPELINE, set_paused
 
-    try:
+    with airflow_errors():
         before = set_paused(tuple(dag_ids or PIPELINE), paused)
-    except AirflowError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
     word = "paused" if paused else "live"
     for dag_id, was in before.items():
         console.print(f"{dag_id}: {word}" + ("" if was != paused else " (already)"))
@@ -99,11 +102,8 @@ def unpause(dag_ids: Annotated[list[str] | None, NAMES] = None) -> None:
 def record() -> None:
     """Copy Airflow's finished task runs (REST API) into the catalog, where `lake.gold.pipeline_runs` reads them
     (lake_ingest does it on every run)."""
-    from lake.apps.orchestration import AirflowError, record_task_runs
+    from lake.apps.orchestration import record_task_runs
 
-    try:
+    with airflow_errors():
         n = record_task_runs()
-    except AirflowError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from e
     console.print(f"{n} task runs recorded in catalog.lake.pipeline_runs")

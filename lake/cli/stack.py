@@ -97,9 +97,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             w = oldest_waiting()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a status line, never a reason for `lake status` to fail
             if no_tables_yet(e):
-                return "oldest event not yet in silver: none, nothing ingested yet"  # noqa: BLE001 - a status line, never a reason for `lake status` to fail
+                return "oldest event not yet in silver: none, nothing ingested yet"
             return f"[yellow]oldest event not yet in silver: unknown[/yellow] ({type(e).__name__}: {str(e)[:120]})"
         if w is None:
             return "[green]silver is up to date[/green]: every upload event is in silver (or quarantined)"

@@ -127,7 +127,6 @@ def presign_silver(*, mc: Any, key: str, ttl: timedelta) -> str:
 
 LANDED_COLUMNS = ("event_id", "image_id", "ingested_at")
 REFUSED_COLUMNS = ("event_id", "reason", "error", "rejected_at", "image_id", "user_id", "source")
-MISSING_TABLE = frozenset({"TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"})  # a lake whose stream has not run yet
 
 
 def event_rows(*, tables: Any, event_id: str, limit: int = 20) -> tuple[list[dict], list[dict]]:
@@ -142,7 +141,7 @@ def event_rows(*, tables: Any, event_id: str, limit: int = 20) -> tuple[list[dic
 def _rows(table: str, event_id: str, columns: tuple[str, ...], newest: str, limit: int) -> list[dict]:
     from trino.exceptions import TrinoUserError
 
-    from lake.clients import trino_connection
+    from lake.clients import no_tables_yet, trino_connection
 
     with trino_connection() as conn:
         cur = conn.cursor()
@@ -153,7 +152,7 @@ def _rows(table: str, event_id: str, columns: tuple[str, ...], newest: str, limi
             )
             rows = cur.fetchall()
         except TrinoUserError as e:
-            if e.error_name in MISSING_TABLE:
+            if no_tables_yet(e):  # a lake whose stream has not run yet
                 return []
             raise
         names = [d[0] for d in cur.description]
