@@ -225,7 +225,9 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
         from lake.config import get_settings
 
         mc, cache = mc or minio_client(), cache or get_settings().state_dir / "search"
-    target = Path(cache) / f"v{pointer['version']}"
+    # named by version AND content: another index's v<N> (a scratch lake's, a rebuilt lake's) is another copy
+    digest = hashlib.sha256("".join(f["sha256"] for f in pointer["files"]).encode()).hexdigest()[:12]
+    target = Path(cache) / f"v{pointer['version']}-{digest}"
     if not (target / "manifest.json").is_file():  # written last by save(): the copy is complete
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".v{pointer['version']}-"))
@@ -242,7 +244,8 @@ def load_current(pointer: dict | None, *, mc=None, cache: Path | None = None, mm
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         for stale in target.parent.glob("v*"):  # keep this copy and the one before (mapped files stay valid)
-            if stale.name[1:].isdigit() and int(stale.name[1:]) < pointer["version"] - 1:
+            version = stale.name[1:].split("-", 1)[0]
+            if version.isdigit() and int(version) < pointer["version"] - 1:
                 shutil.rmtree(stale, ignore_errors=True)
     return load_index(target, pointer["version"], mmap=mmap)
 

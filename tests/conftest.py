@@ -73,9 +73,10 @@ SHORT_DEMO = [
 @pytest.fixture(scope="session")
 def lake_with_history(stack_up):
     """The test stack's lake with something for every dashboard chart: images through every layer, model
-    captions, a production `compact` model with evaluations, a gate decision. A lake that has them (an
-    earlier `make test`) is left as it is; a fresh one gets them from a short `lake demo`. The gold views and the
-    Superset dashboards are then (re)made as this checkout defines them."""
+    captions, a production `compact` model with evaluations, a gate decision, an Airflow run recorded. A lake
+    that has them (an earlier `make test`) is left as it is; a fresh one gets them from a short `lake demo`
+    (and one `lake_stack_smoke` run). The gold views and the Superset dashboards are then (re)made as this
+    checkout defines them."""
     import subprocess
     import sys
 
@@ -100,6 +101,11 @@ def lake_with_history(stack_up):
             [sys.executable, "-m", "lake.cli", *SHORT_DEMO], capture_output=True, text=True, timeout=1800, check=False
         )
         assert res.returncode == 0, f"lake {' '.join(SHORT_DEMO)} failed:\n{(res.stdout + res.stderr)[-4000:]}"
+    if not cat.db.pipeline_runs.find_one():  # the short demo runs no DAG: one run for "Pipeline task runs by state"
+        from lake.apps.orchestration import record_task_runs, run_dag
+
+        assert run_dag("lake_stack_smoke", {}).ok
+        assert record_task_runs()
     create_views()
     Superset("superset", stack_up).import_dashboards()
     return stack_up

@@ -84,10 +84,8 @@ def oldest_waiting(s: Settings | None = None) -> dict[str, Any] | None:
 
 
 def status(s: Settings | None = None) -> dict[str, Any]:
-    from trino.exceptions import TrinoUserError
-
     from lake.catalog import Catalog
-    from lake.clients import trino_query
+    from lake.clients import no_tables_yet, trino_query
     from spark_jobs.gold.build_gold import views
 
     s = s or get_settings()
@@ -98,8 +96,10 @@ def status(s: Settings | None = None) -> dict[str, Any]:
         out["counts"] = {name: got[name] for name in ORDER}
         ((lag,),) = trino_query(lag_sql(s.tables), s=s)
         out["lag"] = {"images_waiting_for_silver": lag}
-    except TrinoUserError as e:  # a fresh lake: the jobs create their tables on first run
-        out["problems"].append(f"tables missing ({e.message}); run `lake layers run`")
+    except Exception as e:  # a fresh lake: the jobs create their tables on first run
+        if not no_tables_yet(e):
+            raise
+        out["problems"].append(f"tables missing ({getattr(e, 'message', e)}); run `lake layers run`")
     cat = Catalog.connect(s)
     for job in JOBS:
         last = cat.last_run(job, status=None)

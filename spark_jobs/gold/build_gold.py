@@ -132,6 +132,7 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
     from lake.search_index import JOB as INDEX_JOB
 
     q = "'bronze.ingest_uploads'"  # the bronze job's stage, for rejected events
+    waited = "CAST(date_diff('millisecond', f.uploaded_at, st.at) AS double) / 1000"
     known_reasons = ", ".join(f"'{r}'" for r in sorted({*map(str, Reason), "quality_gate"}))
     if promotions:
         promoted = ", ".join(f"CAST({e} AS {ty}) AS {c}" for c, ty, e in PROMOTION_COLUMNS)
@@ -218,11 +219,11 @@ def views(t: Tables, *, promotions: bool = True) -> dict[str, str]:
                    {_first_run_after(INDEX_JOB, "captioned_at", t.runs)} AS searchable_at
             FROM s""",
         # p50/p95 seconds from upload to each stage, per hour of upload: what `lake.gold.freshness` charts.
+        # seconds as double (a bigint / 1000.0 is a decimal, and approx_percentile of a decimal a real)
         "freshness": f"""
             SELECT date_trunc('hour', f.uploaded_at) AS hour, st.stage, count(st.at) AS images,
-                   approx_percentile(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0, 0.5) AS p50_s,
-                   approx_percentile(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0, 0.95) AS p95_s,
-                   max(date_diff('millisecond', f.uploaded_at, st.at) / 1000.0) AS max_s
+                   approx_percentile({waited}, 0.5) AS p50_s, approx_percentile({waited}, 0.95) AS p95_s,
+                   max({waited}) AS max_s
             FROM {t.view("image_freshness")} f
             CROSS JOIN UNNEST(ARRAY[{", ".join(f"'{x}'" for x in FRESHNESS_STAGES)}],
                               ARRAY[{", ".join(f"f.{x}_at" for x in FRESHNESS_STAGES)}]) AS st(stage, at)

@@ -217,8 +217,21 @@ def test_the_job_publishes_versions_behind_a_pointer(job):
     cache = job.tmp / "api-cache"
     ci = si.load_current(si.read_pointer(job.mc), mc=job.mc, cache=cache)
     assert ci.version == 4 and ci.index.size == 180 and isinstance(ci.index.vectors[0], np.memmap)
-    assert [p.name for p in cache.iterdir()] == ["v4"]  # no temporary folder left behind
+    assert [p.name[:3] for p in cache.iterdir()] == ["v4-"]  # no temporary folder left behind
     assert si.load_current(None, mc=job.mc, cache=cache) is None
+
+
+def test_another_index_of_the_same_version_is_another_copy(job, tmp_path):
+    """A version number names a copy only with its content: a scratch lake's v1 (or a rebuilt lake's) served
+    from a cache that holds another index's v1 is downloaded, not read from that other copy."""
+    job.build(rows(60))
+    cache = tmp_path / "shared-cache"
+    first = si.load_current(si.read_pointer(job.mc), mc=job.mc, cache=cache)
+    job.mc.objects.clear()  # the same bucket emptied, and another index published as v1 again
+    job.build(rows(30))
+    other = si.load_current(si.read_pointer(job.mc), mc=job.mc, cache=cache)
+    assert first.version == other.version == 1 and (first.index.size, other.index.size) == (60, 30)
+    assert len(list(cache.iterdir())) == 2
 
 
 def test_a_corrupt_download_is_refused(job):

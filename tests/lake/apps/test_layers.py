@@ -30,3 +30,32 @@ def test_unread_counts_records_past_what_bronze_read_and_dates_the_oldest(stack_
     assert _unread(s, {}) == (3, datetime.fromtimestamp(stamps[0] / 1000, UTC))  # bronze read none of it
     assert _unread(s, {0: 0}) == (2, datetime.fromtimestamp(stamps[1] / 1000, UTC))  # it read offset 0
     assert _unread(s, {0: 2}) == (0, None)  # all of it
+
+
+def test_status_of_a_brand_new_lake_says_what_to_run(monkeypatch):
+    """Before Spark's first write Trino's Iceberg JDBC catalog has no tables of its own: a problem line, not
+    a crash (pure: Trino and the catalog stood in for)."""
+    from types import SimpleNamespace
+
+    from trino.exceptions import TrinoExternalError
+
+    import lake.apps.layers as layers
+    import lake.catalog
+    import lake.clients
+    from lake.config import Settings
+
+    def fresh(*a, **k):
+        raise TrinoExternalError({"message": "Cannot check and eventually update SQL schema", "errorName": "X"})
+
+    monkeypatch.setattr(lake.clients, "trino_query", fresh)
+    monkeypatch.setattr(lake.catalog.Catalog, "connect", lambda s=None: SimpleNamespace(last_run=lambda *a, **k: None))
+    out = layers.status(Settings())
+    assert out["counts"] == {} and out["runs"] == []
+    assert out["problems"] == ["tables missing (Cannot check and eventually update SQL schema); run `lake layers run`"]
+
+    def broken(*a, **k):
+        raise ConnectionRefusedError("trino is down")
+
+    monkeypatch.setattr(lake.clients, "trino_query", broken)
+    with pytest.raises(ConnectionRefusedError):
+        layers.status(Settings())
