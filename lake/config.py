@@ -30,15 +30,16 @@ TOOLING_STACKS = {"test": 10000, "bench": 20000}
 # Their DAGs stay paused: a scheduler running the pipeline would race the tests' and benchmarks' own runs.
 TOOLING_SETTINGS = {
     # A test that unpauses lake_ingest (tests/dags/test_scheduler.py) sees its first run within 2 minutes. A
-    # scheduled retrain (tests/dags/test_autonomy.py, which tests the scheduler's plumbing) trains 1.5 minutes and
-    # is judged on its focus slices only: models that small swing by more than 5 % on a slice of a few dozen test
-    # images. The gate's own judgement is tested with its defaults (tests/lake/test_retrain.py).
+    # scheduled retrain (tests/dags/test_autonomy.py) trains 1.5 minutes and is judged with a 20 % tolerance:
+    # models that small, learning stars, lose a real 10-23 % on shape=triangle (its 80 % interval -37 % to -6 % in
+    # one run), while a batch of shuffled captions drops overall CIDEr by 30 % and its slices by 17-36 %. The
+    # gate's defaults are tested on their own (tests/lake/test_retrain.py).
     "test": {
         "LAKE_SPARK_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
         "LAKE_DAGS_LIVE": "false",
         "LAKE_INGEST_INTERVAL": "2",
         "LAKE_RETRAIN_MINUTES": "1.5",
-        "LAKE_RETRAIN_TOLERANCE": "1.0",
+        "LAKE_RETRAIN_TOLERANCE": "0.2",
     },
     "bench": {"LAKE_SPARK_JAVA_OPTIONS": "", "LAKE_DAGS_LIVE": "false"},
 }
