@@ -19,7 +19,8 @@ candidate starts from the production weights and trains on them plus a seeded re
 older train rows; both models are scored on the candidate data set's test split, and `gate` decides.
 
 The gate (CIDEr): reject if the candidate's overall score or any slice's falls below
-``production * (1 - tolerance)``, or if any focus slice fails to beat production. Default focus
+``production * (1 - tolerance)`` beyond noise, or if any focus slice fails to beat production beyond
+noise (both by a paired bootstrap of per-image scores, `change_interval`). Default focus
 slices: those over-represented among the new examples (share of new examples at least
 `FOCUS_SHARE` and at least `FOCUS_RATIO` times their share of the older examples), e.g. ``star``
 and ``shape=star`` when star images arrive after a star-free first data set.
@@ -98,7 +99,8 @@ def gate(
     (relative to production) and every focus slice improves. Reports as from `evaluate_version`; where both carry
     per-image scores, a drop past the tolerance fails the slice only if it is beyond noise too: the 80 % paired
     bootstrap interval of the change (`change_interval`) lies wholly below zero (a drop at least 90 % sure).
-    A small slice's drop that chance explains (an interval that holds zero) is shown, not a reason to reject."""
+    A small slice's drop that chance explains (an interval that holds zero) is shown, not a reason to reject.
+    Likewise a focus slice improves only beyond noise: its interval lies wholly above zero."""
     slices = {"overall": (candidate["overall"], production["overall"])}
     for name in sorted(set(candidate.get("slices", {})) | set(production.get("slices", {})) | set(focus_slices)):
         slices[name] = (candidate.get("slices", {}).get(name), production.get("slices", {}).get(name))
@@ -131,6 +133,12 @@ def gate(
         if focus and not cv > pv:
             ok = False
             reasons.append(f"focus slice {name}: {metric} {pv:.3f} -> {cv:.3f}, does not improve")
+        elif focus and (gain := change_interval(candidate, production, name, metric)) and gain[0] <= 0:
+            ok, interval = False, gain  # a gain that chance explains is no improvement
+            reasons.append(
+                f"focus slice {name}: {metric} {pv:.3f} -> {cv:.3f}, does not improve beyond noise "
+                f"(80% interval {gain[0]:+.1%} to {gain[1]:+.1%})"
+            )
         table.append(
             {
                 "slice": name,

@@ -100,6 +100,25 @@ def test_a_drop_that_chance_explains_is_shown_not_rejected():
     assert gate(per_image(every), per_image(prod), 0.05, []).table == d.table  # seeded: the same every time
 
 
+def test_a_focus_slice_must_improve_beyond_noise():
+    """30 star images: a candidate +3 % on the mean but better on some images and worse on others does not
+    improve the focus slice (its interval holds zero); +30 % on every star image does."""
+    import random
+
+    rng = random.Random(5)
+    prod = {f"t{i}": (rng.uniform(0.5, 4.0), ["star"]) for i in range(30)} | {f"c{i}": (2.0, []) for i in range(30)}
+    noisy = {i: (v * rng.uniform(0.5, 1.56) if "t" in i else v, s) for i, (v, s) in prod.items()}
+    scale = sum(prod[i][0] for i in prod if "t" in i) * 1.03 / sum(noisy[i][0] for i in noisy if "t" in i)
+    noisy = {i: (v * scale if "t" in i else v, s) for i, (v, s) in noisy.items()}  # exactly +3 % on stars
+    d = gate(per_image(noisy), per_image(prod), 0.05, ["star"])
+    row = next(r for r in d.table if r["slice"] == "star")
+    assert row["change"] == pytest.approx(0.03) and not row["ok"] and row["interval"][0] < 0 < row["interval"][1]
+    assert not d.promote and "does not improve beyond noise" in d.reasons[0]
+    better = {i: (v * 1.3 if "t" in i else v, s) for i, (v, s) in prod.items()}
+    d = gate(per_image(better), per_image(prod), 0.05, ["star"])
+    assert d.promote and next(r for r in d.table if r["slice"] == "star")["interval"] is None
+
+
 def test_a_promotion_is_refused_when_production_changed_since_the_gate():
     from lake.retrain import conclude
 
