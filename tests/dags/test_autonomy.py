@@ -5,7 +5,7 @@ the pipeline DAGs are unpaused; the scheduler runs `lake_ingest` on its interval
 answers with it and names the stars. Then its twin: star images whose captions are shuffled across the
 batch arrive at that production; the scheduler carries them the same way, the gate rejects the candidate
 (a skipped promote in the grid), production stays, nothing is red. Upload -> served seconds and both gate
-tables go to bench/results/autonomy.json. (integration, slow: about 25 minutes on 2 cores.) The test
+tables go to bench/results/autonomy.json. (integration, slow: about 10 minutes on 2 cores.) The test
 stack's scheduled retrains train 1.5 minutes (`LAKE_RETRAIN_MINUTES`) and are judged with a 20 % tolerance
 (`LAKE_RETRAIN_TOLERANCE`; lake/config.py says why). The bad batch arrives at a lake that holds stars
 already, so it has no focus slice: the gate rejects it for what it breaks. Its shuffled captions stay in the
@@ -158,11 +158,25 @@ def scheduled_loop(stack_up, folder, captions: dict[str, list[str]], source: str
     return Loop(retrain, tasks, decision, runs, uploaded_s, start)
 
 
-def gate_rows(decision: dict) -> list[dict]:
-    """The gate's table, rounded, for bench/results/autonomy.json."""
+def _rounded(v):
+    return round(v, 3) if isinstance(v, float) else [_rounded(x) for x in v] if isinstance(v, list) else v
+
+
+def summary(loop: Loop) -> dict:
+    """What bench/results/autonomy.json keeps of a loop: the two models, every DAG's runs, the gate's table."""
+    d = loop.decision
     keep = ("slice", "production", "candidate", "change", "focus", "ok", "n", "interval")
-    rnd = lambda v: round(v, 3) if isinstance(v, float) else [rnd(x) for x in v] if isinstance(v, list) else v  # noqa: E731
-    return [{k: rnd(r.get(k)) for k in keep} for r in decision["table"]]
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "production": d["production"],
+        "candidate": d["candidate"],
+        "runs": {dag: [(r["run_type"], r["state"]) for r in rs] for dag, rs in loop.runs.items()},
+        "gate": {
+            "tolerance": d["tolerance"],
+            "reasons": d["reasons"],
+            "table": [{k: _rounded(r.get(k)) for k in keep} for r in d["table"]],
+        },
+    }
 
 
 def test_uploads_of_a_new_concept_reach_a_served_model_with_no_command(star_free, stack_up, tmp_path):
@@ -183,16 +197,12 @@ def test_uploads_of_a_new_concept_reach_a_served_model_with_no_command(star_free
     assert named >= 1, [a["caption"] for a in answers]  # the new concept, after 1.5 minutes of training
     star = next(r for r in decision["table"] if r["slice"] == "star")
     result = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **summary(loop),
         "stars_uploaded": STARS,
         "upload_s": round(loop.uploaded_s, 1),
         "upload_to_served_s": round(served_s, 1),
-        "production": star_free["_id"],
-        "candidate": decision["candidate"],
         "star_slice": {"production": star["production"], "candidate": star["candidate"]},
         "probes_naming_stars": f"{named}/{len(answers)}",
-        "runs": {d: [(r["run_type"], r["state"]) for r in rs] for d, rs in loop.runs.items()},
-        "gate": {"tolerance": decision["tolerance"], "reasons": decision["reasons"], "table": gate_rows(decision)},
     }
     (REPO_ROOT / RESULT).write_text(json.dumps(result, indent=1) + "\n")
 
@@ -216,12 +226,5 @@ def test_a_bad_batch_is_rejected_and_production_stays(star_free, stack_up, tmp_p
     assert Registry.connect().get("compact:production")["_id"] == production
     assert all(a["model_version"] == production for a in ask_api(probes(3)))
     result = json.loads((REPO_ROOT / RESULT).read_text()) if (REPO_ROOT / RESULT).exists() else {}
-    result["bad_batch"] = {
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "production": production,
-        "candidate": decision["candidate"],
-        "upload_to_decision_s": round(time.monotonic() - loop.start, 1),
-        "runs": {d: [(r["run_type"], r["state"]) for r in rs] for d, rs in loop.runs.items()},
-        "gate": {"tolerance": decision["tolerance"], "reasons": decision["reasons"], "table": gate_rows(decision)},
-    }
+    result["bad_batch"] = {**summary(loop), "upload_to_decision_s": round(time.monotonic() - loop.start, 1)}
     (REPO_ROOT / RESULT).write_text(json.dumps(result, indent=1) + "\n")
